@@ -1,0 +1,1 @@
+"""Representations of crystals as tensors for the generative models."""

@@ -1,0 +1,24 @@
+rule augment:
+    input:
+        dataset="results/data/dataset.json.gz",
+    output:
+        dataset="results/augment/augmented.json.gz",
+    params:
+        chemsys=config["chemsys"],
+        max_atoms=max_atoms_arg(),
+        per_composition=config["augment"]["per_composition"],
+        operations=" ".join(config["augment"].get("operations", ["supercell", "translate", "swap"])),
+        seed=config["seed"],
+    log:
+        "logs/augment.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python -m pipeline.augment --dataset {input.dataset} --chemsys {params.chemsys}"
+        " {params.max_atoms} --per-composition {params.per_composition}"
+        " --operations {params.operations} --seed {params.seed} --out {output.dataset}"
+        " > {log} 2>&1"

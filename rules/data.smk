@@ -1,0 +1,56 @@
+def data_inputs(wildcards):
+    """Input files of fetch_data: the bundled set always (its phases are hull references
+    for user CIFs too), and the CIF folder's files for source cif_dir."""
+    inputs = {
+        "dataset": workflow_path(config["data"]["bundled"]["dataset"]),
+        "references": workflow_path(config["data"]["bundled"]["references"]),
+    }
+    if config["data"]["source"] == "cif_dir":
+        if not config["data"].get("cif_dir"):
+            raise ValueError("config: data.source is 'cif_dir' but data.cif_dir is not set")
+        inputs["cifs"] = sorted(Path(workflow_path(config["data"]["cif_dir"])).glob("*.cif"))
+    return inputs
+
+
+rule fetch_data:
+    input:
+        unpack(data_inputs),
+    output:
+        dataset="results/data/dataset.json.gz",
+        references="results/data/reference_phases.json.gz",
+        mp_entries="results/data/mp_entries.json.gz",
+        summary="results/data/summary.csv",
+        rejected="results/data/rejected.csv",
+        plot=report(
+            "results/data/composition_distribution.png",
+            category="1. Data",
+            caption="../report/composition_distribution.rst",
+        ),
+    params:
+        source=config["data"]["source"],
+        chemsys=config["chemsys"],
+        max_atoms=max_atoms_arg(),
+        cif_dir=(
+            f"--cif-dir {workflow_path(config['data']['cif_dir'])}"
+            if config["data"].get("cif_dir")
+            else ""
+        ),
+        mp=(
+            ("--mp-require-all-elements" if config["data"].get("mp", {}).get("require_all_elements", True) else "--no-mp-require-all-elements")
+            + f" --mp-reference-ehull {config['data'].get('mp', {}).get('reference_e_above_hull', 0.0)}"
+        ),
+    log:
+        "logs/fetch_data.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    shell:
+        "python -m pipeline.data --source {params.source} --chemsys {params.chemsys}"
+        " {params.max_atoms} {params.cif_dir} {params.mp}"
+        " --bundled-dataset {input.dataset} --bundled-references {input.references}"
+        " --out-dataset {output.dataset} --out-references {output.references}"
+        " --out-mp-entries {output.mp_entries} --out-summary {output.summary}"
+        " --out-rejected {output.rejected} --out-plot {output.plot} > {log} 2>&1"

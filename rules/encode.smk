@@ -1,0 +1,21 @@
+rule encode:
+    input:
+        dataset="results/augment/augmented.json.gz",
+    output:
+        tensors="results/encoded/pointcloud.npz",
+        compositions="results/encoded/compositions.csv",
+    params:
+        chemsys=config["chemsys"],
+        max_atoms=max_atoms_arg(),
+    log:
+        "logs/encode.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python -m pipeline.encode --dataset {input.dataset} --chemsys {params.chemsys}"
+        " {params.max_atoms} --out {output.tensors}"
+        " --out-compositions {output.compositions} > {log} 2>&1"
