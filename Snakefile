@@ -3,12 +3,16 @@
 #   snakemake --cores 8 --configfile my.yaml # your own settings
 # The rules only call the stage CLIs of the `pipeline` package; see README.md.
 
+import os
+
 from snakemake.utils import min_version, validate
 
 min_version("8.0")
 
 
-configfile: "config.yaml"
+# Found next to this Snakefile also when run with `-d <workdir>` (a path here is
+# relative to the working directory).
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 validate(config, "schemas/config.schema.yaml")
