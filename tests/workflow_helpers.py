@@ -66,18 +66,25 @@ def tiny_config(path: Path, **overrides: Any) -> Path:
 
 
 def run_snakemake(
-    workdir: Path, configfile: Path, *args: str, check: bool = True, timeout: float = 900
+    workdir: Path,
+    configfile: Path,
+    *args: str,
+    cores: int = 2,
+    check: bool = True,
+    timeout: float = 900,
 ) -> subprocess.CompletedProcess[str]:
-    """``snakemake -s <repo>/Snakefile -d workdir --configfile configfile --cores 2 *args``.
+    """``snakemake -s <repo>/Snakefile -d workdir --configfile configfile --cores N *args``.
 
     Parameters
     ----------
     workdir
-        Where ``results/`` and ``logs/`` go (created if missing).
+        Where ``results/`` and ``logs/`` go (created if missing); also the current directory.
     configfile
         Merged over the workflow's ``config.yaml``.
     *args
         More command-line arguments (targets, ``-n``, ``--profile ...``).
+    cores
+        ``--cores``: the local cores (with a cluster profile, those of local rules).
     check
         Fail the calling test, showing the end of Snakemake's output, on a non-zero exit.
     timeout
@@ -89,11 +96,11 @@ def run_snakemake(
         "-s", str(REPO / "Snakefile"),
         "-d", str(workdir),
         "--configfile", str(configfile),
-        "--cores", "2",
+        "--cores", str(cores),
         *args,
     ]  # fmt: skip
     result = subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout, cwd=REPO
+        command, capture_output=True, text=True, timeout=timeout, cwd=workdir
     )
     if check and result.returncode != 0:
         raise AssertionError(

@@ -126,6 +126,11 @@ wait_for_idle_node() {
 
 mkdir -p "$state_dir"
 [ ! -s "$started" ] || die "$started exists: stop that cluster first (stop_cluster.sh $state_dir)"
+for daemon in slurmctld slurmd; do
+  if pid=$(pgrep -x "$daemon"); then
+    die "a $daemon is already running (PID $pid): stop it first"
+  fi
+done
 install_packages
 start_munged
 write_config
