@@ -45,7 +45,7 @@ def check_rules_exist(workdir: Path, config: Path) -> None:
     rules = set(run_snakemake(workdir, config, "--list-rules").stdout.split())
     missing = {"relax", "gather_relaxed"} - rules
     if missing:
-        sys.exit(f"scaling.py: the workflow has no rule(s) {sorted(missing)}; it needs rules/relax.smk")
+        sys.exit(f"scaling.py: no rule(s) {sorted(missing)} in the workflow (rules/relax.smk)")
 
 
 def time_relax(workdir: Path, shards: int, cores: int) -> ScalingRun:
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shards", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--workdir", type=Path, help="keep the runs here (default: a temporary folder)")
+    parser.add_argument("--workdir", type=Path, help="keep the runs here (default: a temp dir)")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="htvs-scaling-") as scratch:

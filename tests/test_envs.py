@@ -234,7 +234,9 @@ def test_rule_env_lists_every_package_its_cli_imports(rule: RuleSpec) -> None:
 def test_env_pins_every_package(env: Path) -> None:
     spec = yaml.safe_load(env.read_text())
     assert spec["name"].startswith("crystal-htvs-") and spec["channels"][0] == "conda-forge"
-    unpinned = [pin.name for pin in env_pins(env) if pin.version is None and pin.name not in UNPINNED_OK]
+    unpinned = [
+        pin.name for pin in env_pins(env) if pin.version is None and pin.name not in UNPINNED_OK
+    ]
     assert not unpinned, f"{env.name}: unpinned {unpinned}"
 
 

@@ -92,20 +92,24 @@ def test_cluster_scripts_stop_exactly_the_daemons_they_started(slurm_cluster) ->
         assert Path(f"/proc/{pid}/comm").read_text().strip() == name
 
 
+GPU_REQUESTS = {"gpu", "gres", "gpu_model", "slurm_extra"}
+
+
 def cluster_set_resources(node_mem_mb: int) -> list[str]:
     """The profile's set-resources as ``--set-resources`` arguments, adapted to the test node.
 
     A command-line ``--set-resources`` replaces the profile's whole list, so every entry is
-    passed on: GPU requests dropped (the node has none), the GPU partition replaced by the
-    node's, memory capped at the node's.
+    passed on, adapted to a node without GPUs: the node's partition instead of the GPU
+    partition, ``gpu=0`` over the rule's own request, memory capped at the node's.
     """
     profile = yaml.safe_load((PROFILE / "config.yaml").read_text())
     arguments = []
     for rule, resources in profile.get("set-resources", {}).items():
         adapted: dict[str, Any] = {
-            name: value for name, value in resources.items() if name not in {"gpu", "gres"}
+            name: value for name, value in resources.items() if name not in GPU_REQUESTS
         }
         adapted["slurm_partition"] = NODE_PARTITION
+        adapted["gpu"] = 0
         if "mem_mb" in adapted:
             adapted["mem_mb"] = min(int(adapted["mem_mb"]), node_mem_mb)
         arguments += [f"{rule}:{name}={value}" for name, value in adapted.items()]
@@ -167,7 +171,8 @@ def assert_same_outputs(expected_dir: Path, actual_dir: Path) -> None:
 
 def test_tiny_pipeline_runs_through_slurm_like_a_local_run(slurm_cluster, tmp_path) -> None:
     config = tiny_config(tmp_path / "tiny.yaml")
-    local_dir, slurm_dir, slurm_logs = tmp_path / "local", tmp_path / "slurm", tmp_path / "slurm_logs"
+    local_dir, slurm_dir = tmp_path / "local", tmp_path / "slurm"
+    slurm_logs = tmp_path / "slurm_logs"
     run_snakemake(local_dir, config)
     slurm_arguments = [
         "--profile", str(PROFILE),
@@ -183,12 +188,14 @@ def test_tiny_pipeline_runs_through_slurm_like_a_local_run(slurm_cluster, tmp_pa
     run = run_snakemake(slurm_dir, config, *slurm_arguments, timeout=1200)
 
     # One SLURM job per planned job, each finished on the cluster with its rule's resources.
-    job_logs = sorted(slurm_logs.rglob("*.log"))
-    rules_run = sorted(log.relative_to(slurm_logs).parts[0].removeprefix("rule_") for log in job_logs)
-    assert rules_run == sorted(submitted.elements()), run.stderr[-3000:]
-    for log in job_logs:
-        rule = log.relative_to(slurm_logs).parts[0].removeprefix("rule_")
-        job = scontrol_job(log.stem)
+    # The plugin writes each job's log to <logdir>/rule_<rule>/[<wildcards>/]<SLURM job id>.log
+    job_logs = {
+        log.stem: log.relative_to(slurm_logs).parts[0].removeprefix("rule_")
+        for log in slurm_logs.rglob("*.log")
+    }
+    assert sorted(job_logs.values()) == sorted(submitted.elements()), run.stderr[-3000:]
+    for job_id, rule in job_logs.items():
+        job = scontrol_job(job_id)
         assert job["JobState"] == "COMPLETED", (rule, job)
         assert job["Partition"] == NODE_PARTITION
         assert Path(job["WorkDir"]) == slurm_dir
