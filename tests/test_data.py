@@ -17,7 +17,7 @@ from pipeline.data.filtering import split_usable
 from pipeline.errors import PipelineInputError
 from pipeline.records import read_records
 
-from conftest import BUNDLED_DATASET, BUNDLED_REFERENCES, DEFAULT_CAPS
+from conftest import BUNDLED_DATASET, BUNDLED_REFERENCES
 
 
 def outputs(tmp_path):
