@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -39,14 +39,29 @@ def finished_run(tmp_path_factory) -> tuple[Path, Path]:
     return workdir, config
 
 
+@pytest.fixture(scope="module")
+def downstream_of(finished_run) -> Callable[[set[str]], dict[str, int]]:
+    """Rules -> the jobs ``--forcerun <rules>`` plans (cached: a dry run takes seconds)."""
+    workdir, config = finished_run
+    plans: dict[frozenset[str], dict[str, int]] = {}
+
+    def plan(rules: set[str]) -> dict[str, int]:
+        key = frozenset(rules)
+        if key not in plans:
+            plans[key] = planned_jobs(workdir, config, "--forcerun", *sorted(rules))
+        return plans[key]
+
+    return plan
+
+
 @pytest.mark.parametrize(
     ("key", "value", "owners"), RERUN_CASES, ids=[case[0] for case in RERUN_CASES]
 )
 def test_a_parameter_change_reruns_its_rules_and_downstream_only(
-    finished_run, tmp_path, key: str, value: Any, owners: set[str]
+    finished_run, downstream_of, tmp_path, key: str, value: Any, owners: set[str]
 ) -> None:
-    workdir, config = finished_run
-    downstream = planned_jobs(workdir, config, "--forcerun", *sorted(owners))
+    workdir, _ = finished_run
+    downstream = downstream_of(owners)
     assert owners <= set(downstream)
     changed = tiny_config(tmp_path / "changed.yaml", **nested(key, value))
 
