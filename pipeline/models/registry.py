@@ -27,6 +27,8 @@ class Entry:
 MODELS: dict[str, Entry] = {
     # Kim et al., ACS Cent. Sci. 6, 1412 (2020)
     "ccgan": Entry("pipeline.models.ccgan:CCGAN", "pointcloud"),
+    # DiffCSP-style diffusion with an EGNN denoiser (pipeline/models/graph_diffusion.py)
+    "graph_diffusion": Entry("pipeline.models.graph_diffusion:GraphDiffusion", "graph"),
 }
 
 
