@@ -144,16 +144,18 @@ class Denoiser(nn.Module):
 
 
 class PropertyPredictor(nn.Module):
-    """(noisy crystal, t) -> one scalar per crystal (mean-pooled invariant EGNN features)."""
+    """(noisy crystal, t) -> one scalar per crystal, from mean-pooled invariant EGNN
+    features and the (invariant) standardised lattice parameters."""
 
     def __init__(self, n_species: int, hidden: int, layers: int, cutoff: float, max_neighbours: int):
         super().__init__()
         self.egnn = EGNN(n_species, hidden, layers, cutoff, max_neighbours, moves_atoms=False)
-        self.head = mlp(hidden, hidden, 1)
+        self.head = mlp(hidden + 6, hidden, 1)
 
     def forward(
         self, species: torch.Tensor, frac_coords: torch.Tensor, lattices: torch.Tensor,
-        t: torch.Tensor, batch: torch.Tensor, ptr: torch.Tensor,
+        lattice_z: torch.Tensor, t: torch.Tensor, batch: torch.Tensor, ptr: torch.Tensor,
     ) -> torch.Tensor:
         h, _ = self.egnn(species, frac_coords, lattices, t, batch, ptr)
-        return self.head(scatter(h, batch, dim=0, dim_size=len(lattices), reduce="mean")).squeeze(1)
+        pooled = scatter(h, batch, dim=0, dim_size=len(lattices), reduce="mean")
+        return self.head(torch.cat([pooled, lattice_z], dim=1)).squeeze(1)

@@ -32,6 +32,7 @@ interpolated, and each point is denoised again.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -225,8 +226,8 @@ class CrystalDiffusion(nn.Module):
     def band_gap(self, x: NoisyCrystals, t: torch.Tensor) -> torch.Tensor:
         """Predicted band gap (eV) of each crystal at steps ``t``."""
         mean, std = self.band_gap_stats
-        return self.predictor(x.species, x.frac, self.lattices(x), t / self.schedule.timesteps,
-                              x.batch, x.ptr) * std + mean
+        return self.predictor(x.species, x.frac, self.lattices(x), x.lattice_z,
+                              t / self.schedule.timesteps, x.batch, x.ptr) * std + mean
 
     # -- training
 
@@ -258,8 +259,7 @@ class CrystalDiffusion(nn.Module):
         t_gap = torch.randint(0, self.schedule.timesteps + 1, (n_crystals,), device=t.device)
         x_gap, _, _ = self.noised(batch, t_gap)
         mean, std = self.band_gap_stats
-        gap = self.predictor(x_gap.species, x_gap.frac, self.lattices(x_gap),
-                             t_gap / self.schedule.timesteps, x_gap.batch, x_gap.ptr)
+        gap = (self.band_gap(x_gap, t_gap) - mean) / std
         band_gap = ((gap - (batch.band_gap - mean) / std) ** 2).mean()
         return {"coords": coords, "lattice": lattice, "band_gap": band_gap}
 
@@ -349,17 +349,20 @@ class GraphDiffusion(GenerativeModel):
                        if k not in TrainOptions.not_in_fingerprint}
         checkpoints = Checkpoints(job.checkpoint_dir, fingerprint(job.data, run_options, job.seed))
         state = checkpoints.load_latest(device)
-        log, start = LossLog(), 0
+        start = state["step"] if state is not None else 0
+        # Batches of crystal indices: batch k is the same whether or not the run was resumed.
+        # Starting the DataLoader draws from torch's RNG, so it starts before that is restored.
+        loader = batches((torch.arange(len(graphs)),), opts.batch_size, job.seed,
+                         start_step=start, device=torch.device("cpu"))
+        loader = itertools.chain([next(loader)], loader)
+        log = LossLog()
         if state is not None:
             model.load_state_dict(state["model"])
             optimiser.load_state_dict(state["optimiser"])
             restore_rng_state(state["rng"])
-            log, start = LossLog(state["losses"]), state["step"]
+            log = LossLog(state["losses"])
             print(f"resuming from {checkpoints.paths()[-1]} at step {start}")
 
-        # Batches of crystal indices: batch k is the same whether or not the run was resumed.
-        loader = batches((torch.arange(len(graphs)),), opts.batch_size, job.seed,
-                         start_step=start, device=torch.device("cpu"))
         model.train()
         t0 = time.perf_counter()
         for step in tqdm(range(start, opts.steps), initial=start, total=opts.steps,

@@ -33,6 +33,7 @@ from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
 
 MIN_VOLUME_PER_ATOM = 1.0   # Å^3; below this a decoded cell is degenerate
+TIE_TOLERANCE = 1e-4        # Å; neighbours this close in distance are one shell
 
 
 class DecodeError(ValueError):
@@ -104,8 +105,9 @@ def periodic_radius_graph(
     frac_coords : (n, 3) fractional coordinates.
     lattice : (3, 3) lattice vectors as rows, Å.
     cutoff : edge cutoff, Å.
-    max_neighbours : keep only the nearest this many neighbours of each centre (a noisy
-        cell can be small, so the count is bounded); ``None`` keeps all.
+    max_neighbours : keep only the nearest this many neighbours of each centre, and those
+        as near as the last of them (a noisy cell can be small, so the count is bounded);
+        ``None`` keeps all.
     max_images : at most this many periodic images along each axis and direction.
 
     Returns
@@ -133,10 +135,15 @@ def periodic_radius_graph(
             d = distance[centre, neighbour, image]
             # Sort by (centre, distance): rank each edge among its centre's edges.
             order = torch.argsort(centre.to(d.dtype) * (2 * cutoff + 1.0) + d)
-            centre, neighbour, image = centre[order], neighbour[order], image[order]
+            centre, neighbour, image, d = centre[order], neighbour[order], image[order], d[order]
             first = torch.searchsorted(centre, centre, right=False)
             rank = torch.arange(len(centre), device=frac.device) - first
-            nearest = rank < max_neighbours
+            # Keep whole shells: every neighbour tied with the last one kept stays too, so
+            # the graph of a symmetric crystal does not depend on rounding (or on rotations).
+            last = torch.full((n,), float("inf"), dtype=d.dtype, device=frac.device)
+            at_last = rank == max_neighbours - 1
+            last[centre[at_last]] = d[at_last]
+            nearest = d <= last[centre] + TIE_TOLERANCE
             centre, neighbour, image = centre[nearest], neighbour[nearest], image[nearest]
         return torch.stack([neighbour, centre]), images[image]
 

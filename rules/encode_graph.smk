@@ -1,0 +1,22 @@
+# The graph representation of the graph_diffusion model: periodic-graph nodes of the
+# augmented crystals and their CGCNN band gaps (the teacher of its band-gap predictor).
+
+
+rule encode_graph:
+    input:
+        dataset="results/augment/augmented.json.gz",
+    output:
+        graphs="results/encoded/graph.npz",
+    params:
+        chemsys=config["chemsys"],
+    log:
+        "logs/encode_graph.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    shell:
+        "python -m pipeline.encode_graph --dataset {input.dataset} --chemsys {params.chemsys}"
+        " --threads {threads} --out {output.graphs} > {log} 2>&1"

@@ -1,0 +1,231 @@
+"""The graph equivariant diffusion model: equivariance, training, resuming, sampling,
+interpolation and band-gap steering, on a small bundled set on CPU."""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch_geometric.data import Batch
+
+from pipeline.encode_graph import graph_dataset, load_graph_dataset, save_graph_dataset
+from pipeline.errors import PipelineInputError
+from pipeline.models import registry
+from pipeline.models.base import SampleJob, TargetComposition, TrainJob
+from pipeline.models.graph_diffusion import (
+    CrystalDiffusion, LatticeScaler, TrainOptions, interpolate_crystals, load_model,
+    training_graphs,
+)
+from pipeline.represent.graph import GraphEncoding
+
+CPU = torch.device("cpu")
+# Small enough for a few seconds of CPU training.
+TINY = {"batch_size": 8, "hidden": 32, "layers": 2, "predictor_layers": 1, "timesteps": 10,
+        "lr": 2e-3}
+TRAINED_STEPS = 150
+GUIDANCE = 20.0
+MGMNO3 = TargetComposition("Mg1Mn1O3", {"Mg": 1, "Mn": 1, "O": 3})
+
+
+@contextmanager
+def one_thread():
+    """Small graphs: one thread is fastest (several fight over the shared cores)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def one_thread_per_test():
+    with one_thread():
+        yield
+
+
+@pytest.fixture(scope="session")
+def graph_data(bundled_records, mgmno, tmp_path_factory):
+    """64 bundled crystals of at most 12 atoms. Their "band gap" labels are the volume per
+    atom / 5 Å^3: a structural property that the predictor learns in a few steps and that
+    guidance can steer, without running CGCNN here (the teacher is tested elsewhere)."""
+    records = [r for r in bundled_records if r.natoms <= 12][:64]
+    gaps = np.array([volume_per_atom(r) / 5.0 for r in records])
+    path = tmp_path_factory.mktemp("graph") / "graph.npz"
+    save_graph_dataset(graph_dataset(records, mgmno, gaps), path)
+    return path
+
+
+def volume_per_atom(record) -> float:
+    return record.to_structure().volume / record.natoms
+
+
+def train(path, out_dir, steps, checkpoint_every=1000, seed=0, **options):
+    model = registry.create("graph_diffusion")
+    with one_thread():   # also in session fixtures, which start before the autouse one
+        model.train(TrainJob(data=path, out_dir=out_dir, options={**TINY, "steps": steps, **options},
+                             seed=seed, device=CPU, checkpoint_every=checkpoint_every))
+    return out_dir / "model.pt"
+
+
+@pytest.fixture(scope="session")
+def trained(graph_data, tmp_path_factory):
+    return train(graph_data, tmp_path_factory.mktemp("trained"), steps=TRAINED_STEPS)
+
+
+def fixed_noise_losses(model_path, graph_data) -> dict[str, float]:
+    """The loss terms on the first 32 crystals, averaged over 8 fixed draws of t and noise."""
+    model, _ = load_model(model_path, CPU)
+    batch = Batch.from_data_list(training_graphs(load_graph_dataset(graph_data))[:32])
+    torch.manual_seed(123)
+    with torch.no_grad():
+        draws = [model.losses(batch) for _ in range(8)]
+    return {k: float(np.mean([d[k].item() for d in draws])) for k in draws[0]}
+
+
+def rotation(seed: int) -> torch.Tensor:
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(seed),
+                                       dtype=torch.float64))
+    return q.float()
+
+
+def test_registered_and_opt_in(repo):
+    import yaml
+
+    assert registry.representation("graph_diffusion") == "graph"
+    config = yaml.safe_load((repo / "config.yaml").read_text())
+    assert "graph_diffusion" not in config["train"]["models"]
+    TrainOptions(**config["train"]["graph_diffusion"])
+
+
+def test_denoiser_is_equivariant(graph_data):
+    """Rotating a crystal's Cartesian frame or translating its atoms changes neither the
+    fractional-coordinate scores nor the lattice noise; swapping atoms swaps their scores."""
+    batch = Batch.from_data_list(training_graphs(load_graph_dataset(graph_data))[:4])
+    torch.manual_seed(0)
+    model = CrystalDiffusion(3, TrainOptions(**TINY),
+                             LatticeScaler.fit(batch.lattice.double(), torch.diff(batch.ptr)))
+    t, z = torch.tensor([0.3, 0.5, 0.7, 0.9]), torch.randn(4, 6)
+
+    def outputs(frac=batch.frac_coords, lattices=batch.lattice, species=batch.species):
+        with torch.no_grad():
+            return model.denoiser(species, frac, lattices, z, t, batch.batch, batch.ptr)
+
+    score, eps = outputs()
+    assert score.abs().sum() > 0
+    for other_score, other_eps in [
+        outputs(lattices=batch.lattice @ rotation(1).T),
+        outputs(frac=(batch.frac_coords + torch.tensor([0.31, -0.12, 0.57])) % 1.0),
+    ]:
+        assert torch.allclose(score, other_score, atol=1e-5)
+        assert torch.allclose(eps, other_eps, atol=1e-5)
+    order = torch.arange(len(batch.species))
+    order[[0, 1]] = order[[1, 0]]
+    swapped_score, swapped_eps = outputs(frac=batch.frac_coords[order], species=batch.species[order])
+    assert torch.allclose(score[order], swapped_score, atol=1e-5)
+    assert torch.allclose(eps, swapped_eps, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_training_reduces_the_loss(graph_data, trained, tmp_path):
+    before = fixed_noise_losses(train(graph_data, tmp_path, steps=1), graph_data)
+    after = fixed_noise_losses(trained, graph_data)
+    losses = pd.read_csv(trained.parent / "losses.csv")
+    assert list(losses.columns) == ["step", "coords", "lattice", "band_gap"]
+    assert len(losses) == TRAINED_STEPS
+    # The lattice noise and the band gap are learnt fast; the coordinate scores slowly (the
+    # small-noise steps need the clean crystal recognised), but they improve too.
+    for term in ("coords", "lattice", "band_gap"):
+        assert after[term] < before[term], (term, before, after)
+    assert sum(after.values()) < 0.85 * sum(before.values()), (before, after)
+
+
+def test_resume_equals_an_uninterrupted_run(graph_data, tmp_path):
+    whole = torch.load(train(graph_data, tmp_path / "whole", steps=6), weights_only=False)
+    train(graph_data, tmp_path / "parts", steps=3, checkpoint_every=3)
+    resumed = torch.load(train(graph_data, tmp_path / "parts", steps=6, checkpoint_every=3),
+                         weights_only=False)
+    for key, value in whole["state"].items():
+        assert torch.equal(value, resumed["state"][key]), key
+    assert len(pd.read_csv(tmp_path / "parts" / "losses.csv")) == 6
+
+
+def sample(model_path, targets=(MGMNO3,), per_composition=6, seed=0, **options):
+    model = registry.create("graph_diffusion")
+    return model.sample(SampleJob(model_path=model_path, targets=list(targets),
+                                  per_composition=per_composition, options=options, seed=seed,
+                                  device=CPU))
+
+
+def test_sampling_returns_decodable_structures_of_the_target(trained):
+    target = TargetComposition("Mg2Mn2O6", {"Mg": 2, "Mn": 2, "O": 6})
+    result = sample(trained, targets=(MGMNO3, target), per_composition=4, min_distance=0.0)
+    assert [(r.label, r.asked) for r in result.reports] == [("Mg1Mn1O3", 4), ("Mg2Mn2O6", 4)]
+    assert all(r.decoded == r.kept == 4 for r in result.reports)
+    assert sorted({r.formula for r in result.records}) == ["Mg1Mn1O3", "Mg2Mn2O6"]
+    for record in result.records:
+        structure = record.to_structure()           # a valid pymatgen structure
+        assert structure.volume > len(structure)
+        assert np.all((np.asarray(record.frac_coords) >= 0) & (np.asarray(record.frac_coords) < 1))
+        assert record.source == "graph_diffusion"
+        assert {"latent_seed", "predicted_band_gap"} <= set(record.properties)
+
+
+def test_a_structure_depends_on_its_seed_only(trained):
+    small = sample(trained, per_composition=2, batch_size=1, min_distance=0.0).records
+    large = sample(trained, per_composition=3, batch_size=3, min_distance=0.0).records
+    assert np.allclose(small[0].frac_coords, large[0].frac_coords, atol=1e-5)
+    assert np.allclose(small[1].lattice, large[1].lattice, atol=1e-4)
+    assert not np.allclose(small[0].frac_coords, small[1].frac_coords, atol=1e-3)
+
+
+def test_min_distance_drops_overlapping_atoms(trained):
+    result = sample(trained, per_composition=4, min_distance=50.0)
+    assert result.reports[0].decoded == 4 and result.reports[0].kept == 0
+
+
+def test_interpolation_between_two_noise_draws(trained):
+    records = sample(trained, per_composition=5, latent="interpolate", min_distance=0.0).records
+    assert [r.properties["latent_t"] for r in records] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert len({r.properties["latent_seed_end"] for r in records}) == 1
+
+
+def test_interpolation_between_two_crystals(trained, graph_data):
+    records = load_graph_dataset(graph_data).records()
+    by_formula: dict[str, list] = {}
+    for record in records:
+        by_formula.setdefault(record.formula, []).append(record)
+    a, b = next(group[:2] for group in by_formula.values() if len(group) >= 2)
+    path = interpolate_crystals(trained, a, b, n=4, t_start=5)
+    assert len(path) == 4
+    assert all(sorted(r.species) == sorted(a.species) for r in path)
+    assert [r.properties["latent_t"] for r in path] == pytest.approx([0, 1 / 3, 2 / 3, 1])
+    other = next(r for r in records if sorted(r.species) != sorted(a.species))
+    with pytest.raises(PipelineInputError, match="composition"):
+        interpolate_crystals(trained, a, other, n=2, t_start=5)
+
+
+def test_guidance_steers_the_predicted_property(trained):
+    def guided(target):
+        records = sample(trained, per_composition=8, target_band_gap=target,
+                         guidance_scale=GUIDANCE, min_distance=0.0).records
+        return (np.mean([r.properties["predicted_band_gap"] for r in records]),
+                np.mean([volume_per_atom(r) for r in records]))
+
+    (low_gap, low_volume), (high_gap, high_volume) = guided(0.0), guided(6.0)
+    assert high_gap > low_gap + 0.2
+    # The labels are volumes per atom: steering towards a larger "gap" makes larger cells.
+    assert high_volume > low_volume
+
+
+def test_unknown_options_and_foreign_targets_are_input_errors(trained):
+    with pytest.raises(PipelineInputError, match="unknown options"):
+        sample(trained, temperature=2.0)
+    with pytest.raises(PipelineInputError, match="Fe"):
+        sample(trained, targets=(TargetComposition("Fe2O3", {"Fe": 2, "O": 3}),))
+    with pytest.raises(PipelineInputError, match="sampler"):
+        sample(trained, sampler="euler")
