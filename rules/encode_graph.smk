@@ -1,5 +1,6 @@
 # The graph representation of the graph_diffusion model: periodic-graph nodes of the
 # augmented crystals and their CGCNN band gaps (the teacher of its band-gap predictor).
+# The screen environment: CGCNN is one of the screening property models.
 
 
 rule encode_graph:
@@ -12,7 +13,7 @@ rule encode_graph:
     log:
         "logs/encode_graph.log",
     conda:
-        "../envs/torch.yaml"
+        "../envs/screen.yaml"
     threads: 1
     resources:
         mem_mb=4000,

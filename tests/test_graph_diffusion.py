@@ -3,7 +3,6 @@ interpolation and band-gap steering, on a small bundled set on CPU."""
 
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 
 import numpy as np
@@ -12,7 +11,6 @@ import pytest
 import torch
 from torch_geometric.data import Batch
 
-from pipeline.encode_graph import graph_dataset, load_graph_dataset, save_graph_dataset
 from pipeline.errors import PipelineInputError
 from pipeline.models import registry
 from pipeline.models.base import SampleJob, TargetComposition, TrainJob
@@ -20,7 +18,7 @@ from pipeline.models.graph_diffusion import (
     CrystalDiffusion, LatticeScaler, TrainOptions, interpolate_crystals, load_model,
     training_graphs,
 )
-from pipeline.represent.graph import GraphEncoding
+from pipeline.represent.graph import graph_dataset, load_graph_dataset, save_graph_dataset
 
 CPU = torch.device("cpu")
 # Small enough for a few seconds of CPU training.

@@ -8,14 +8,12 @@ import torch
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.io.vasp import Poscar
 
-from pipeline.encode_graph import (
-    graph_dataset, load_graph_dataset, main, save_graph_dataset, teacher_band_gaps,
-)
+from pipeline.encode_graph import main, teacher_band_gaps
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
 from pipeline.represent.graph import (
-    DecodeError, GraphEncoding, lattice_from_log_metric, lattice_log_metric,
-    periodic_radius_graph, to_poscar,
+    DecodeError, GraphEncoding, graph_dataset, lattice_from_log_metric, lattice_log_metric,
+    load_graph_dataset, periodic_radius_graph, save_graph_dataset, to_poscar,
 )
 
 ENCODING = GraphEncoding(("Mg", "Mn", "O"), cutoff=5.0)

@@ -45,7 +45,7 @@ import torch.nn as nn
 from torch_geometric.data import Batch, Data
 from tqdm import tqdm
 
-from pipeline.encode_graph import load_graph_dataset
+from pipeline.represent.graph import load_graph_dataset
 from pipeline.errors import PipelineInputError
 from pipeline.models.base import (
     GenerativeModel, SampleJob, SampleResult, TargetComposition, TargetReport, TrainJob,

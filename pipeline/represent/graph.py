@@ -16,12 +16,17 @@ A crystal becomes a :class:`torch_geometric.data.Data` graph:
 :func:`periodic_radius_graph` builds the same edges in torch for the noisy crystals inside
 the diffusion model (their positions change at every step). Values are kept in float64,
 so ``decode(encode(record))`` gives the record back exactly.
+
+A training set of graphs is stored without edges (they follow from the positions, the
+lattice and the cutoff) as concatenated node arrays: :class:`GraphDataset`,
+:func:`save_graph_dataset`, :func:`load_graph_dataset`; :mod:`pipeline.encode_graph` writes it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,6 +34,7 @@ from pymatgen.core import Element
 from pymatgen.io.vasp import Poscar
 from torch_geometric.data import Data
 
+from pipeline.chemsys import ChemicalSystem
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
 
@@ -86,6 +92,85 @@ class GraphEncoding:
 def to_poscar(record: CrystalRecord) -> str:
     """The VASP POSCAR text of a record (pymatgen; the record id as its comment line)."""
     return Poscar(record.to_structure(), comment=record.id).get_str()
+
+
+# ----------------------------------------------------------------------------- dataset files
+
+
+@dataclass
+class GraphDataset:
+    """Crystals as concatenated node arrays, as saved by :func:`save_graph_dataset`."""
+
+    elements: tuple[str, ...]
+    species: np.ndarray
+    frac_coords: np.ndarray
+    num_atoms: np.ndarray
+    lattice: np.ndarray
+    band_gap: np.ndarray
+    ids: list[str]
+    parents: list[str]
+
+    def __len__(self) -> int:
+        return len(self.num_atoms)
+
+    def records(self) -> list[CrystalRecord]:
+        """The crystals as records (``properties["band_gap"]`` set)."""
+        starts = np.concatenate([[0], np.cumsum(self.num_atoms)])
+        return [
+            CrystalRecord(id=self.ids[k], lattice=self.lattice[k].tolist(),
+                          species=[self.elements[s] for s in self.species[starts[k]:starts[k + 1]]],
+                          frac_coords=self.frac_coords[starts[k]:starts[k + 1]].tolist(),
+                          parent=self.parents[k], properties={"band_gap": float(self.band_gap[k])})
+            for k in range(len(self))
+        ]
+
+
+def graph_dataset(records: list[CrystalRecord], system: ChemicalSystem,
+                  band_gap: np.ndarray) -> GraphDataset:
+    if not records:
+        raise PipelineInputError("nothing to encode: the dataset is empty")
+    elements = tuple(system.elements)
+    foreign = sorted({s for r in records for s in r.species} - set(elements))
+    if foreign:
+        raise PipelineInputError(f"elements {foreign} are not in the chemical system {system}")
+    return GraphDataset(
+        elements=elements,
+        species=np.array([elements.index(s) for r in records for s in r.species], dtype=np.int64),
+        frac_coords=np.concatenate([np.asarray(r.frac_coords) for r in records]),
+        num_atoms=np.array([r.natoms for r in records], dtype=np.int64),
+        lattice=np.stack([np.asarray(r.lattice) for r in records]),
+        band_gap=np.asarray(band_gap, dtype=np.float64),
+        ids=[r.id for r in records], parents=[r.parent or r.id for r in records],
+    )
+
+
+def save_graph_dataset(data: GraphDataset, path: str | Path) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.npz")
+    np.savez_compressed(
+        tmp, species=data.species, frac_coords=data.frac_coords, num_atoms=data.num_atoms,
+        lattice=data.lattice, band_gap=data.band_gap, ids=np.array(data.ids),
+        parents=np.array(data.parents), elements=np.array(data.elements),
+    )
+    tmp.replace(path)
+
+
+def load_graph_dataset(path: str | Path) -> GraphDataset:
+    """Read an ``.npz`` written by :func:`save_graph_dataset`."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineInputError(f"graph dataset not found: {path}")
+    with np.load(path) as f:
+        if "num_atoms" not in f:
+            raise PipelineInputError(f"{path}: not a graph dataset (no num_atoms)")
+        return GraphDataset(
+            elements=tuple(str(e) for e in f["elements"]), species=f["species"],
+            frac_coords=f["frac_coords"], num_atoms=f["num_atoms"], lattice=f["lattice"],
+            band_gap=f["band_gap"], ids=[str(s) for s in f["ids"]],
+            parents=[str(s) for s in f["parents"]],
+        )
+
 
 
 # ----------------------------------------------------------------------------- torch geometry

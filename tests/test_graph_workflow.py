@@ -1,0 +1,43 @@
+"""data -> augment -> encode_graph -> train -> sample for graph_diffusion through Snakemake."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.represent.graph import load_graph_dataset
+from pipeline.records import read_records
+from workflow_helpers import run_snakemake, tiny_config
+
+pytestmark = [pytest.mark.slow, pytest.mark.workflow]
+
+SAMPLES = "results/samples/graph_diffusion/samples.json.gz"
+
+
+def test_graph_diffusion_runs_in_the_workflow(tmp_path):
+    config = tiny_config(
+        tmp_path,
+        train={"models": ["graph_diffusion"], "device": "cpu", "threads": 1,
+               "checkpoint_every": 5,
+               "graph_diffusion": {"steps": 10, "batch_size": 8, "hidden": 16, "layers": 1,
+                                   "predictor_layers": 1, "timesteps": 5}},
+        sample={"targets": "known", "max_targets": 2, "per_composition": 3,
+                "graph_diffusion": {"min_distance": 0.0}},
+    )
+    workdir = tmp_path / "run"
+    run_snakemake(workdir, config, SAMPLES)
+
+    graphs = load_graph_dataset(workdir / "results/encoded/graph.npz")
+    augmented = read_records(workdir / "results/augment/augmented.json.gz")
+    assert len(graphs) == len(augmented)
+    assert np.all(graphs.band_gap >= 0) and graphs.band_gap.std() > 0     # CGCNN's labels
+    assert len(pd.read_csv(workdir / "results/train/graph_diffusion/losses.csv")) == 10
+    assert (workdir / "results/train/graph_diffusion/loss_curve.png").stat().st_size > 0
+
+    report = pd.read_csv(workdir / "results/samples/graph_diffusion/sample_report.csv")
+    samples = read_records(workdir / SAMPLES)
+    assert list(report["asked"]) == [3, 3]
+    assert len(samples) == report["kept"].sum() > 0
+    assert {r.source for r in samples} == {"graph_diffusion"}
+    assert {r.formula for r in samples} <= set(report["composition"])
