@@ -32,7 +32,6 @@ interpolated, and each point is denoised again.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -351,10 +350,8 @@ class GraphDiffusion(GenerativeModel):
         state = checkpoints.load_latest(device)
         start = state["step"] if state is not None else 0
         # Batches of crystal indices: batch k is the same whether or not the run was resumed.
-        # Starting the DataLoader draws from torch's RNG, so it starts before that is restored.
         loader = batches((torch.arange(len(graphs)),), opts.batch_size, job.seed,
                          start_step=start, device=torch.device("cpu"))
-        loader = itertools.chain([next(loader)], loader)
         log = LossLog()
         if state is not None:
             model.load_state_dict(state["model"])
