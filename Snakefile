@@ -26,6 +26,9 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/augment.smk"
 include: "rules/encode.smk"
+include: "rules/screen_properties.smk"
+include: "rules/export.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError, exit_on_input_error
@@ -56,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pbe-to-hse", type=float, nargs=2, metavar=("SLOPE", "INTERCEPT"),
                         help="linear map of PBE gaps to HSE level (used only when the window is"
                         " at HSE level and the gaps come from CGCNN)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (more than one per core slows these small graphs)")
     parser.add_argument("--out", type=Path, required=True, help="properties table (.csv)")
     return parser
 
@@ -80,6 +83,7 @@ def band_gap_model(choice: str) -> tuple[MEGNetBandGap | None, str]:
 @exit_on_input_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    torch.set_num_threads(max(1, args.threads))
     window = BandGapWindow(args.gap_min, args.gap_max, args.gap_level)
     mapping = LinearGapMap(*args.pbe_to_hse) if args.pbe_to_hse else None
     records = read_records(args.relaxed)
