@@ -27,8 +27,11 @@ MODELS = ("gan", "vae")
 
 @functools.lru_cache(maxsize=1)
 def chgnet():
+    import torch
     from chgnet.model import CHGNet
 
+    # One thread: these cells are tiny and the machine is shared (more threads only contend).
+    torch.set_num_threads(1)
     return CHGNet.load(verbose=False)
 
 
