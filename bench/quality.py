@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.export.ranking import read_table  # noqa: E402
-from pipeline.quality import KIM2020_REFERENCE, evaluate_model  # noqa: E402
+from pipeline.quality import KIM2020_REFERENCE, evaluate_model, prepare  # noqa: E402
 from pipeline.records import read_records  # noqa: E402
 
 HEADLINE = ("n_generated", "validity", "uniqueness", "novelty", "fraction_e_hull_le_metastable",
@@ -55,10 +55,11 @@ def main() -> int:
     hull = read_table(results / "screen/hull.csv", ["id", "e_above_hull"])
     e_above_hull = dict(zip(hull["id"], hull["e_above_hull"].astype(float)))
     training = [r.to_structure() for r in read_records(results / "data/dataset.json.gz")]
+    training_prepared = [prepare(t) for t in training]
     figures = {}
     for model in sorted(samples):
         quality = evaluate_model(model, samples[model], relaxed.get(model, []), e_above_hull,
-                                 training)
+                                 training, training_prepared)
         figures[model] = {key: getattr(quality, key) for key in HEADLINE}
         figures[model]["mean_lattice_ks"] = float(np.nanmean(list(quality.lattice_ks.values())))
     print(json.dumps({

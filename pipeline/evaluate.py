@@ -25,6 +25,7 @@ from pipeline.quality import (
     MIN_DISTANCE,
     SYNTHESIZABLE_E_HULL,
     evaluate_model,
+    prepare,
 )
 from pipeline.records import read_records
 
@@ -82,10 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     hull = read_table(args.hull, ["id", "e_above_hull"])
     e_above_hull = dict(zip(hull["id"], hull["e_above_hull"].astype(float)))
     training = [r.to_structure() for r in read_records(args.training)]
+    training_prepared = [prepare(t) for t in tqdm(training, desc="training cells", unit="structure")]
     models = {}
     for model in tqdm(sorted(samples_by_model), desc="evaluate", unit="model"):
         quality = evaluate_model(model, samples_by_model[model], relaxed_by_model.get(model, []),
-                                 e_above_hull, training, metastable=args.metastable,
+                                 e_above_hull, training, training_prepared,
+                                 metastable=args.metastable,
                                  synthesizable=args.synthesizable)
         models[model] = asdict(quality)
     metrics = {

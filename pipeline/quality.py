@@ -8,7 +8,8 @@ Protocols:
   test, one oxidation state per element (``smact_validity``). Mixed-valence compounds such as
   Mn3O4 fail it; the rate with SMACT's mixed-valence expansion is reported beside it.
 * Uniqueness: distinct structures (pymatgen ``StructureMatcher``, default tolerances) among a
-  model's relaxed samples; novelty: unique samples matching no training structure.
+  model's relaxed samples; novelty: unique samples matching no training structure. Primitive
+  cells are reduced once, and pairs that cannot match (``can_match``) are never fitted.
 * Stability: fractions of the samples at E_hull <= 0.2 and <= 0.08 eV/atom, Kim et al.'s
   (2020) metastable and synthesizable thresholds; S.U.N.: stable (at the second threshold),
   unique and novel.
@@ -31,6 +32,7 @@ import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition, Structure
 from scipy.stats import ks_2samp
+from tqdm import tqdm
 
 from pipeline.records import CrystalRecord
 
@@ -69,26 +71,71 @@ def compositionally_valid(reduced_formula: str, mixed_valence: bool = False) -> 
                                    include_alloys=True, mixed_valence=mixed_valence))
 
 
-def unique_indices(structures: Sequence[Structure], matcher: StructureMatcher) -> list[int]:
+@dataclass(frozen=True)
+class Prepared:
+    """A structure reduced once for matching: its primitive cell and cheap invariants."""
+
+    primitive: Structure
+    formula: str
+    nsites: int
+    lengths: tuple[float, float, float]  # Niggli cell lengths at 1 Å^3 per atom, ascending
+
+
+def prepare(structure: Structure) -> Prepared:
+    primitive = structure.get_primitive_structure()
+    lattice = primitive.lattice.get_niggli_reduced_lattice()
+    scale = (len(primitive) / lattice.volume) ** (1 / 3)
+    lengths = tuple(sorted(float(x) * scale for x in lattice.abc))
+    return Prepared(primitive, primitive.composition.reduced_formula, len(primitive), lengths)
+
+
+def can_match(a: Prepared, b: Prepared, ltol: float) -> bool:
+    """Necessary conditions of ``StructureMatcher.fit(a, b)`` that cost nothing.
+
+    Without supercells the matcher compares primitive cells of equal size, scaled to equal
+    volumes, and looks for a basis of ``a``'s lattice whose lengths are within a factor
+    ``1 + ltol`` of ``b``'s Niggli cell lengths. The Niggli lengths being the lattice's successive
+    minima, ``a``'s k-th Niggli length is then below ``(1 + ltol)`` times ``b``'s, for each k.
+    """
+    if a.formula != b.formula or a.nsites != b.nsites:
+        return False
+    bound = (1.0 + ltol) * (1.0 + 1e-6)
+    return all(x < bound * y for x, y in zip(a.lengths, b.lengths))
+
+
+def matches(a: Prepared, b: Prepared, matcher: StructureMatcher) -> bool:
+    """``matcher.fit(a, b)`` on the primitive cells, after the free necessary conditions."""
+    return can_match(a, b, matcher.ltol) and matcher.fit(a.primitive, b.primitive)
+
+
+def default_matcher() -> StructureMatcher:
+    """pymatgen's default matcher, working on the primitive cells ``prepare`` made once."""
+    return StructureMatcher(primitive_cell=False)
+
+
+def unique_indices(structures: Sequence[Prepared], matcher: StructureMatcher) -> list[int]:
     """Indices of the first structure of each group of matching structures."""
-    by_formula: dict[str, list[int]] = defaultdict(list)
+    by_key: dict[tuple[str, int], list[int]] = defaultdict(list)
     for i, s in enumerate(structures):
-        by_formula[s.composition.reduced_formula].append(i)
+        by_key[s.formula, s.nsites].append(i)
     keep = []
-    for indices in by_formula.values():
+    for indices in by_key.values():
         representatives: list[int] = []
         for i in indices:
-            if not any(matcher.fit(structures[i], structures[j]) for j in representatives):
+            if not any(matches(structures[i], structures[j], matcher) for j in representatives):
                 representatives.append(i)
         keep.extend(representatives)
     return sorted(keep)
 
 
-def novel_mask(structures: Sequence[Structure], training: Mapping[str, Sequence[Structure]],
+def novel_mask(structures: Sequence[Prepared], training: Sequence[Prepared],
                matcher: StructureMatcher) -> list[bool]:
-    """Whether each structure matches no training structure of the same reduced formula."""
-    return [not any(matcher.fit(s, t) for t in training.get(s.composition.reduced_formula, ()))
-            for s in structures]
+    """Whether each structure matches no training structure."""
+    by_key: dict[tuple[str, int], list[Prepared]] = defaultdict(list)
+    for t in training:
+        by_key[t.formula, t.nsites].append(t)
+    return [not any(matches(s, t, matcher) for t in by_key[s.formula, s.nsites])
+            for s in tqdm(structures, desc="novelty", unit="structure", leave=False)]
 
 
 def lattice_parameters(structures: Iterable[Structure]) -> dict[str, np.ndarray]:
@@ -132,12 +179,18 @@ def evaluate_model(
     relaxed: Sequence[CrystalRecord],
     e_above_hull: Mapping[str, float],
     training: Sequence[Structure],
+    training_prepared: Sequence[Prepared] | None = None,
     matcher: StructureMatcher | None = None,
     metastable: float = METASTABLE_E_HULL,
     synthesizable: float = SYNTHESIZABLE_E_HULL,
 ) -> ModelQuality:
-    """Quality figures of one model: its raw samples, their relaxed versions, their E_hull."""
-    matcher = matcher or StructureMatcher()
+    """Quality figures of one model: its raw samples, their relaxed versions, their E_hull.
+
+    ``training_prepared`` (``prepare`` of each training structure) saves the reduction when
+    several models are evaluated against the same training set."""
+    matcher = matcher or default_matcher()
+    if training_prepared is None:
+        training_prepared = [prepare(t) for t in training]
     n = len(samples)
     raw = [s.to_structure() for s in samples]
     structural = [structurally_valid(s) for s in raw]
@@ -145,11 +198,9 @@ def evaluate_model(
     compositional = [compositionally_valid(f) for f in formulas]
     mixed = [compositionally_valid(f, mixed_valence=True) for f in formulas]
     relaxed_structures = [r.to_structure() for r in relaxed]
-    unique = unique_indices(relaxed_structures, matcher)
-    training_by_formula: dict[str, list[Structure]] = defaultdict(list)
-    for t in training:
-        training_by_formula[t.composition.reduced_formula].append(t)
-    novel = novel_mask([relaxed_structures[i] for i in unique], training_by_formula, matcher)
+    relaxed_prepared = [prepare(s) for s in relaxed_structures]
+    unique = unique_indices(relaxed_prepared, matcher)
+    novel = novel_mask([relaxed_prepared[i] for i in unique], training_prepared, matcher)
     unique_novel_ids = {relaxed[i].id for i, is_new in zip(unique, novel) if is_new}
     hull = np.array([e_above_hull.get(r.id, np.nan) for r in relaxed], dtype=float)
     metastable_count = int(np.sum(hull <= metastable))

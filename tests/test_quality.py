@@ -13,10 +13,13 @@ from pymatgen.core import Lattice, Structure
 from pipeline.evaluate import main as evaluate_main
 from pipeline.quality import (
     KIM2020_REFERENCE,
+    can_match,
     compositionally_valid,
+    default_matcher,
     evaluate_model,
     ks_statistics,
     novel_mask,
+    prepare,
     structurally_valid,
     unique_indices,
 )
@@ -54,16 +57,31 @@ def test_duplicates_and_supercells_are_not_unique(small_records):
     supercell = structures[1].copy()
     supercell.make_supercell([2, 1, 1])
     pool = structures + [structures[0].copy(), supercell]
-    assert unique_indices(pool, StructureMatcher()) == [0, 1, 2, 3]
+    assert unique_indices([prepare(s) for s in pool], default_matcher()) == [0, 1, 2, 3]
 
 
 def test_a_training_structure_is_not_novel(small_records):
-    training = {r.to_structure().composition.reduced_formula: [r.to_structure()]
-                for r in small_records[:3]}
+    training = [prepare(r.to_structure()) for r in small_records[:3]]
     perturbed = small_records[0].to_structure()
     perturbed.perturb(0.02, min_distance=0.01)  # within the matcher's tolerances
-    assert novel_mask([perturbed, small_records[5].to_structure()], training,
-                      StructureMatcher()) == [False, True]
+    strained = small_records[1].to_structure()
+    strained.apply_strain([0.5, 0.0, 0.0])  # beyond the matcher's length tolerance
+    candidates = [prepare(s) for s in (perturbed, small_records[5].to_structure(), strained)]
+    assert novel_mask(candidates, training, default_matcher()) == [False, True, True]
+
+
+def test_the_free_prefilter_never_rejects_a_pair_the_matcher_accepts(bundled_records):
+    """On pairs of bundled structures of equal formula and primitive size."""
+    prepared = [prepare(r.to_structure()) for r in bundled_records[:300:3]]
+    matcher, accepted = StructureMatcher(), 0
+    for a in prepared:
+        for b in prepared:
+            if a is b or (a.formula, a.nsites) != (b.formula, b.nsites):
+                continue
+            if matcher.fit(a.primitive, b.primitive):
+                accepted += 1
+                assert can_match(a, b, matcher.ltol)
+    assert accepted > 0
 
 
 def test_ks_statistic_is_zero_for_the_same_set_and_one_for_disjoint_sets(small_records):

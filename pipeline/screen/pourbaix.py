@@ -157,12 +157,14 @@ def fit_chemical_potentials(
     if fitted:
         free = sorted({el.symbol for f in fitted for el in phases[f][0]})
         matrix = np.array([[phases[f][0][el] for el in free] for f in fitted])
-        # Right-hand side: experiment minus the formation energy from the potential's references.
-        rhs = np.array([
-            -(experimental[f] - (phases[f][0].num_atoms * phases[f][1]
-                                 - sum(n * elemental[e.symbol] for e, n in phases[f][0].items())))
-            for f in fitted
-        ])
+
+        def potential_formation(formula: str) -> float:
+            composition, energy = phases[formula]
+            return composition.num_atoms * energy - sum(
+                n * elemental[el.symbol] for el, n in composition.items())
+
+        # G_f = potential_formation - sum_i n_i delta_i must equal experiment for each oxide.
+        rhs = np.array([potential_formation(f) - experimental[f] for f in fitted])
         solution, *_ = np.linalg.lstsq(matrix, rhs, rcond=None)
         delta.update(zip(free, solution))
         for f, row, target in zip(fitted, matrix, rhs):
