@@ -101,3 +101,14 @@ def test_cli_refuses_pbe_gaps_against_an_hse_window_without_a_mapping(reference_
                               "--out", str(tmp_path / "p.csv")])
     assert status == 2
     assert "pbe_to_hse" in capsys.readouterr().err
+
+
+def test_the_hub_check_answers_quickly_when_nothing_listens():
+    import time
+
+    from pipeline.properties import band_gap_model, hub_reachable
+
+    start = time.perf_counter()
+    assert not hub_reachable(("127.0.0.1", 1), timeout_s=1.0)  # a closed local port
+    assert time.perf_counter() - start < 2.0
+    assert band_gap_model("cgcnn") == (None, "PBE")
