@@ -19,15 +19,15 @@ from pipeline.records import CrystalRecord
 UNITS = {"a": "Å", "b": "Å", "c": "Å", "alpha": "°", "beta": "°", "gamma": "°"}
 
 
-def plot_e_hull_histogram(hull: pd.DataFrame, thresholds: dict[str, float], path: str | Path,
+def plot_e_hull_histogram(table: pd.DataFrame, thresholds: dict[str, float], path: str | Path,
                           models: pd.Series | None = None) -> None:
-    """Histogram of E_hull (eV/atom) per model, with the thresholds as vertical lines."""
+    """Histogram of ``table``'s E_hull (eV/atom) per model, the thresholds as vertical lines."""
     fig, (ax,) = new_figure()
-    values = hull["e_above_hull"].astype(float)
+    values = table["e_above_hull"].astype(float)
     finite = values[np.isfinite(values)]
     upper = max(0.5, float(np.percentile(finite, 95))) if len(finite) else 0.5
     bins = np.linspace(0.0, upper, 41)
-    groups = models.fillna("?").astype(str) if models is not None else pd.Series("all", index=hull.index)
+    groups = models.fillna("?").astype(str) if models is not None else pd.Series("all", index=table.index)
     for model in sorted(groups.unique()):
         ax.hist(np.clip(values[groups == model].dropna(), 0.0, upper), bins=bins, alpha=0.6,
                 label=model)
