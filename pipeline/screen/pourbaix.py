@@ -3,7 +3,9 @@
 The stability measure is that of Singh et al. (Chem. Mater. 29, 10159, 2017) used by Kim et
 al. (2020): the free energy of a solid above the Pourbaix hull, the lowest-energy combination
 of solids and aqueous ions at the same metal ratio (pymatgen's ``PourbaixDiagram``), scanned
-over pH at ``V_SHE = V_RHE - 0.0591 pH`` and minimised.
+over pH at ``V_SHE = V_RHE - 0.0591 pH`` and minimised. The hull is made of the hull references
+(stable ones only) and the ions, not of the candidates, so a candidate below the known phases
+gets a negative Delta G_pbx.
 
 Putting solids and ions on one footing (the scheme):
 
