@@ -3,6 +3,7 @@
 #   snakemake --cores 8 --configfile my.yaml # your own settings
 # The rules only call the stage CLIs of the `pipeline` package; see README.md.
 
+import os
 import sys
 
 from snakemake.utils import min_version, validate
@@ -13,7 +14,9 @@ from pipeline.config import check_config
 min_version("8.0")
 
 
-configfile: "config.yaml"
+# Found next to this Snakefile also when run with `-d <workdir>` (a path here is
+# relative to the working directory).
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 # A readable list of every problem first (key.path: message), then snakemake's own

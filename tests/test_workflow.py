@@ -1,53 +1,29 @@
 """The first three stages through snakemake itself, on a tiny config in a temp dir."""
 
 import gzip
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from pipeline.records import read_records
 
 from conftest import REPO
+from workflow_helpers import planned_jobs, run_snakemake, tiny_config
 
 pytestmark = pytest.mark.workflow
 
-FOUNDATION_RULES = {"fetch_data", "augment", "encode"}
 FOUNDATION_TARGETS = ["results/encoded/pointcloud.npz", "results/data/summary.csv",
                       "results/data/composition_distribution.png"]
 
 
-def write_config(path: Path, overrides: dict) -> Path:
-    path.write_text(yaml.safe_dump(overrides))
-    return path
-
-
-def snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run the repository's workflow in ``workdir``; config.yaml, then ``configfile`` over it."""
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d",
-               str(workdir), "--configfile", str(REPO / "config.yaml"), str(configfile),
-               "--cores", "2", *args]
-    return subprocess.run(command, capture_output=True, text=True, cwd=workdir)
-
-
-def planned_jobs(workdir: Path, configfile: Path) -> set[str]:
-    """The rules a dry run would execute for the foundation targets."""
-    result = snakemake(workdir, configfile, "-n", *FOUNDATION_TARGETS, "--quiet", "rules")
-    assert result.returncode == 0, result.stderr
-    rules = set()
-    for line in (result.stdout + result.stderr).splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
-            rules.add(parts[0])
-    return rules
+def snakemake(workdir: Path, configfile: Path, *args: str):
+    return run_snakemake(workdir, configfile, *args, check=False)
 
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("wf")
-    config = write_config(workdir / "tiny.yaml", {"augment": {"per_composition": 3}})
+    config = tiny_config(workdir / "tiny.yaml", augment={"per_composition": 3})
     result = snakemake(workdir, config, *FOUNDATION_TARGETS)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, config
@@ -65,13 +41,13 @@ def test_the_stages_write_their_outputs(finished_run):
 
 def test_a_second_run_with_nothing_changed_runs_nothing(finished_run):
     workdir, config = finished_run
-    assert planned_jobs(workdir, config) == set()
+    assert planned_jobs(workdir, config, *FOUNDATION_TARGETS) == {}
 
 
 def test_an_augment_change_reruns_augment_and_encode_only(finished_run):
     workdir, _ = finished_run
-    changed = write_config(workdir / "changed.yaml", {"augment": {"per_composition": 4}})
-    assert planned_jobs(workdir, changed) == {"augment", "encode"}
+    changed = tiny_config(workdir / "changed.yaml", augment={"per_composition": 4})
+    assert planned_jobs(workdir, changed, *FOUNDATION_TARGETS) == {"augment": 1, "encode": 1}
 
 
 @pytest.mark.parametrize("overrides, message", [
@@ -81,7 +57,7 @@ def test_an_augment_change_reruns_augment_and_encode_only(finished_run):
     ({"data": {"source": "ftp"}}, "data.source: 'ftp' is not one of"),
 ])
 def test_a_bad_config_stops_the_run_naming_the_key(tmp_path, overrides, message):
-    result = snakemake(tmp_path, write_config(tmp_path / "bad.yaml", overrides), "-n")
+    result = snakemake(tmp_path, tiny_config(tmp_path / "bad.yaml", **overrides), "-n")
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
 
@@ -89,7 +65,7 @@ def test_a_bad_config_stops_the_run_naming_the_key(tmp_path, overrides, message)
 def test_a_corrupt_dataset_fails_the_rule_with_a_clear_log(tmp_path):
     corrupt = tmp_path / "corrupt.json.gz"
     corrupt.write_bytes(gzip.compress(b"[{")[:12])
-    config = write_config(tmp_path / "c.yaml", {"data": {"source": "bundled", "bundled": {
+    config = tiny_config(tmp_path / "c.yaml", **{"data": {"source": "bundled", "bundled": {
         "dataset": str(corrupt),
         "references": str(REPO / "resources/datasets/mgmno_reference_phases.json")}}})
     result = snakemake(tmp_path, config, "results/data/dataset.json.gz")
@@ -100,7 +76,7 @@ def test_a_corrupt_dataset_fails_the_rule_with_a_clear_log(tmp_path):
 
 
 def test_a_missing_dataset_file_is_named(tmp_path):
-    config = write_config(tmp_path / "m.yaml", {"data": {"source": "bundled", "bundled": {
+    config = tiny_config(tmp_path / "m.yaml", **{"data": {"source": "bundled", "bundled": {
         "dataset": "resources/datasets/absent.json.gz",
         "references": "resources/datasets/mgmno_reference_phases.json"}}})
     result = snakemake(tmp_path, config, "-n")
