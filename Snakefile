@@ -33,6 +33,9 @@ include: "rules/encode_graph.smk"
 include: "rules/compositions.smk"
 include: "rules/train.smk"
 include: "rules/sample.smk"
+include: "rules/screen_properties.smk"
+include: "rules/export.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -1,0 +1,226 @@
+"""Quality of a generator's samples: validity, uniqueness, novelty, stability, lattice statistics.
+
+Protocols:
+
+* Structural validity (CDVAE, Xie et al. 2022): every interatomic distance, periodic images
+  included, above 0.5 Å.
+* Compositional validity (CDVAE): SMACT charge neutrality with the Pauling electronegativity
+  test, one oxidation state per element (``smact_validity``). Mixed-valence compounds such as
+  Mn3O4 fail it; the rate with SMACT's mixed-valence expansion is reported beside it.
+* Uniqueness: distinct structures (pymatgen ``StructureMatcher``, default tolerances) among a
+  model's relaxed samples; novelty: unique samples matching no training structure. Primitive
+  cells are reduced once, and pairs that cannot match (``can_match``) are never fitted.
+* Stability: fractions of the samples at E_hull <= 0.2 and <= 0.08 eV/atom, Kim et al.'s
+  (2020) metastable and synthesizable thresholds; S.U.N.: stable (at the second threshold),
+  unique and novel.
+* Lattice statistics: the two-sample Kolmogorov-Smirnov statistic of each lattice parameter,
+  relaxed samples against the training set.
+
+Rates are fractions of the samples generated (the paper's convention), so a sample lost at
+validation or relaxation counts against its model.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Composition, Structure
+from scipy.stats import ks_2samp
+from tqdm import tqdm
+
+from pipeline.records import CrystalRecord
+
+MIN_DISTANCE = 0.5  # Å, CDVAE's structural-validity cut-off
+METASTABLE_E_HULL = 0.2  # eV/atom, Kim et al. (2020)
+SYNTHESIZABLE_E_HULL = 0.08  # eV/atom, Kim et al. (2020)
+LATTICE_PARAMETERS = ("a", "b", "c", "alpha", "beta", "gamma")
+
+# Kim et al., ACS Cent. Sci. 6, 1412 (2020): the same screen on their GAN's samples.
+KIM2020_REFERENCE = {
+    "known_compositions": {"compositions": 11, "structures": 3300, "e_hull_le_0.2": 368,
+                           "fraction_e_hull_le_0.2": 368 / 3300, "e_hull_le_0.08": 35,
+                           "fraction_e_hull_le_0.08": 35 / 3300},
+    "new_compositions": {"compositions": 20, "structures": 6000, "e_hull_le_0.2": 753,
+                         "fraction_e_hull_le_0.2": 753 / 6000, "e_hull_le_0.08": 113,
+                         "fraction_e_hull_le_0.08": 113 / 6000},
+    "source": "S. Kim et al., ACS Cent. Sci. 6, 1412-1420 (2020), doi:10.1021/acscentsci.0c00426",
+}
+
+
+def structurally_valid(structure: Structure, min_distance: float = MIN_DISTANCE) -> bool:
+    """CDVAE's test: all interatomic distances (periodic images too) above ``min_distance``."""
+    if structure.volume < 0.1:
+        return False
+    return len(structure.get_neighbor_list(min_distance, exclude_self=True)[0]) == 0
+
+
+@functools.lru_cache(maxsize=None)
+def compositionally_valid(reduced_formula: str, mixed_valence: bool = False) -> bool:
+    """SMACT charge neutrality and Pauling electronegativity test (CDVAE's settings)."""
+    from smact.screening import smact_validity
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return bool(smact_validity(Composition(reduced_formula), use_pauling_test=True,
+                                   include_alloys=True, mixed_valence=mixed_valence))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A structure reduced once for matching: its primitive cell and cheap invariants."""
+
+    primitive: Structure
+    formula: str
+    nsites: int
+    lengths: tuple[float, float, float]  # Niggli cell lengths at 1 Å^3 per atom, ascending
+
+
+def prepare(structure: Structure) -> Prepared:
+    primitive = structure.get_primitive_structure()
+    lattice = primitive.lattice.get_niggli_reduced_lattice()
+    scale = (len(primitive) / lattice.volume) ** (1 / 3)
+    lengths = tuple(sorted(float(x) * scale for x in lattice.abc))
+    return Prepared(primitive, primitive.composition.reduced_formula, len(primitive), lengths)
+
+
+def can_match(a: Prepared, b: Prepared, ltol: float) -> bool:
+    """Necessary conditions of ``StructureMatcher.fit(a, b)`` that cost nothing.
+
+    Without supercells the matcher compares primitive cells of equal size, scaled to equal
+    volumes, and looks for a basis of ``a``'s lattice whose lengths are within a factor
+    ``1 + ltol`` of ``b``'s Niggli cell lengths. The Niggli lengths being the lattice's successive
+    minima, ``a``'s k-th Niggli length is then below ``(1 + ltol)`` times ``b``'s, for each k.
+    """
+    if a.formula != b.formula or a.nsites != b.nsites:
+        return False
+    bound = (1.0 + ltol) * (1.0 + 1e-6)
+    return all(x < bound * y for x, y in zip(a.lengths, b.lengths))
+
+
+def matches(a: Prepared, b: Prepared, matcher: StructureMatcher) -> bool:
+    """``matcher.fit(a, b)`` on the primitive cells, after the free necessary conditions."""
+    return can_match(a, b, matcher.ltol) and matcher.fit(a.primitive, b.primitive)
+
+
+def default_matcher() -> StructureMatcher:
+    """pymatgen's default matcher, working on the primitive cells ``prepare`` made once."""
+    return StructureMatcher(primitive_cell=False)
+
+
+def unique_indices(structures: Sequence[Prepared], matcher: StructureMatcher) -> list[int]:
+    """Indices of the first structure of each group of matching structures."""
+    by_key: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for i, s in enumerate(structures):
+        by_key[s.formula, s.nsites].append(i)
+    keep = []
+    for indices in by_key.values():
+        representatives: list[int] = []
+        for i in indices:
+            if not any(matches(structures[i], structures[j], matcher) for j in representatives):
+                representatives.append(i)
+        keep.extend(representatives)
+    return sorted(keep)
+
+
+def novel_mask(structures: Sequence[Prepared], training: Sequence[Prepared],
+               matcher: StructureMatcher) -> list[bool]:
+    """Whether each structure matches no training structure."""
+    by_key: dict[tuple[str, int], list[Prepared]] = defaultdict(list)
+    for t in training:
+        by_key[t.formula, t.nsites].append(t)
+    return [not any(matches(s, t, matcher) for t in by_key[s.formula, s.nsites])
+            for s in tqdm(structures, desc="novelty", unit="structure", leave=False)]
+
+
+def lattice_parameters(structures: Iterable[Structure]) -> dict[str, np.ndarray]:
+    """a, b, c (Å) and alpha, beta, gamma (degrees) of each structure."""
+    values = np.array([[*s.lattice.abc, *s.lattice.angles] for s in structures]).reshape(-1, 6)
+    return {name: values[:, i] for i, name in enumerate(LATTICE_PARAMETERS)}
+
+
+def ks_statistics(generated: Sequence[Structure], training: Sequence[Structure]) -> dict[str, float]:
+    """Two-sample K-S statistic of each lattice parameter (NaN without generated structures)."""
+    if not generated or not training:
+        return dict.fromkeys(LATTICE_PARAMETERS, float("nan"))
+    gen, ref = lattice_parameters(generated), lattice_parameters(training)
+    return {name: float(ks_2samp(gen[name], ref[name]).statistic) for name in LATTICE_PARAMETERS}
+
+
+@dataclass
+class ModelQuality:
+    """Quality figures of one generator's samples (rates are fractions of ``n_generated``)."""
+
+    model: str
+    n_generated: int
+    n_relaxed: int
+    structural_validity: float
+    compositional_validity: float
+    compositional_validity_mixed_valence: float
+    validity: float  # both structural and compositional (CDVAE)
+    uniqueness: float  # unique relaxed samples / generated
+    novelty: float  # unique and novel relaxed samples / generated
+    fraction_e_hull_le_metastable: float
+    fraction_e_hull_le_synthesizable: float
+    count_e_hull_le_metastable: int
+    count_e_hull_le_synthesizable: int
+    sun_rate: float  # stable (<= synthesizable threshold), unique and novel / generated
+    lattice_ks: dict[str, float] = field(default_factory=dict)
+
+
+def evaluate_model(
+    model: str,
+    samples: Sequence[CrystalRecord],
+    relaxed: Sequence[CrystalRecord],
+    e_above_hull: Mapping[str, float],
+    training: Sequence[Structure],
+    training_prepared: Sequence[Prepared] | None = None,
+    matcher: StructureMatcher | None = None,
+    metastable: float = METASTABLE_E_HULL,
+    synthesizable: float = SYNTHESIZABLE_E_HULL,
+) -> ModelQuality:
+    """Quality figures of one model: its raw samples, their relaxed versions, their E_hull.
+
+    ``training_prepared`` (``prepare`` of each training structure) saves the reduction when
+    several models are evaluated against the same training set."""
+    matcher = matcher or default_matcher()
+    if training_prepared is None:
+        training_prepared = [prepare(t) for t in training]
+    n = len(samples)
+    raw = [s.to_structure() for s in samples]
+    structural = [structurally_valid(s) for s in raw]
+    formulas = [s.composition.reduced_formula for s in raw]
+    compositional = [compositionally_valid(f) for f in formulas]
+    mixed = [compositionally_valid(f, mixed_valence=True) for f in formulas]
+    relaxed_structures = [r.to_structure() for r in relaxed]
+    relaxed_prepared = [prepare(s) for s in relaxed_structures]
+    unique = unique_indices(relaxed_prepared, matcher)
+    novel = novel_mask([relaxed_prepared[i] for i in unique], training_prepared, matcher)
+    unique_novel_ids = {relaxed[i].id for i, is_new in zip(unique, novel) if is_new}
+    hull = np.array([e_above_hull.get(r.id, np.nan) for r in relaxed], dtype=float)
+    metastable_count = int(np.sum(hull <= metastable))
+    synthesizable_count = int(np.sum(hull <= synthesizable))
+    sun = sum(1 for r, e in zip(relaxed, hull) if e <= synthesizable and r.id in unique_novel_ids)
+
+    def rate(count: float) -> float:
+        return float(count) / n if n else float("nan")
+
+    return ModelQuality(
+        model=model, n_generated=n, n_relaxed=len(relaxed),
+        structural_validity=rate(sum(structural)),
+        compositional_validity=rate(sum(compositional)),
+        compositional_validity_mixed_valence=rate(sum(mixed)),
+        validity=rate(sum(a and b for a, b in zip(structural, compositional))),
+        uniqueness=rate(len(unique)), novelty=rate(len(unique_novel_ids)),
+        fraction_e_hull_le_metastable=rate(metastable_count),
+        fraction_e_hull_le_synthesizable=rate(synthesizable_count),
+        count_e_hull_le_metastable=metastable_count,
+        count_e_hull_le_synthesizable=synthesizable_count,
+        sun_rate=rate(sun),
+        lattice_ks=ks_statistics(relaxed_structures, training),
+    )

@@ -1,0 +1,1 @@
+"""Report stage: the screen's plots for ``snakemake --report``."""

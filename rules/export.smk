@@ -1,0 +1,33 @@
+# The ranked candidates table and the DFT-ready inputs of the candidates that pass.
+
+
+rule export:
+    input:
+        relaxed="results/screen/relaxed.json.gz",
+        hull="results/screen/hull.csv",
+        properties="results/screen/properties.csv",
+        pourbaix="results/screen/pourbaix.csv",
+        validation="results/screen/validation.csv",
+    output:
+        candidates="results/candidates.csv",
+        dft_ready=directory("results/dft_ready"),
+    params:
+        max_e_hull=config["screen"]["e_hull"]["synthesizable"],
+        max_delta_g=config["screen"]["pourbaix"]["max_delta_g"],
+        potential=config["screen"]["potential"],
+        seed=config["seed"],
+    log:
+        "logs/export.log",
+    conda:
+        "../envs/screen.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=15,
+    shell:
+        "python -m pipeline.export --relaxed {input.relaxed} --hull {input.hull}"
+        " --properties {input.properties} --pourbaix {input.pourbaix}"
+        " --validation {input.validation} --max-e-hull {params.max_e_hull}"
+        " --max-delta-g-pbx {params.max_delta_g} --potential {params.potential}"
+        " --seed {params.seed} --out-candidates {output.candidates}"
+        " --out-dir {output.dft_ready} > {log} 2>&1"

@@ -1,0 +1,74 @@
+# The screen's plots and the generators' quality metrics, registered for `snakemake --report`.
+
+
+def generator_samples(wildcards):
+    """The samples file of every configured generator (train.models)."""
+    return expand("results/samples/{model}/samples.json.gz", model=config["train"]["models"])
+
+
+rule report_plots:
+    input:
+        candidates="results/candidates.csv",
+        references=hull_references(),
+        relaxed="results/screen/relaxed.json.gz",
+        training="results/data/dataset.json.gz",
+    output:
+        e_hull=report("results/report/e_hull_histogram.png", category="4. Screen",
+                      caption="../report/e_hull_histogram.rst"),
+        ternary=report("results/report/ternary_hull.png", category="4. Screen",
+                       caption="../report/ternary_hull.rst"),
+        gap_pourbaix=report("results/report/band_gap_vs_pourbaix.png", category="4. Screen",
+                            caption="../report/band_gap_vs_pourbaix.rst"),
+        lattice=report("results/report/lattice_parameters.png", category="5. Quality",
+                       caption="../report/lattice_parameters.rst"),
+    params:
+        chemsys=config["chemsys"],
+        metastable=config["screen"]["e_hull"]["metastable"],
+        synthesizable=config["screen"]["e_hull"]["synthesizable"],
+        gap_window=f"{config['screen']['band_gap']['min']} {config['screen']['band_gap']['max']}",
+        gap_level=config["screen"]["band_gap"]["level"],
+        max_delta_g=config["screen"]["pourbaix"]["max_delta_g"],
+    log:
+        "logs/report_plots.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=15,
+    shell:
+        "python -m pipeline.report --chemsys {params.chemsys} --candidates {input.candidates}"
+        " --references {input.references} --relaxed {input.relaxed}"
+        " --training {input.training} --metastable {params.metastable}"
+        " --synthesizable {params.synthesizable} --gap-window {params.gap_window}"
+        " --gap-level {params.gap_level} --max-delta-g-pbx {params.max_delta_g}"
+        " --out-e-hull {output.e_hull} --out-ternary {output.ternary}"
+        " --out-gap-pourbaix {output.gap_pourbaix} --out-lattice {output.lattice} > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        samples=generator_samples,
+        relaxed="results/screen/relaxed.json.gz",
+        hull="results/screen/hull.csv",
+        training="results/data/dataset.json.gz",
+    output:
+        metrics="results/evaluation/metrics.json",
+        table=report("results/evaluation/metrics.html", category="5. Quality",
+                     caption="../report/metrics.rst"),
+    params:
+        metastable=config["screen"]["e_hull"]["metastable"],
+        synthesizable=config["screen"]["e_hull"]["synthesizable"],
+    log:
+        "logs/evaluate.log",
+    conda:
+        "../envs/report.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python -m pipeline.evaluate --samples {input.samples} --relaxed {input.relaxed}"
+        " --hull {input.hull} --training {input.training} --metastable {params.metastable}"
+        " --synthesizable {params.synthesizable} --out {output.metrics}"
+        " --out-table {output.table} > {log} 2>&1"

@@ -1,0 +1,127 @@
+"""Small, real inputs for the screen's later stages, in the file formats of docs/architecture.md.
+
+Energies are CHGNet single-point energies (eV/atom) of bundled structures: the textbook hull
+references, a few training structures standing in for the training part of the hull, and a few
+other bundled structures standing in for two generators' relaxed samples. Built once per test
+session (CHGNet loads in a few seconds and each energy takes a fraction of a second).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+from pymatgen.core import Composition
+
+from pipeline.records import CrystalRecord, read_records, write_records
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLED_DATASET = REPO / "resources" / "datasets" / "mgmno_kim2020.json.gz"
+BUNDLED_REFERENCES = REPO / "resources" / "datasets" / "mgmno_reference_phases.json"
+MODELS = ("gan", "vae")
+
+
+@functools.lru_cache(maxsize=1)
+def chgnet():
+    import torch
+    from chgnet.model import CHGNet
+
+    # One thread: these cells are tiny and the machine is shared (more threads only contend).
+    torch.set_num_threads(1)
+    return CHGNet.load(verbose=False)
+
+
+def with_energy(record: CrystalRecord, source: str | None = None) -> CrystalRecord:
+    """A copy of ``record`` with its CHGNet energy per atom (and a new source if given)."""
+    out = copy.deepcopy(record)
+    out.properties["energy_per_atom"] = float(chgnet().predict_structure(record.to_structure())["e"])
+    if source is not None:
+        out.source = source
+    return out
+
+
+def first_per_formula(records, count: int, skip: int = 0) -> list[CrystalRecord]:
+    """The first structure of each cell formula, ``count`` of them after skipping ``skip``."""
+    seen, out = set(), []
+    for record in records:
+        if record.formula in seen:
+            continue
+        seen.add(record.formula)
+        if len(seen) > skip:
+            out.append(record)
+        if len(out) == count:
+            break
+    return out
+
+
+@dataclass(frozen=True)
+class ScreenData:
+    references: list[CrystalRecord]  # hull references (textbook phases + training structures)
+    training: list[CrystalRecord]
+    candidates: list[CrystalRecord]  # "relaxed" samples of two generators, and MgO
+
+
+@functools.lru_cache(maxsize=1)
+def screen_data() -> ScreenData:
+    bundled = read_records(BUNDLED_DATASET)
+    phases = [with_energy(r, "reference") for r in read_records(BUNDLED_REFERENCES)]
+    training = [with_energy(r, "kim2020") for r in first_per_formula(bundled, 8)]
+    generated = first_per_formula(bundled, 8, skip=8)
+    candidates = [with_energy(r, MODELS[i % 2]) for i, r in enumerate(generated)]
+    for i, record in enumerate(candidates):
+        record.id = f"{record.source}-{i:03d}"
+        record.parent = None
+    magnesia = with_energy(next(r for r in phases if r.id == "MgO"), "gan")
+    magnesia.id = "gan-MgO"
+    return ScreenData(phases + training, training, candidates + [magnesia])
+
+
+def hull_table(data: ScreenData) -> pd.DataFrame:
+    """E_hull of the candidates against the references (pymatgen's PhaseDiagram)."""
+    diagram = PhaseDiagram([PDEntry(Composition(r.formula), r.properties["energy_per_atom"] * r.natoms)
+                            for r in data.references])
+    rows = []
+    for r in data.candidates:
+        entry = PDEntry(Composition(r.formula), r.properties["energy_per_atom"] * r.natoms)
+        rows.append({"id": r.id, "energy_per_atom": r.properties["energy_per_atom"],
+                     "e_above_hull": diagram.get_e_above_hull(entry, allow_negative=True)})
+    return pd.DataFrame(rows)
+
+
+def write_screen_inputs(folder: Path) -> dict[str, Path]:
+    """The upstream files of the properties/pourbaix/export/report/evaluate rules, under
+    ``folder`` at their pipeline paths; returns them by name."""
+    data = screen_data()
+    paths = {
+        "relaxed": folder / "results/screen/relaxed.json.gz",
+        "references": folder / "results/hull/chgnet/references_relaxed.json.gz",
+        "training": folder / "results/data/dataset.json.gz",
+        "hull": folder / "results/screen/hull.csv",
+        "validation": folder / "results/screen/validation.csv",
+        "relax_status": folder / "results/screen/relax_status.csv",
+    }
+    write_records(data.candidates, paths["relaxed"])
+    write_records(data.references, paths["references"])
+    write_records(data.training, paths["training"])
+    for model in MODELS:
+        samples = [r for r in data.candidates if r.source == model]
+        # One raw sample with two atoms 0.3 Å apart: structurally invalid, never relaxed.
+        broken = copy.deepcopy(samples[0])
+        broken.id, broken.properties = f"{model}-broken", {}
+        broken.frac_coords[1] = list(broken.to_structure().lattice.get_fractional_coords(
+            broken.to_structure()[0].coords + [0.3, 0.0, 0.0]))
+        paths[f"samples_{model}"] = folder / f"results/samples/{model}/samples.json.gz"
+        write_records(samples + [broken], paths[f"samples_{model}"])
+    hull_table(data).to_csv(paths["hull"], index=False)
+    pd.DataFrame({"id": [r.id for r in data.candidates],
+                  "model": [r.source for r in data.candidates], "status": "ok", "reason": "",
+                  "novel": True}).to_csv(paths["validation"], index=False)
+    pd.DataFrame({"id": [r.id for r in data.candidates], "status": "converged", "reason": "",
+                  "steps": 0, "energy_per_atom": [r.properties["energy_per_atom"]
+                                                  for r in data.candidates]}
+                 ).to_csv(paths["relax_status"], index=False)
+    return paths

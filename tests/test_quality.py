@@ -1,0 +1,139 @@
+"""Quality metrics of generated samples (pipeline.quality) and the evaluate CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Lattice, Structure
+
+from pipeline.evaluate import main as evaluate_main
+from pipeline.quality import (
+    KIM2020_REFERENCE,
+    can_match,
+    compositionally_valid,
+    default_matcher,
+    evaluate_model,
+    ks_statistics,
+    novel_mask,
+    prepare,
+    structurally_valid,
+    unique_indices,
+)
+from pipeline.records import CrystalRecord, write_records
+
+
+def squeezed(record: CrystalRecord, distance: float) -> CrystalRecord:
+    """A copy whose second atom sits ``distance`` Å from the first."""
+    out = copy.deepcopy(record)
+    structure = out.to_structure()
+    out.frac_coords[1] = list(structure.lattice.get_fractional_coords(
+        structure[0].coords + np.array([distance, 0.0, 0.0])))
+    out.id = f"{record.id}-squeezed"
+    return out
+
+
+def test_structural_validity_is_the_half_angstrom_rule(small_records):
+    assert all(structurally_valid(r.to_structure()) for r in small_records)
+    assert not structurally_valid(squeezed(small_records[0], 0.4).to_structure())
+    # Periodic images count: one atom in a 0.45 Å cube sits 0.45 Å from its own images.
+    assert not structurally_valid(Structure(Lattice.cubic(0.45), ["Mg"], [[0, 0, 0]]))
+    assert structurally_valid(Structure(Lattice.cubic(3.0), ["Mg"], [[0, 0, 0]]))
+
+
+def test_compositional_validity_follows_cdvae_and_reports_mixed_valence():
+    assert compositionally_valid("MgO") and compositionally_valid("MgMn2O4")
+    assert not compositionally_valid("MgO3")  # no charge-neutral single-valence assignment
+    # Hausmannite is Mn(II)Mn(III)2O4: only the mixed-valence expansion accepts it.
+    assert not compositionally_valid("Mn3O4")
+    assert compositionally_valid("Mn3O4", mixed_valence=True)
+
+
+def test_duplicates_and_supercells_are_not_unique(small_records):
+    structures = [r.to_structure() for r in small_records[:4]]
+    supercell = structures[1].copy()
+    supercell.make_supercell([2, 1, 1])
+    pool = structures + [structures[0].copy(), supercell]
+    assert unique_indices([prepare(s) for s in pool], default_matcher()) == [0, 1, 2, 3]
+
+
+def test_a_training_structure_is_not_novel(small_records):
+    training = [prepare(r.to_structure()) for r in small_records[:3]]
+    perturbed = small_records[0].to_structure()
+    perturbed.perturb(0.02, min_distance=0.01)  # within the matcher's tolerances
+    strained = small_records[1].to_structure()
+    strained.apply_strain([0.5, 0.0, 0.0])  # beyond the matcher's length tolerance
+    candidates = [prepare(s) for s in (perturbed, small_records[5].to_structure(), strained)]
+    assert novel_mask(candidates, training, default_matcher()) == [False, True, True]
+
+
+def test_the_free_prefilter_never_rejects_a_pair_the_matcher_accepts(bundled_records):
+    """On pairs of bundled structures of equal formula and primitive size."""
+    prepared = [prepare(r.to_structure()) for r in bundled_records[:300:3]]
+    matcher, accepted = StructureMatcher(), 0
+    for a in prepared:
+        for b in prepared:
+            if a is b or (a.formula, a.nsites) != (b.formula, b.nsites):
+                continue
+            if matcher.fit(a.primitive, b.primitive):
+                accepted += 1
+                assert can_match(a, b, matcher.ltol)
+    assert accepted > 0
+
+
+def test_ks_statistic_is_zero_for_the_same_set_and_one_for_disjoint_sets(small_records):
+    structures = [r.to_structure() for r in small_records]
+    assert all(v == 0.0 for v in ks_statistics(structures, structures).values())
+    stretched = [s.copy() for s in structures]
+    for s in stretched:
+        s.scale_lattice(s.volume * 30)  # every length x ~3.1, beyond every training length
+    ks = ks_statistics(stretched, structures)
+    assert ks["a"] == ks["b"] == ks["c"] == 1.0
+    # Angles are unchanged up to rounding (which K-S sees as a few ties broken).
+    assert ks["alpha"] < 0.2 and ks["beta"] < 0.2 and ks["gamma"] < 0.2
+
+
+def test_rates_count_against_the_samples_generated(small_records):
+    samples = [copy.deepcopy(r) for r in small_records[:4]]
+    for i, s in enumerate(samples):
+        s.id, s.source = f"m-{i}", "m"
+    samples.append(squeezed(samples[0], 0.3))  # invalid, never relaxed
+    relaxed = samples[:4] + [copy.deepcopy(samples[0])]  # a duplicate after relaxation
+    relaxed[-1].id = "m-dup"
+    e_hull = {"m-0": 0.0, "m-1": 0.05, "m-2": 0.15, "m-3": 0.5, "m-dup": 0.0}
+    training = [small_records[1].to_structure()]  # m-1 is a known structure
+    quality = evaluate_model("m", samples, relaxed, e_hull, training)
+    assert quality.n_generated == 5 and quality.n_relaxed == 5
+    assert quality.structural_validity == pytest.approx(4 / 5)
+    assert quality.uniqueness == pytest.approx(4 / 5)
+    assert quality.novelty == pytest.approx(3 / 5)
+    assert quality.count_e_hull_le_synthesizable == 3  # m-0, m-1, m-dup
+    assert quality.count_e_hull_le_metastable == 4
+    assert quality.sun_rate == pytest.approx(1 / 5)  # m-0 only: m-1 known, m-dup a duplicate
+
+
+def test_evaluate_cli_writes_metrics_beside_kim2020(small_records, tmp_path):
+    samples = [copy.deepcopy(r) for r in small_records[:6]]
+    for i, s in enumerate(samples):
+        s.id, s.source = f"g-{i}", "gan"
+    write_records(samples, tmp_path / "samples.json.gz")
+    write_records(samples[:5], tmp_path / "relaxed.json.gz")
+    write_records(small_records[6:], tmp_path / "dataset.json.gz")
+    (tmp_path / "hull.csv").write_text(
+        "id,energy_per_atom,e_above_hull\n" + "".join(f"g-{i},-7,{0.05 * i}\n" for i in range(5)))
+    out = tmp_path / "metrics.json"
+    assert evaluate_main(["--samples", str(tmp_path / "samples.json.gz"), "--relaxed",
+                          str(tmp_path / "relaxed.json.gz"), "--hull", str(tmp_path / "hull.csv"),
+                          "--training", str(tmp_path / "dataset.json.gz"), "--out", str(out),
+                          "--out-table", str(tmp_path / "metrics.html")]) == 0
+    metrics = json.loads(out.read_text())
+    gan = metrics["models"]["gan"]
+    assert gan["n_generated"] == 6 and gan["count_e_hull_le_synthesizable"] == 2  # 0, 0.05
+    assert gan["count_e_hull_le_metastable"] == 5
+    assert metrics["kim2020_reference"] == json.loads(json.dumps(KIM2020_REFERENCE))
+    assert metrics["kim2020_reference"]["new_compositions"]["e_hull_le_0.08"] == 113
+    html = (tmp_path / "metrics.html").read_text()
+    assert "Kim 2020 (known compositions)" in html and "gan" in html

@@ -1,0 +1,58 @@
+"""The properties, pourbaix, export and report rules through snakemake itself.
+
+The upstream files (relaxed candidates, hull references and table, validation table) are
+written in their pipeline formats from real CHGNet energies (tests/screen_data.py); snakemake
+then runs the rules of this part of the DAG on them and builds the HTML report.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from screen_data import write_screen_inputs
+from workflow_helpers import deep_merge, nested, planned_jobs, run_snakemake, tiny_config
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+
+PLOTS = ["results/report/e_hull_histogram.png", "results/report/ternary_hull.png",
+         "results/report/band_gap_vs_pourbaix.png", "results/report/lattice_parameters.png"]
+TARGETS = ["results/candidates.csv", "results/data/composition_distribution.png", *PLOTS]
+# Offline and deterministic: CGCNN gaps (no model-hub check).
+CGCNN_GAPS = nested("screen.band_gap.predictor", "cgcnn")
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("screen_wf")
+    write_screen_inputs(workdir)
+    config = tiny_config(workdir / "tiny.yaml", **CGCNN_GAPS)
+    run_snakemake(workdir, config, *TARGETS)
+    return workdir, config
+
+
+def test_the_rules_write_their_outputs(finished_run):
+    workdir, _ = finished_run
+    candidates = pd.read_csv(workdir / "results/candidates.csv", dtype={"id": str})
+    exported = {p.name for p in (workdir / "results/dft_ready").iterdir() if p.is_dir()}
+    assert exported == set(candidates.loc[candidates["passes"], "id"])
+    for plot in PLOTS:
+        assert (workdir / plot).stat().st_size > 10_000
+    assert "aqueous species from ase" in (workdir / "logs/pourbaix.log").read_text()
+
+
+def test_the_report_collects_the_plots(finished_run):
+    workdir, config = finished_run
+    run_snakemake(workdir, config, *TARGETS, "--report", "report.html")
+    html = (workdir / "report.html").read_text(errors="replace")
+    for plot in PLOTS:
+        assert Path(plot).name in html
+
+
+def test_a_pourbaix_threshold_change_reruns_export_and_plots_only(finished_run):
+    workdir, _ = finished_run
+    changed = tiny_config(workdir / "changed.yaml", **deep_merge(
+        CGCNN_GAPS, nested("screen.pourbaix.max_delta_g", 0.3)))
+    assert set(planned_jobs(workdir, changed, *TARGETS)) == {"export", "report_plots"}
