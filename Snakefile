@@ -18,6 +18,9 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/augment.smk"
 include: "rules/encode.smk"
+include: "rules/compositions.smk"
+include: "rules/train.smk"
+include: "rules/sample.smk"
 
 
 rule all:

@@ -1,9 +1,18 @@
 # Helpers shared by the rules: paths, command-line fragments, environment.
 
+import json
 import os
+import sys
 from pathlib import Path
 
 WORKFLOW_DIR = Path(workflow.basedir)
+
+# The model registry tells which encoded file each model trains on; import it from this
+# checkout (it is cheap: no torch).
+sys.path.insert(0, str(WORKFLOW_DIR))
+from pipeline.models import registry as model_registry  # noqa: E402
+
+MODELS = list(config["train"]["models"])
 
 # The stage CLIs (`python -m pipeline.<stage>`) must import the package from this
 # checkout, also inside a --use-conda environment that did not install it.
@@ -25,10 +34,32 @@ def max_atoms_arg():
     return "--max-atoms " + " ".join(f"{el}={n}" for el, n in caps.items())
 
 
+def model_options(section, model):
+    """config[section][model] as JSON for a CLI's --options (a change reruns the rule)."""
+    return json.dumps(config[section].get(model, {}), sort_keys=True)
+
+
+def gpus():
+    """GPUs a generative-model job asks the scheduler for: none when train.device is cpu."""
+    return 0 if config["train"]["device"] == "cpu" else 1
+
+
+def loss_curves():
+    return [f"results/train/{model}/loss_curve.png" for model in MODELS]
+
+
+def sample_files():
+    """The generated structures of every configured model (what screening consumes)."""
+    return [f"results/samples/{model}/samples.json.gz" for model in MODELS]
+
+
 def final_outputs():
     """What `snakemake` with no target builds."""
     return [
         "results/data/summary.csv",
         "results/data/composition_distribution.png",
         "results/encoded/pointcloud.npz",
+        "results/compositions/targets.csv",
+        *loss_curves(),
+        *sample_files(),
     ]

@@ -27,12 +27,14 @@ import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence, TypeVar
-
-import torch
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence, TypeVar
 
 from pipeline.errors import PipelineInputError
-from pipeline.records import CrystalRecord
+
+if TYPE_CHECKING:  # the Snakefile imports the registry: keep this module free of torch
+    import torch
+
+    from pipeline.records import CrystalRecord
 
 
 @dataclass(frozen=True)

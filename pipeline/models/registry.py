@@ -1,30 +1,53 @@
 """Model names (``config["train"]["models"]``) to their :class:`GenerativeModel` classes.
 
 To add a model: implement :class:`pipeline.models.base.GenerativeModel` in a module of
-this package and add ``"<name>": "pipeline.models.<module>:<Class>"`` below. Modules are
-imported only when their model is asked for.
+this package and add an entry below. Modules are imported only when their model is asked
+for; the Snakefile imports this module (cheaply) to know which encoded file each model
+trains on.
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pipeline.errors import PipelineInputError
-from pipeline.models.base import GenerativeModel
 
-MODELS: dict[str, str] = {
-    "ccgan": "pipeline.models.ccgan:CCGAN",  # Kim et al., ACS Cent. Sci. 6, 1412 (2020)
+if TYPE_CHECKING:
+    from pipeline.models.base import GenerativeModel
+
+
+@dataclass(frozen=True)
+class Entry:
+    target: str          # "module:Class"
+    representation: str  # as the class declares: trains on results/encoded/<representation>.npz
+
+
+MODELS: dict[str, Entry] = {
+    # Kim et al., ACS Cent. Sci. 6, 1412 (2020)
+    "ccgan": Entry("pipeline.models.ccgan:CCGAN", "pointcloud"),
 }
 
 
-def model_class(name: str) -> type[GenerativeModel]:
-    """The class registered as ``name``."""
+def representation(name: str) -> str:
+    """The encoded representation model ``name`` trains on, without importing the model."""
+    return entry(name).representation
+
+
+def entry(name: str) -> Entry:
     if name not in MODELS:
         raise PipelineInputError(f"unknown model {name!r}; known: {sorted(MODELS)}")
-    module_name, _, class_name = MODELS[name].partition(":")
+    return MODELS[name]
+
+
+def model_class(name: str) -> type[GenerativeModel]:
+    """The class registered as ``name``; checks that it agrees with its entry."""
+    module_name, _, class_name = entry(name).target.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    if cls.name != name:
-        raise RuntimeError(f"{MODELS[name]} declares name {cls.name!r}, registered as {name!r}")
+    if (cls.name, cls.representation) != (name, entry(name).representation):
+        raise RuntimeError(f"{entry(name).target} declares ({cls.name!r}, {cls.representation!r}),"
+                           f" registered as ({name!r}, {entry(name).representation!r})")
     return cls
 
 

@@ -1,0 +1,187 @@
+"""Stage compositions: the target cell compositions the generators are asked for.
+
+As Kim et al. (2020) did to go beyond the known compositions: every cell composition
+within the encoding's per-element atom caps that can be charge balanced with the
+configured oxidation-state ranges (an element may mix states within its range, e.g.
+Mn(II)/Mn(III) in Mn3O4, so a composition is balanced when
+``sum(n_el * min_el) <= 0 <= sum(n_el * max_el)``).
+
+Each composition gets a ``status``: ``known`` (a composition class of the training set),
+``new_cell`` (its reduced formula is in the data set, in a cell size the training set
+lacks) or ``new`` (a stoichiometry absent from the data set). ``--select`` and
+``--max-targets`` choose which rows are ``selected`` for sampling: known ones with the most
+structures in the data set first, then new ones (smallest cells first), then new cells.
+Run ``python -m pipeline.compositions --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from pymatgen.core import Composition
+
+from pipeline.chemsys import composition_label
+from pipeline.errors import PipelineInputError, exit_on_input_error
+
+SELECTIONS = ("known", "new", "all")
+STATUS_ORDER = {"known": 0, "new": 1, "new_cell": 2}
+
+
+@dataclass(frozen=True)
+class OxidationRange:
+    """Lowest and highest oxidation state of an element, e.g. Mn 2..4."""
+
+    low: int
+    high: int
+
+    @classmethod
+    def parse(cls, text: str) -> "OxidationRange":
+        """``"2"`` or ``"2:4"`` or ``"-2"``."""
+        low, _, high = text.partition(":")
+        try:
+            result = cls(int(low), int(high or low))
+        except ValueError:
+            raise PipelineInputError(f"oxidation state range {text!r}: write N or LOW:HIGH") from None
+        if result.low > result.high:
+            raise PipelineInputError(f"oxidation state range {text!r}: low above high")
+        return result
+
+
+def parse_oxidation_states(items: Sequence[str]) -> dict[str, OxidationRange]:
+    """``["Mg=2", "Mn=2:4", "O=-2"]`` into ranges per element."""
+    ranges = {}
+    for item in items:
+        element, _, value = item.partition("=")
+        if not value:
+            raise PipelineInputError(f"oxidation states {item!r}: write ELEMENT=LOW:HIGH")
+        ranges[element.strip()] = OxidationRange.parse(value.strip())
+    return ranges
+
+
+def is_charge_balanced(counts: Sequence[int], ranges: Sequence[OxidationRange]) -> bool:
+    """True when some assignment of states within the ranges sums to zero charge."""
+    low = sum(n * r.low for n, r in zip(counts, ranges))
+    high = sum(n * r.high for n, r in zip(counts, ranges))
+    return low <= 0 <= high
+
+
+def enumerate_compositions(
+    elements: Sequence[str],
+    caps: Sequence[int],
+    oxidation_states: Mapping[str, OxidationRange],
+    require_all_elements: bool = True,
+) -> list[tuple[int, ...]]:
+    """Charge-balanced atom counts per element within the caps, in lexicographic order."""
+    missing = [el for el in elements if el not in oxidation_states]
+    if missing:
+        raise PipelineInputError(f"no oxidation-state range for {missing}")
+    ranges = [oxidation_states[el] for el in elements]
+    lowest = 1 if require_all_elements else 0
+    return [
+        counts
+        for counts in itertools.product(*(range(lowest, cap + 1) for cap in caps))
+        if sum(counts) > 0 and is_charge_balanced(counts, ranges)
+    ]
+
+
+def target_table(
+    elements: Sequence[str],
+    compositions: Sequence[tuple[int, ...]],
+    training_counts: Mapping[tuple[int, ...], int],
+    dataset: pd.DataFrame,
+) -> pd.DataFrame:
+    """One row per composition: status, structures in the data set and in the training set.
+
+    ``dataset`` is the data stage's summary (``composition``, ``reduced_formula``,
+    ``n_structures``)."""
+    dataset_structures = dict(zip(dataset["composition"], dataset["n_structures"]))
+    dataset_reduced_formulas = set(dataset["reduced_formula"])
+    rows = []
+    for counts in compositions:
+        label = composition_label(elements, counts)
+        reduced = Composition(dict(zip(elements, counts))).reduced_formula
+        if counts in training_counts:
+            status = "known"
+        elif reduced in dataset_reduced_formulas:
+            status = "new_cell"
+        else:
+            status = "new"
+        rows.append({
+            "composition": label,
+            "reduced_formula": reduced,
+            **{f"n_{el}": n for el, n in zip(elements, counts)},
+            "natoms": sum(counts),
+            "status": status,
+            "n_dataset_structures": int(dataset_structures.get(label, 0)),
+            "n_training_structures": int(training_counts.get(counts, 0)),
+        })
+    return pd.DataFrame(rows)
+
+
+def select_targets(table: pd.DataFrame, selection: str, max_targets: int | None) -> pd.DataFrame:
+    """Sort into sampling priority and mark the chosen rows in a ``selected`` column."""
+    if selection not in SELECTIONS:
+        raise PipelineInputError(f"target selection {selection!r}: use one of {SELECTIONS}")
+    table = table.assign(_rank=table["status"].map(STATUS_ORDER))
+    table = table.sort_values(
+        ["_rank", "n_dataset_structures", "n_training_structures", "natoms", "composition"],
+        ascending=[True, False, False, True, True]).drop(columns="_rank")
+    eligible = table["status"].isin(["known", "new", "new_cell"] if selection == "all"
+                                    else [selection])
+    chosen = eligible.cumsum() <= (max_targets if max_targets else len(table))
+    return table.assign(selected=eligible & chosen).reset_index(drop=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.compositions", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--encoded", type=Path, required=True,
+                        help="point-cloud training set (.npz): elements, caps, compositions")
+    parser.add_argument("--summary", type=Path, required=True,
+                        help="the data stage's summary.csv (reduced formulas of the data set)")
+    parser.add_argument("--oxidation-states", nargs="+", required=True, metavar="EL=LOW:HIGH",
+                        help="e.g. Mg=2 Mn=2:4 O=-2")
+    parser.add_argument("--require-all-elements", action=argparse.BooleanOptionalAction,
+                        default=True, help="only compositions containing every element")
+    parser.add_argument("--select", choices=SELECTIONS, default="known")
+    parser.add_argument("--max-targets", type=int, default=0, help="0: no limit")
+    parser.add_argument("--out", type=Path, required=True, help="targets (.csv)")
+    return parser
+
+
+@exit_on_input_error
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.encoded.is_file() or not args.summary.is_file():
+        raise PipelineInputError(f"input not found: {args.encoded} or {args.summary}")
+    with np.load(args.encoded) as encoded:
+        elements = [str(e) for e in encoded["elements"]]
+        caps = [int(c) for c in encoded["caps"]]
+        training_counts = Counter(map(tuple, encoded["counts"].tolist()))
+    summary = pd.read_csv(args.summary)
+    compositions = enumerate_compositions(elements, caps,
+                                          parse_oxidation_states(args.oxidation_states),
+                                          args.require_all_elements)
+    if not compositions:
+        raise PipelineInputError("no charge-balanced composition within the atom caps")
+    table = target_table(elements, compositions, training_counts, summary)
+    table = select_targets(table, args.select, args.max_targets or None)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out, index=False)
+    print(json.dumps({"compositions": len(table),
+                      **table["status"].value_counts().to_dict(),
+                      "selected": int(table["selected"].sum())}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+rule compositions:
+    input:
+        encoded="results/encoded/pointcloud.npz",
+        summary="results/data/summary.csv",
+    output:
+        targets="results/compositions/targets.csv",
+    params:
+        oxidation_states=" ".join(
+            f"{el}={low}:{high}"
+            for el, (low, high) in config["compositions"]["oxidation_states"].items()
+        ),
+        all_elements=(
+            "--require-all-elements"
+            if config["compositions"].get("require_all_elements", True)
+            else "--no-require-all-elements"
+        ),
+        select=config["sample"]["targets"],
+        max_targets=config["sample"].get("max_targets", 0),
+    log:
+        "logs/compositions.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "python -m pipeline.compositions --encoded {input.encoded} --summary {input.summary}"
+        " --oxidation-states {params.oxidation_states} {params.all_elements}"
+        " --select {params.select} --max-targets {params.max_targets}"
+        " --out {output.targets} > {log} 2>&1"

@@ -1,0 +1,28 @@
+rule sample:
+    input:
+        model="results/train/{model}/model.pt",
+        targets="results/compositions/targets.csv",
+    output:
+        samples="results/samples/{model}/samples.json.gz",
+        report="results/samples/{model}/sample_report.csv",
+    params:
+        options=lambda wc: model_options("sample", wc.model),
+        per_composition=config["sample"]["per_composition"],
+        seed=config["seed"],
+        device=config["train"]["device"],
+    wildcard_constraints:
+        model="|".join(MODELS),
+    log:
+        "logs/sample/{model}.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+        gpu=gpus(),
+    shell:
+        "python -m pipeline.sample --model {wildcards.model} --model-path {input.model}"
+        " --targets {input.targets} --per-composition {params.per_composition}"
+        " --options {params.options:q} --seed {params.seed} --device {params.device}"
+        " --out {output.samples} --out-report {output.report} > {log} 2>&1"

@@ -1,0 +1,38 @@
+# Checkpoints go to results/train/{model}/checkpoints/, which is not a declared output:
+# Snakemake deletes the outputs of a failed job, and a rerun must find them to resume.
+
+
+rule train:
+    input:
+        data=lambda wc: f"results/encoded/{model_registry.representation(wc.model)}.npz",
+    output:
+        model="results/train/{model}/model.pt",
+        losses="results/train/{model}/losses.csv",
+        plot=report(
+            "results/train/{model}/loss_curve.png",
+            category="2. Generative models",
+            subcategory="{model}",
+            caption="../report/loss_curve.rst",
+        ),
+    params:
+        out_dir="results/train/{model}",
+        options=lambda wc: model_options("train", wc.model),
+        seed=config["seed"],
+        device=config["train"]["device"],
+        checkpoint_every=config["train"].get("checkpoint_every", 50),
+    wildcard_constraints:
+        model="|".join(MODELS),
+    log:
+        "logs/train/{model}.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: config["train"].get("threads", 2)
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=gpus(),
+    shell:
+        "python -m pipeline.train --model {wildcards.model} --data {input.data}"
+        " --out-dir {params.out_dir} --options {params.options:q} --seed {params.seed}"
+        " --device {params.device} --threads {threads}"
+        " --checkpoint-every {params.checkpoint_every} --out-plot {output.plot} > {log} 2>&1"
