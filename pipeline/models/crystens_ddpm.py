@@ -3,11 +3,12 @@
 The data are normalised CrysTens tensors ``(4, 64, 64)`` in [-1, 1]
 (:mod:`pipeline.represent.crystens`). The denoiser is the UNet of 🤗 ``diffusers``
 (:class:`diffusers.UNet2DModel`: residual blocks with a sinusoidal time embedding, optional
-self-attention at the coarsest resolution) and the noise schedule its
-:class:`diffusers.DDPMScheduler` (Ho et al. 2020: ``timesteps`` steps, linear or cosine
-betas). Training minimises the mean squared error between the added and the predicted noise
-at a uniformly drawn step. The paper used the Imagen UNet of ``imagen-pytorch``; this one is
-smaller by default (``channels``) so that it trains on a CPU.
+self-attention at the coarsest resolution), fed two extra channels with each pixel's
+position (:class:`Denoiser`), and the noise schedule is its :class:`diffusers.DDPMScheduler`
+(Ho et al. 2020: ``timesteps`` steps, linear or cosine betas). Training minimises the mean
+squared error between the added and the predicted noise (``prediction: epsilon``, Ho et al.)
+or the clean tensor (``sample``) at a uniformly drawn step. The paper used the Imagen UNet of
+``imagen-pytorch``; this one is smaller by default (``channels``) so that it trains on a CPU.
 
 Sampling runs the reverse process from Gaussian noise, either ancestrally (``ddpm``) or
 deterministically with DDIM (``ddim``, Song et al. 2021, the default: fewer steps, and a
@@ -21,10 +22,13 @@ import dataclasses
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from tqdm import tqdm
 
@@ -40,6 +44,7 @@ from pipeline.represent import crystens
 
 BETA_SCHEDULES = ("linear", "squaredcos_cap_v2")
 SAMPLERS = ("ddim", "ddpm")
+PREDICTIONS = ("epsilon", "sample")
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class TrainOptions:
     norm_groups: int = 8                          # GroupNorm groups; must divide every width
     timesteps: int = 1000
     beta_schedule: str = "linear"                 # linear (Ho et al.) | squaredcos_cap_v2
+    prediction: str = "epsilon"                   # the network predicts: epsilon | sample (x0)
     amp: bool = True                              # bfloat16 autocast on CUDA (never on CPU)
     num_workers: int = 0                          # DataLoader workers
 
@@ -70,6 +76,8 @@ class TrainOptions:
                              f"{self.norm_groups}")
         if 64 % 2 ** (len(self.channels) - 1):
             raise ValueError("too many UNet levels for a 64x64 tensor")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction {self.prediction!r}: use one of {PREDICTIONS}")
         if self.beta_schedule not in BETA_SCHEDULES:
             raise ValueError(f"beta_schedule {self.beta_schedule!r}: use one of {BETA_SCHEDULES}")
 
@@ -90,48 +98,69 @@ class SampleOptions:
             raise ValueError("sampling_steps, batch_size and max_draws must be >= 1")
 
 
-def build_unet(opts: TrainOptions) -> UNet2DModel:
-    """The denoiser: ``len(channels)`` resolutions, attention only at the coarsest one."""
-    levels = len(opts.channels)
-    coarsest = ("AttnDownBlock2D",) if opts.attention else ("DownBlock2D",)
-    return UNet2DModel(
-        sample_size=crystens.SIZE,
-        in_channels=crystens.CHANNELS,
-        out_channels=crystens.CHANNELS,
-        block_out_channels=tuple(opts.channels),
-        layers_per_block=opts.layers_per_block,
-        down_block_types=("DownBlock2D",) * (levels - 1) + coarsest,
-        up_block_types=tuple(b.replace("Down", "Up") for b in reversed(
-            ("DownBlock2D",) * (levels - 1) + coarsest)),
-        norm_num_groups=opts.norm_groups,
-        add_attention=opts.attention,
-    )
+class Denoiser(nn.Module):
+    """The UNet, given two extra input channels with each pixel's row and column in [-1, 1].
+
+    CrysTens is a fixed layout (header, padding, sites), but convolutions do not know where
+    they are; the coordinate channels ("CoordConv", Liu et al. 2018) tell them, which makes
+    the position-dependent mean image quick to learn.
+    """
+
+    def __init__(self, opts: TrainOptions) -> None:
+        super().__init__()
+        levels = len(opts.channels)
+        coarsest = ("AttnDownBlock2D",) if opts.attention else ("DownBlock2D",)
+        down = ("DownBlock2D",) * (levels - 1) + coarsest
+        self.unet = UNet2DModel(
+            sample_size=crystens.SIZE,
+            in_channels=crystens.CHANNELS + 2,
+            out_channels=crystens.CHANNELS,
+            block_out_channels=tuple(opts.channels),
+            layers_per_block=opts.layers_per_block,
+            down_block_types=down,
+            up_block_types=tuple(b.replace("Down", "Up") for b in reversed(down)),
+            norm_num_groups=opts.norm_groups,
+            add_attention=opts.attention,
+        )
+        axis = torch.linspace(-1.0, 1.0, crystens.SIZE)
+        rows, cols = torch.meshgrid(axis, axis, indexing="ij")
+        self.register_buffer("grid", torch.stack([rows, cols])[None], persistent=False)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        grid = self.grid.expand(len(x), -1, -1, -1).to(x.dtype)
+        return self.unet(torch.cat([x, grid], dim=1), t).sample
 
 
 def build_scheduler(opts: TrainOptions) -> DDPMScheduler:
     return DDPMScheduler(num_train_timesteps=opts.timesteps, beta_schedule=opts.beta_schedule,
-                         clip_sample=True, clip_sample_range=1.0)
+                         prediction_type=opts.prediction, clip_sample=True,
+                         clip_sample_range=1.0)
 
 
-def diffusion_loss(unet: UNet2DModel, scheduler: DDPMScheduler, x0: torch.Tensor,
+def diffusion_loss(denoiser: Denoiser, scheduler: DDPMScheduler, x0: torch.Tensor,
                    autocast=nullcontext()) -> torch.Tensor:
-    """``E_t,eps |eps - eps_theta(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, t)|^2``."""
+    """Mean squared error of the prediction at a uniformly drawn step ``t``.
+
+    ``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps``; the target is ``eps`` (prediction
+    ``epsilon``) or ``x0`` (``sample``).
+    """
     eps = torch.randn_like(x0)
     t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), device=x0.device)
     with autocast:
-        predicted = unet(scheduler.add_noise(x0, eps, t), t).sample
-    return F.mse_loss(predicted.float(), eps)
+        predicted = denoiser(scheduler.add_noise(x0, eps, t), t)
+    target = eps if scheduler.config.prediction_type == "epsilon" else x0
+    return F.mse_loss(predicted.float(), target)
 
 
 @torch.no_grad()
 def reverse_diffusion(
-    unet: UNet2DModel, scheduler: DDPMScheduler | DDIMScheduler, x: torch.Tensor, steps: int,
+    denoiser: Denoiser, scheduler: DDPMScheduler | DDIMScheduler, x: torch.Tensor, steps: int,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Denoise ``x`` (pure noise) in ``steps`` reverse steps; returns values in [-1, 1]."""
     scheduler.set_timesteps(steps, device=x.device)
     for t in scheduler.timesteps:
-        x = scheduler.step(unet(x, t).sample, t, x, generator=generator).prev_sample
+        x = scheduler.step(denoiser(x, t), t, x, generator=generator).prev_sample
     return x.clamp(-1.0, 1.0)
 
 
@@ -144,9 +173,9 @@ class CrysTensDDPM(GenerativeModel):
         device = job.device
         seed_everything(job.seed)
         data = load_training_tensors(job.data)
-        unet = build_unet(opts).to(device)
+        denoiser = Denoiser(opts).to(device)
         scheduler = build_scheduler(opts)
-        optimiser = torch.optim.AdamW(unet.parameters(), lr=opts.lr)
+        optimiser = torch.optim.AdamW(denoiser.parameters(), lr=opts.lr)
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                     if opts.amp and device.type == "cuda" else nullcontext())
 
@@ -156,7 +185,7 @@ class CrysTensDDPM(GenerativeModel):
         state = checkpoints.load_latest(device)
         log, start = LossLog(), 0
         if state is not None:
-            unet.load_state_dict(state["unet"])
+            denoiser.load_state_dict(state["denoiser"])
             optimiser.load_state_dict(state["optimiser"])
             restore_rng_state(state["rng"])
             log, start = LossLog(state["losses"]), state["step"]
@@ -164,19 +193,19 @@ class CrysTensDDPM(GenerativeModel):
 
         loader = batches((data.x,), opts.batch_size, job.seed, start_step=start, device=device,
                          num_workers=opts.num_workers)
-        unet.train()
+        denoiser.train()
         t0 = time.perf_counter()
         for step in tqdm(range(start, opts.steps), initial=start, total=opts.steps,
                          desc=self.name, mininterval=2.0):
             (x0,) = next(loader)
-            loss = diffusion_loss(unet, scheduler, x0, autocast)
+            loss = diffusion_loss(denoiser, scheduler, x0, autocast)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(unet.parameters(), opts.grad_clip)
+            torch.nn.utils.clip_grad_norm_(denoiser.parameters(), opts.grad_clip)
             optimiser.step()
             log.append(step, noise_mse=loss.item())
             if (step + 1) % job.checkpoint_every == 0 or step + 1 == opts.steps:
-                checkpoints.save(step + 1, {"unet": unet.state_dict(),
+                checkpoints.save(step + 1, {"denoiser": denoiser.state_dict(),
                                             "optimiser": optimiser.state_dict(),
                                             "rng": rng_state(), "losses": log.rows})
         if opts.steps > start:
@@ -184,31 +213,38 @@ class CrysTensDDPM(GenerativeModel):
             print(f"{opts.steps - start} steps in {elapsed:.1f} s on {device}")
         job.out_dir.mkdir(parents=True, exist_ok=True)
         torch.save({"model": self.name, "options": dataclasses.asdict(opts),
-                    "elements": data.elements, "unet": unet.state_dict()}, job.model_path)
+                    "elements": data.elements, "denoiser": denoiser.state_dict()}, job.model_path)
         log.write_csv(job.losses_path)
 
     def sample(self, job: SampleJob) -> SampleResult:
         opts = options_from_mapping(SampleOptions, job.options, f"sample.{self.name}")
-        saved = torch.load(job.model_path, map_location=job.device, weights_only=False)
+        generate, elements = self.tensor_sampler(job.model_path, opts, job.device)
+        return sample_for_targets(generate, elements, job.targets, job.per_composition,
+                                  self.name, job.seed, opts.batch_size, opts.max_draws)
+
+    def tensor_sampler(
+        self, model_path: Path, opts: SampleOptions, device: torch.device
+    ) -> tuple[Callable[[list[int]], np.ndarray], tuple[str, ...]]:
+        """``generate(latent_seeds)`` -> normalised CrysTens, and the model's elements."""
+        saved = torch.load(model_path, map_location=device, weights_only=False)
         if saved.get("model") != self.name:
-            raise PipelineInputError(f"{job.model_path} is not a {self.name} model")
-        train_opts = options_from_mapping(TrainOptions, saved["options"], str(job.model_path))
+            raise PipelineInputError(f"{model_path} is not a {self.name} model")
+        train_opts = options_from_mapping(TrainOptions, saved["options"], str(model_path))
         if opts.sampling_steps > train_opts.timesteps:
             raise PipelineInputError(f"sample.{self.name}.sampling_steps {opts.sampling_steps}"
                                      f" exceeds the {train_opts.timesteps} training timesteps")
-        unet = build_unet(train_opts).to(job.device)
-        unet.load_state_dict(saved["unet"])
-        unet.eval()
+        denoiser = Denoiser(train_opts).to(device)
+        denoiser.load_state_dict(saved["denoiser"])
+        denoiser.eval()
         training_schedule = build_scheduler(train_opts)
         scheduler = (DDIMScheduler.from_config(training_schedule.config)
                      if opts.sampler == "ddim" else training_schedule)
 
         def generate(seeds: list[int]) -> np.ndarray:
-            x = noise(seeds, crystens.SHAPE).to(job.device)
+            x = noise(seeds, crystens.SHAPE).to(device)
             # Ancestral steps draw fresh noise: seeded by the batch's first sample.
-            generator = torch.Generator(job.device).manual_seed(seeds[0])
-            return reverse_diffusion(unet, scheduler, x, opts.sampling_steps,
+            generator = torch.Generator(device).manual_seed(seeds[0])
+            return reverse_diffusion(denoiser, scheduler, x, opts.sampling_steps,
                                      generator).float().cpu().numpy()
 
-        return sample_for_targets(generate, saved["elements"], job.targets, job.per_composition,
-                                  self.name, job.seed, opts.batch_size, opts.max_draws)
+        return generate, tuple(saved["elements"])

@@ -25,7 +25,8 @@ import dataclasses
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import ClassVar
+from pathlib import Path
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
@@ -258,22 +259,28 @@ class CrysTensGAN(GenerativeModel):
 
     def sample(self, job: SampleJob) -> SampleResult:
         opts = options_from_mapping(SampleOptions, job.options, f"sample.{self.name}")
-        saved = torch.load(job.model_path, map_location=job.device, weights_only=False)
+        generate, elements = self.tensor_sampler(job.model_path, job.device)
+        return sample_for_targets(generate, elements, job.targets, job.per_composition,
+                                  self.name, job.seed, opts.batch_size, opts.max_draws)
+
+    def tensor_sampler(
+        self, model_path: Path, device: torch.device
+    ) -> tuple[Callable[[list[int]], np.ndarray], tuple[str, ...]]:
+        """``generate(latent_seeds)`` -> normalised CrysTens, and the model's elements."""
+        saved = torch.load(model_path, map_location=device, weights_only=False)
         if saved.get("model") != self.name:
-            raise PipelineInputError(f"{job.model_path} is not a {self.name} model")
-        train_opts = options_from_mapping(self.options_class, saved["options"],
-                                          str(job.model_path))
-        generator = Generator(train_opts.latent_dim, train_opts.width).to(job.device)
+            raise PipelineInputError(f"{model_path} is not a {self.name} model")
+        train_opts = options_from_mapping(self.options_class, saved["options"], str(model_path))
+        generator = Generator(train_opts.latent_dim, train_opts.width).to(device)
         generator.load_state_dict(saved["generator"])
         generator.eval()
 
         def generate(seeds: list[int]) -> np.ndarray:
-            z = noise(seeds, (train_opts.latent_dim,)).to(job.device)
+            z = noise(seeds, (train_opts.latent_dim,)).to(device)
             with torch.no_grad():
                 return generator(z).float().cpu().numpy()
 
-        return sample_for_targets(generate, saved["elements"], job.targets, job.per_composition,
-                                  self.name, job.seed, opts.batch_size, opts.max_draws)
+        return generate, tuple(saved["elements"])
 
 
 class CrysTensWGAN(CrysTensGAN):

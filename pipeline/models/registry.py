@@ -27,6 +27,10 @@ class Entry:
 MODELS: dict[str, Entry] = {
     # Kim et al., ACS Cent. Sci. 6, 1412 (2020)
     "ccgan": Entry("pipeline.models.ccgan:CCGAN", "pointcloud"),
+    # Alverson et al., Digital Discovery 3, 62 (2024): CrysTens and its three models
+    "crystens_ddpm": Entry("pipeline.models.crystens_ddpm:CrysTensDDPM", "crystens"),
+    "crystens_gan": Entry("pipeline.models.crystens_gan:CrysTensGAN", "crystens"),
+    "crystens_wgan": Entry("pipeline.models.crystens_gan:CrysTensWGAN", "crystens"),
 }
 
 
