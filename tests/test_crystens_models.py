@@ -25,7 +25,8 @@ from pipeline.represent import crystens
 
 ELEMENTS = ("Mg", "Mn", "O")
 CPU = torch.device("cpu")
-TINY_DDPM = {"channels": [8, 16], "attention": False, "timesteps": 100, "batch_size": 4}
+TINY_DDPM = {"channels": [8, 16], "attention": False, "timesteps": 100, "batch_size": 4,
+             "prediction": "epsilon"}
 TINY_GAN = {"width": 4, "latent_dim": 16, "batch_size": 4}
 CRYSTENS_MODELS = ("crystens_ddpm", "crystens_gan", "crystens_wgan")
 
