@@ -113,7 +113,7 @@ def test_ddpm_training_reduces_the_denoising_loss(crystens_npz, tmp_path):
     trained.load_state_dict(torch.load(job.model_path, weights_only=False)["denoiser"])
     assert fixed_loss(trained) < 0.8 * before
     losses = pd.read_csv(job.losses_path)
-    assert list(losses.columns) == ["step", "noise_mse"] and len(losses) == 12
+    assert list(losses.columns) == ["step", "denoising_mse"] and len(losses) == 12
 
 
 @pytest.mark.parametrize("model", [crystens_gan.CrysTensGAN, crystens_gan.CrysTensWGAN])

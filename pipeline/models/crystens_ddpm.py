@@ -206,7 +206,7 @@ class CrysTensDDPM(GenerativeModel):
             loss.backward()
             torch.nn.utils.clip_grad_norm_(denoiser.parameters(), opts.grad_clip)
             optimiser.step()
-            log.append(step, noise_mse=loss.item())
+            log.append(step, denoising_mse=loss.item())
             if (step + 1) % job.checkpoint_every == 0 or step + 1 == opts.steps:
                 checkpoints.save(step + 1, {"denoiser": denoiser.state_dict(),
                                             "optimiser": optimiser.state_dict(),
