@@ -1,0 +1,22 @@
+# Built only when a CrysTens model (crystens_ddpm, crystens_gan, crystens_wgan) is in
+# train.models: the train rule asks for results/encoded/crystens.npz.
+
+
+rule encode_crystens:
+    input:
+        dataset="results/augment/augmented.json.gz",
+    output:
+        tensors="results/encoded/crystens.npz",
+    params:
+        chemsys=config["chemsys"],
+    log:
+        "logs/encode_crystens.log",
+    conda:
+        "../envs/torch.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    shell:
+        "python -m pipeline.encode_crystens --dataset {input.dataset} --chemsys {params.chemsys}"
+        " --out {output.tensors} > {log} 2>&1"
