@@ -18,6 +18,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/augment.smk"
 include: "rules/encode.smk"
+include: "rules/screen.smk"
 
 
 rule all:

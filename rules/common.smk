@@ -25,10 +25,18 @@ def max_atoms_arg():
     return "--max-atoms " + " ".join(f"{el}={n}" for el, n in caps.items())
 
 
+def sample_files():
+    """The generated structures of every configured generator model."""
+    return [f"results/samples/{m}/samples.json.gz" for m in config.get("train", {}).get("models", [])]
+
+
 def final_outputs():
     """What `snakemake` with no target builds."""
-    return [
+    outputs = [
         "results/data/summary.csv",
         "results/data/composition_distribution.png",
         "results/encoded/pointcloud.npz",
     ]
+    if sample_files():
+        outputs += ["results/screen/hull.csv"]
+    return outputs
