@@ -138,7 +138,7 @@ def run_ehull(args: argparse.Namespace) -> dict:
     table = hull_table(candidates, read_records(args.references_relaxed), args.e_hull_max,
                        args.e_hull_metastable)
     if args.mp_entries is not None:
-        mp_entries = loadfn(args.mp_entries)
+        mp_entries = _load_mp_entries(args.mp_entries)
         if mp_entries:
             table["e_above_hull_mp"] = mp_e_above_hull(candidates, mp_entries)
     for potential, relaxed, references in args.consensus:
@@ -149,6 +149,18 @@ def run_ehull(args: argparse.Namespace) -> dict:
         plot_e_hull(table, args.e_hull_max, args.e_hull_metastable, args.out_plot)
     return {"candidates": len(table), "passes_hull": int(table["passes_hull"].sum()),
             "metastable": int(table["metastable"].sum())}
+
+
+def _load_mp_entries(path: Path) -> list:
+    if not path.is_file():
+        raise PipelineInputError(f"Materials Project entries not found: {path}")
+    try:
+        entries = loadfn(path)
+    except (ValueError, OSError, EOFError) as exc:  # JSONDecodeError is a ValueError
+        raise PipelineInputError(f"{path}: not a monty JSON list of entries ({exc})") from None
+    if not isinstance(entries, list):
+        raise PipelineInputError(f"{path}: expected a JSON list of entries")
+    return entries
 
 
 @exit_on_input_error
