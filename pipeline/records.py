@@ -34,6 +34,8 @@ class CrystalRecord:
     source: str = ""
     parent: str | None = None
     properties: dict[str, float] = field(default_factory=dict)
+    # Text facts about how the record was made, e.g. {"potential": "chgnet ... 0.3.0"}.
+    provenance: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.formula:
@@ -91,6 +93,7 @@ class CrystalRecord:
             source=str(data.get("source", "")),
             parent=data.get("parent"),
             properties={k: float(v) for k, v in (data.get("properties") or {}).items()},
+            provenance={k: str(v) for k, v in (data.get("provenance") or {}).items()},
         )
 
 
@@ -137,6 +140,8 @@ def write_records(records: Iterable[CrystalRecord], path: str | Path) -> None:
 
 
 def _compact(record: dict[str, Any]) -> dict[str, Any]:
+    if not record.get("provenance"):
+        record.pop("provenance", None)
     record["frac_coords"] = [[round(x, 12) for x in row] for row in record["frac_coords"]]
     record["lattice"] = [[round(x, 12) for x in row] for row in record["lattice"]]
     return record

@@ -55,7 +55,7 @@ def sample_files():
 
 def final_outputs():
     """What `snakemake` with no target builds."""
-    return [
+    outputs = [
         "results/data/summary.csv",
         "results/data/composition_distribution.png",
         "results/encoded/pointcloud.npz",
@@ -63,3 +63,6 @@ def final_outputs():
         *loss_curves(),
         *sample_files(),
     ]
+    if sample_files():
+        outputs += ["results/screen/hull.csv"]
+    return outputs

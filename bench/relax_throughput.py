@@ -1,0 +1,101 @@
+"""Throughput of batched (torch-sim) vs sequential (ASE) relaxation with the same potential.
+
+The same N perturbed Mg-Mn-O structures (bundled training structures, atoms moved 0.1 Å
+and axes strained up to 3 %, seeded) are relaxed both ways; prints ONE JSON line with
+structures/s, atoms/s, the batched/sequential ratio and the energy agreement.
+
+    python bench/relax_throughput.py            # N = 16, a few minutes on 2 CPU cores
+    python bench/relax_throughput.py --n 256    # the figure of the issue
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.records import CrystalRecord, read_records  # noqa: E402
+from pipeline.screen.batched import relax_batched  # noqa: E402
+from pipeline.screen.potentials import (  # noqa: E402
+    PotentialSpec,
+    ase_calculator,
+    batched_model,
+    default_device,
+    describe,
+)
+from pipeline.screen.relax import RelaxSettings, relax_sequential  # noqa: E402
+
+DATASET = Path(__file__).resolve().parents[1] / "resources/datasets/mgmno_kim2020.json.gz"
+
+
+def perturbed_structures(n: int, seed: int, max_atoms: int) -> list[CrystalRecord]:
+    """``n`` perturbed copies of bundled structures, cycling through the compositions."""
+    records = [r for r in read_records(DATASET) if r.natoms <= max_atoms]
+    rng = np.random.default_rng(seed)
+    picks = rng.choice(len(records), size=n, replace=n > len(records))
+    out = []
+    for k, index in enumerate(picks):
+        structure = records[index].to_structure()
+        structure.perturb(0.1)
+        structure.apply_strain(rng.uniform(-0.03, 0.03, 3))
+        out.append(CrystalRecord.from_structure(structure, id=f"bench-{k}"))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=16, help="structures")
+    parser.add_argument("--potential", default="chgnet", choices=["chgnet", "sevennet"])
+    parser.add_argument("--checkpoint", default="")
+    parser.add_argument("--fmax", type=float, default=0.05)
+    parser.add_argument("--max-steps", type=int, default=300)
+    parser.add_argument("--max-atoms", type=int, default=16, help="largest cell drawn")
+    parser.add_argument("--batch-atoms", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch CPU threads (more only helps on an otherwise idle machine)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    spec = PotentialSpec(args.potential, args.checkpoint, default_device())
+    records = perturbed_structures(args.n, args.seed, args.max_atoms)
+    atoms = sum(r.natoms for r in records)
+    settings = RelaxSettings(fmax=args.fmax, max_steps=args.max_steps)
+
+    model = batched_model(spec)
+    start = time.perf_counter()
+    batched = relax_batched(records, model, settings, args.batch_atoms, progress=False)
+    batched_s = time.perf_counter() - start
+    calculator = ase_calculator(spec)
+    start = time.perf_counter()
+    sequential = relax_sequential(records, calculator, settings, progress=False)
+    sequential_s = time.perf_counter() - start
+
+    both = [(b, s) for b, s in zip(batched, sequential) if b.ok and s.ok]
+    differences = [abs(b.energy_per_atom - s.energy_per_atom) * 1000 for b, s in both]
+    print(json.dumps({
+        "potential": describe(spec), "device": spec.device, "threads": args.threads,
+        "structures": args.n, "atoms": atoms,
+        "batched_s": round(batched_s, 1), "sequential_s": round(sequential_s, 1),
+        "batched_structures_per_s": round(args.n / batched_s, 3),
+        "sequential_structures_per_s": round(args.n / sequential_s, 3),
+        "batched_atoms_per_s": round(atoms / batched_s, 2),
+        "sequential_atoms_per_s": round(atoms / sequential_s, 2),
+        "speedup": round(sequential_s / batched_s, 2),
+        "converged_batched": sum(r.ok for r in batched),
+        "converged_sequential": sum(r.ok for r in sequential),
+        "median_energy_difference_meV_per_atom": round(float(np.median(differences)), 3)
+        if differences else None,
+        "max_energy_difference_meV_per_atom": round(max(differences), 3) if differences else None,
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Energy above the convex hull, with energies from one potential throughout.
+
+The hull is built from reference structures relaxed with the same potential as the
+candidates (the system's reference phases and a deterministic subset of the training
+structures), so systematic errors of the potential largely cancel. With Materials
+Project data, a second E_hull places the candidates on the Materials Project hull: the
+potential's energy is given the MP2020 corrections (the potentials are trained on
+uncorrected MP energies) and compared with MP's own corrected entries.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Sequence
+
+from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+from pymatgen.core import Composition
+from pymatgen.entries.compatibility import MaterialsProject2020Compatibility
+from pymatgen.entries.computed_entries import ComputedStructureEntry
+from pymatgen.io.vasp.sets import MPRelaxSet
+
+from pipeline.errors import PipelineInputError
+from pipeline.records import CrystalRecord
+
+ENERGY = "energy_per_atom"
+
+
+@dataclass(frozen=True)
+class HullResult:
+    """E_hull of one structure (eV/atom) and the phases it would decompose into."""
+
+    e_above_hull: float
+    decomposition: str
+
+
+def select_hull_training(records: Sequence[CrystalRecord], limit: int | None) -> list[CrystalRecord]:
+    """A deterministic subset of training structures for the hull.
+
+    One structure per reduced formula (the one with the fewest atoms, then the first
+    id), and of those the ``limit`` smallest cells; ``None`` keeps one per formula.
+    """
+    by_formula: dict[str, list[CrystalRecord]] = defaultdict(list)
+    for record in records:
+        by_formula[Composition(record.formula).reduced_formula].append(record)
+    representatives = [min(group, key=lambda r: (r.natoms, r.id)) for group in by_formula.values()]
+    representatives.sort(key=lambda r: (r.natoms, r.id))
+    return representatives if limit is None else representatives[:limit]
+
+
+def pd_entry(record: CrystalRecord) -> PDEntry:
+    """A phase-diagram entry from a record's ``energy_per_atom`` (eV/atom)."""
+    if ENERGY not in record.properties:
+        raise PipelineInputError(f"{record.id}: no properties.{ENERGY} to place on a hull")
+    composition = Composition(record.formula)
+    return PDEntry(composition, record.properties[ENERGY] * composition.num_atoms,
+                   name=record.id)
+
+
+def phase_diagram(references: Sequence[CrystalRecord]) -> PhaseDiagram:
+    """The hull of the relaxed references; every element needs a reference of its own."""
+    entries = [pd_entry(r) for r in references]
+    elements = sorted({el.symbol for e in entries for el in e.composition.elements})
+    elemental = {e.composition.elements[0].symbol for e in entries if e.composition.is_element}
+    missing = [el for el in elements if el not in elemental]
+    if missing:
+        raise PipelineInputError(
+            f"the hull references lack a structure of the pure element(s) {missing}"
+            " (did their relaxation fail? see the references' status table)"
+        )
+    return PhaseDiagram(entries)
+
+
+def e_above_hull(diagram: PhaseDiagram, entry: PDEntry) -> HullResult:
+    """E_hull of ``entry`` against ``diagram`` (negative below the hull)."""
+    foreign = set(entry.composition.elements) - set(diagram.elements)
+    if foreign:
+        raise PipelineInputError(
+            f"{entry.name}: elements {sorted(map(str, foreign))} are not on the hull"
+        )
+    decomposition, e_hull = diagram.get_decomp_and_e_above_hull(entry, allow_negative=True)
+    names = sorted(d.composition.reduced_formula for d in decomposition)
+    return HullResult(float(e_hull), " + ".join(names))
+
+
+def mp2020_entry(record: CrystalRecord) -> ComputedStructureEntry:
+    """The record's potential energy as a GGA(+U) entry with MP2020 corrections applied.
+
+    The run type and U values are those Materials Project uses for this composition
+    (pymatgen's ``MPRelaxSet``), as Matbench Discovery does for ML energies.
+    """
+    structure = record.to_structure()
+    elements = {site.specie.symbol for site in structure}
+    u_tables = MPRelaxSet.CONFIG["INCAR"]["LDAUU"]  # {anion: {metal: U}}
+    hubbards = {
+        metal: u
+        for anion, table in u_tables.items() if anion in elements
+        for metal, u in table.items() if metal in elements and u
+    }
+    entry = ComputedStructureEntry(
+        structure, record.properties[ENERGY] * len(structure), entry_id=record.id,
+        parameters={"run_type": "GGA+U" if hubbards else "GGA", "hubbards": hubbards,
+                    "is_hubbard": bool(hubbards)},
+    )
+    processed = MaterialsProject2020Compatibility(check_potcar=False).process_entries(
+        [entry], verbose=False
+    )
+    if not processed:
+        raise PipelineInputError(f"{record.id}: MP2020 compatibility rejected the entry")
+    return processed[0]
+
+
+def mp_e_above_hull(records: Sequence[CrystalRecord], mp_entries: Sequence) -> list[float]:
+    """E_hull of each record on the Materials Project hull (MP2020-corrected entries)."""
+    try:
+        diagram = PhaseDiagram(list(mp_entries))
+    except ValueError as exc:
+        raise PipelineInputError(f"the Materials Project entries make no hull: {exc}") from None
+    return [float(diagram.get_e_above_hull(mp2020_entry(r), allow_negative=True))
+            for r in records]

@@ -1,0 +1,66 @@
+"""Relax a list of records with a potential, one by one (ASE) or in batches (torch-sim)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from pipeline.errors import PipelineInputError
+from pipeline.records import CrystalRecord
+from pipeline.screen.potentials import PotentialSpec, ase_calculator, batched_model
+from pipeline.screen.relax import RelaxResult, RelaxSettings, relax_sequential
+
+RELAX_MODES = ("batched", "sequential")
+
+
+def relax_records(
+    records: Sequence[CrystalRecord],
+    spec: PotentialSpec,
+    settings: RelaxSettings,
+    mode: str = "batched",
+    batch_atoms: int | None = None,
+    progress: bool = True,
+) -> list[RelaxResult]:
+    """Relax ``records`` with the potential ``spec``; one result per record, same order."""
+    if mode not in RELAX_MODES:
+        raise PipelineInputError(f"unknown relax mode {mode!r}; choose from {RELAX_MODES}")
+    if not records:
+        return []
+    if mode == "sequential":
+        return relax_sequential(records, ase_calculator(spec), settings, progress)
+    from pipeline.screen.batched import relax_batched
+
+    return relax_batched(records, batched_model(spec), settings, batch_atoms, progress)
+
+
+def add_relax_arguments(parser) -> None:
+    """The potential and relaxation options shared by the relax and hull CLIs."""
+    from pipeline.screen.potentials import POTENTIALS
+
+    group = parser.add_argument_group("potential and relaxation")
+    group.add_argument("--potential", choices=POTENTIALS, default="chgnet")
+    group.add_argument("--checkpoint", default="",
+                       help="the potential's checkpoint: a name it ships or a path"
+                       " (default: chgnet 0.3.0, sevennet 7net-l3i5, m3gnet from matgl's hub)")
+    group.add_argument("--mode", choices=RELAX_MODES, default="batched")
+    group.add_argument("--fmax", type=float, default=0.05, help="force threshold, eV/Å")
+    group.add_argument("--max-steps", type=int, default=300)
+    group.add_argument("--batch-atoms", type=int, default=None,
+                       help="most atoms per batch (batched mode); default: measured on a"
+                       " GPU, 512 on a CPU")
+    group.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    group.add_argument("--threads", type=int, default=1,
+                       help="torch CPU threads (one per job is fastest when jobs share cores)")
+
+
+def relax_options(args) -> tuple[PotentialSpec, RelaxSettings]:
+    """The potential and settings of :func:`add_relax_arguments`; sets torch's threads."""
+    import torch
+
+    from pipeline.screen.potentials import default_device
+
+    if args.threads < 1:
+        raise PipelineInputError("--threads must be at least 1")
+    torch.set_num_threads(args.threads)
+    device = default_device() if args.device == "auto" else args.device
+    spec = PotentialSpec(args.potential, args.checkpoint, device)
+    return spec, RelaxSettings(fmax=args.fmax, max_steps=args.max_steps)

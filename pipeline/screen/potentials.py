@@ -1,0 +1,130 @@
+"""The universal ML potentials of the screen: one place that builds them.
+
+Three potentials, named as in ``screen.potential``:
+
+* ``chgnet``: CHGNet (weights ship in the ``chgnet`` wheel; checkpoint ``0.3.0``);
+* ``sevennet``: SevenNet (weights ship in the ``sevenn`` wheel; ``7net-0`` or
+  ``7net-l3i5``, or a path to a checkpoint file);
+* ``m3gnet``: matgl's M3GNet, loaded with ``matgl.load_model`` from a local model folder
+  or, by name, from matgl's Hugging Face hub (needs network the first time).
+
+:func:`ase_calculator` gives an ASE calculator (sequential relaxation), :func:`batched_model`
+a torch-sim model (batched relaxation, chgnet and sevennet), :func:`describe` the string
+recorded with every result so an energy can always be traced to its potential.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import torch
+
+from pipeline.errors import PipelineInputError
+
+POTENTIALS = ("chgnet", "sevennet", "m3gnet")
+DEFAULT_CHECKPOINTS = {
+    "chgnet": "0.3.0",
+    "sevennet": "7net-l3i5",
+    "m3gnet": "M3GNet-PES-MatPES-PBE-2025.2",
+}
+PACKAGES = {"chgnet": "chgnet", "sevennet": "sevenn", "m3gnet": "matgl"}
+BATCHED_POTENTIALS = ("chgnet", "sevennet")
+
+
+@dataclass(frozen=True)
+class PotentialSpec:
+    """Which potential, which of its checkpoints, and the torch device to run on."""
+
+    name: str
+    checkpoint: str = ""
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.name not in POTENTIALS:
+            raise PipelineInputError(f"unknown potential {self.name!r}; choose from {POTENTIALS}")
+        if not self.checkpoint:
+            object.__setattr__(self, "checkpoint", DEFAULT_CHECKPOINTS[self.name])
+
+
+def default_device() -> str:
+    """``cuda`` when a GPU is visible, else ``cpu``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def describe(spec: PotentialSpec) -> str:
+    """The potential as recorded in outputs, e.g. ``chgnet 0.4.2 checkpoint 0.3.0``."""
+    package = PACKAGES[spec.name]
+    try:
+        package_version = version(package)
+    except PackageNotFoundError:
+        package_version = "?"
+    return f"{spec.name} ({package} {package_version}) checkpoint {spec.checkpoint}"
+
+
+def ase_calculator(spec: PotentialSpec):
+    """An ASE calculator (energy in eV, forces in eV/Å, stress in eV/Å^3)."""
+    if spec.name == "chgnet":
+        from chgnet.model import CHGNetCalculator
+
+        # "ignore": a cell that blows up leaves atoms without neighbours; the relaxer
+        # reports the divergence itself instead of CHGNet warning on every step.
+        return CHGNetCalculator(_load_chgnet(spec), use_device=spec.device,
+                                on_isolated_atoms="ignore")
+    if spec.name == "sevennet":
+        from sevenn.calculator import SevenNetCalculator
+
+        try:
+            return SevenNetCalculator(model=spec.checkpoint, device=spec.device)
+        except ValueError as exc:
+            raise PipelineInputError(f"sevennet checkpoint {spec.checkpoint!r}: {exc}") from None
+    from matgl.ext.ase import PESCalculator
+
+    return PESCalculator(_load_matgl(spec), stress_unit="eV/A3")
+
+
+def batched_model(spec: PotentialSpec):
+    """A torch-sim ``ModelInterface`` for batched relaxation (chgnet and sevennet)."""
+    from pipeline.screen import torchsim_models
+
+    device = torch.device(spec.device)
+    if spec.name == "chgnet":
+        return torchsim_models.CHGNetModel(_load_chgnet(spec), device=device)
+    if spec.name == "sevennet":
+        from sevenn.util import load_checkpoint
+
+        try:
+            checkpoint = load_checkpoint(spec.checkpoint)
+        except ValueError as exc:
+            raise PipelineInputError(f"sevennet checkpoint {spec.checkpoint!r}: {exc}") from None
+        return torchsim_models.SevenNetModel(checkpoint.build_model(), device=device)
+    raise PipelineInputError(
+        f"batched relaxation supports {BATCHED_POTENTIALS}, not {spec.name!r}:"
+        " set screen.relax_mode: sequential"
+    )
+
+
+def _load_chgnet(spec: PotentialSpec):
+    from chgnet.model import CHGNet
+
+    if Path(spec.checkpoint).is_file():
+        return CHGNet.from_file(spec.checkpoint)
+    try:
+        return CHGNet.load(model_name=spec.checkpoint, use_device=spec.device, verbose=False)
+    except ValueError as exc:
+        raise PipelineInputError(f"chgnet checkpoint {spec.checkpoint!r}: {exc}") from None
+
+
+def _load_matgl(spec: PotentialSpec):
+    import matgl
+
+    try:
+        potential = matgl.load_model(spec.checkpoint)
+    except (ValueError, RuntimeError, OSError) as exc:
+        raise PipelineInputError(
+            f"m3gnet: cannot load matgl model {spec.checkpoint!r} ({exc}); pretrained models"
+            " come from matgl's Hugging Face hub, which needs network access, or give the"
+            " path of a saved matgl model folder"
+        ) from None
+    return potential.to(spec.device)

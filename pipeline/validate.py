@@ -1,0 +1,177 @@
+"""Stage validate: keep the generated crystals worth relaxing, say why others were not.
+
+Checks, in order, each rejection with its reason in the table:
+
+1. elements outside the chemical system;
+2. structure: every interatomic distance >= ``--min-distance`` Å and a volume per atom
+   within ``--min-volume-per-atom`` .. ``--max-volume-per-atom`` Å^3;
+3. charge neutrality with common oxidation states (pymatgen);
+4. duplicates within the batch (pymatgen ``StructureMatcher``; the first one is kept).
+
+Unique valid structures are compared with the training data: ``novel`` is False for a
+structure that matches one (``known_as`` names it). At most ``--max-candidates`` go on to
+relaxation, novel ones first, taken in turn from each composition; the rest are
+``deferred``. Run ``python -m pipeline.validate --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+from tqdm import tqdm
+
+from pipeline.chemsys import ChemicalSystem
+from pipeline.errors import PipelineInputError, exit_on_input_error
+from pipeline.records import CrystalRecord, read_records, write_records
+from pipeline.screen.dedup import find_matches
+from pipeline.screen.validity import (
+    ValidityLimits,
+    charge_problem,
+    element_problem,
+    min_interatomic_distance,
+    structural_problem,
+)
+
+VALID, REJECTED, DEFERRED = "valid", "rejected", "deferred"
+COLUMNS = ["id", "model", "formula", "status", "reason", "novel", "known_as",
+           "min_distance", "volume_per_atom"]
+
+
+@dataclass
+class Verdict:
+    """One row of the validation table."""
+
+    id: str
+    model: str
+    formula: str
+    status: str = VALID
+    reason: str = ""
+    novel: bool | None = None
+    known_as: str = ""
+    min_distance: float = float("nan")
+    volume_per_atom: float = float("nan")
+
+
+def check_record(record: CrystalRecord, system: ChemicalSystem, limits: ValidityLimits) -> Verdict:
+    """The structural and chemical checks of one record (no deduplication)."""
+    structure = record.to_structure()
+    verdict = Verdict(id=record.id, model=record.source, formula=record.formula)
+    verdict.volume_per_atom = structure.volume / len(structure)
+    verdict.min_distance = min_interatomic_distance(structure)
+    reason = (element_problem(structure, system) or structural_problem(structure, limits)
+              or charge_problem(structure))
+    if reason:
+        verdict.status, verdict.reason = REJECTED, reason
+    return verdict
+
+
+def validate(
+    candidates: Sequence[CrystalRecord],
+    training: Sequence[CrystalRecord],
+    system: ChemicalSystem,
+    limits: ValidityLimits,
+    max_candidates: int | None = None,
+    progress: bool = False,
+) -> tuple[list[CrystalRecord], list[Verdict]]:
+    """Validate ``candidates``: the records to relax and a verdict for every candidate."""
+    ids = Counter(r.id for r in candidates)
+    repeated = [i for i, n in ids.items() if n > 1]
+    if repeated:
+        raise PipelineInputError(f"candidate ids must be unique; repeated: {repeated[:5]}")
+    verdicts = [check_record(r, system, limits)
+                for r in tqdm(candidates, desc="validity", unit="structure",
+                              disable=not progress)]
+    passing = [(r, v) for r, v in zip(candidates, verdicts) if v.status == VALID]
+    matches = find_matches(
+        [(r.id, r.to_structure()) for r, _ in passing],
+        [(r.id, r.to_structure()) for r in training],
+        progress=progress,
+    )
+    for (_, verdict), match in zip(passing, matches):
+        if match.duplicate_of is not None:
+            verdict.status, verdict.reason = REJECTED, f"duplicate of {match.duplicate_of}"
+        else:
+            verdict.novel = match.known_as is None
+            verdict.known_as = match.known_as or ""
+    unique = [(r, v) for r, v in passing if v.status == VALID]
+    chosen = select_for_relaxation(unique, max_candidates)
+    chosen_ids = {r.id for r, _ in chosen}
+    for record, verdict in unique:
+        if record.id not in chosen_ids:
+            verdict.status = DEFERRED
+            verdict.reason = f"beyond the first {max_candidates} candidates (screen.max_candidates)"
+    return [r for r, _ in chosen], verdicts
+
+
+def select_for_relaxation(
+    unique: Sequence[tuple[CrystalRecord, Verdict]], limit: int | None
+) -> list[tuple[CrystalRecord, Verdict]]:
+    """At most ``limit`` candidates: novel before known, one composition after another.
+
+    Taking the compositions in turn keeps the selection as varied as the samples,
+    whatever order the generator wrote them in.
+    """
+    if limit is None or len(unique) <= limit:
+        return list(unique)
+    chosen: list[tuple[CrystalRecord, Verdict]] = []
+    for novel in (True, False):
+        queues: dict[str, list] = defaultdict(list)
+        for item in unique:
+            if item[1].novel == novel:
+                queues[item[0].formula].append(item)
+        while len(chosen) < limit and any(queues.values()):
+            for formula in list(queues):
+                if queues[formula] and len(chosen) < limit:
+                    chosen.append(queues[formula].pop(0))
+    order = {r.id: k for k, (r, _) in enumerate(unique)}
+    return sorted(chosen, key=lambda item: order[item[0].id])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline.validate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=Path, nargs="+", required=True,
+                        help="generated structures, one dataset file per model")
+    parser.add_argument("--training", type=Path, required=True,
+                        help="training dataset, to tell novel from known structures")
+    parser.add_argument("--chemsys", default="Mg-Mn-O")
+    parser.add_argument("--min-distance", type=float, default=0.5, help="Å")
+    parser.add_argument("--min-volume-per-atom", type=float, default=4.0, help="Å^3")
+    parser.add_argument("--max-volume-per-atom", type=float, default=40.0, help="Å^3")
+    parser.add_argument("--max-candidates", type=int, default=None,
+                        help="most structures passed on to relaxation (default: all)")
+    parser.add_argument("--out", type=Path, required=True, help="validated dataset (.json.gz)")
+    parser.add_argument("--out-table", type=Path, required=True, help="validation.csv")
+    return parser
+
+
+@exit_on_input_error
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.max_candidates is not None and args.max_candidates < 1:
+        raise PipelineInputError("--max-candidates must be at least 1")
+    system = ChemicalSystem.parse(args.chemsys)
+    limits = ValidityLimits(args.min_distance, args.min_volume_per_atom, args.max_volume_per_atom)
+    candidates = [record for path in args.samples for record in read_records(path)]
+    training = read_records(args.training)
+    chosen, verdicts = validate(candidates, training, system, limits, args.max_candidates,
+                                progress=True)
+    write_records(chosen, args.out)
+    args.out_table.parent.mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame([vars(v) for v in verdicts], columns=COLUMNS)
+    table.to_csv(args.out_table, index=False)
+    counts = Counter(v.status for v in verdicts)
+    print(json.dumps({"candidates": len(candidates), **counts,
+                      "novel": sum(v.novel is True for v in verdicts)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

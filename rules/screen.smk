@@ -1,0 +1,217 @@
+# Screening, first half: validate the generated crystals, relax them (sharded), and place
+# them on a hull relaxed with the same potential. See pipeline/{validate,relax,hull}.py.
+
+SCREEN = config["screen"]
+POTENTIAL = SCREEN["potential"]
+SHARDS = list(range(SCREEN["shards"]))
+CONSENSUS = [p for p in SCREEN.get("consensus", []) if p != POTENTIAL]
+
+
+wildcard_constraints:
+    shard=r"\d+",
+    potential="chgnet|sevennet|m3gnet",
+
+
+def relax_cli_args(potential):
+    """--potential ... --threads: the potential and relaxation options of the CLIs."""
+    model_file = SCREEN["checkpoints"].get(potential, "")
+    batch_atoms = SCREEN.get("batch_atoms")
+    return (
+        f"--potential {potential}"
+        + (f" --checkpoint {model_file}" if model_file else "")
+        + f" --mode {SCREEN['relax_mode']} --fmax {SCREEN['fmax']}"
+        + f" --max-steps {SCREEN['max_steps']} --device {SCREEN['device']}"
+        + (f" --batch-atoms {batch_atoms}" if batch_atoms else "")
+    )
+
+
+def hull_inputs(wildcards):
+    """Relaxed candidates and references of the main potential and the consensus ones."""
+    inputs = {
+        "relaxed": "results/screen/relaxed.json.gz",
+        "references": f"results/hull/{POTENTIAL}/references_relaxed.json.gz",
+        "mp_entries": "results/data/mp_entries.json.gz",
+    }
+    for potential in CONSENSUS:
+        inputs[f"relaxed_{potential}"] = f"results/screen/consensus/{potential}/relaxed.json.gz"
+        inputs[f"references_{potential}"] = f"results/hull/{potential}/references_relaxed.json.gz"
+    return inputs
+
+
+def consensus_args(wildcards, input):
+    return " ".join(
+        f"--consensus {p} {input['relaxed_' + p]} {input['references_' + p]}" for p in CONSENSUS
+    )
+
+
+rule validate:
+    input:
+        samples=sample_files(),
+        training="results/data/dataset.json.gz",
+    output:
+        validated="results/screen/validated.json.gz",
+        table="results/screen/validation.csv",
+    params:
+        chemsys=config["chemsys"],
+        min_distance=SCREEN["min_distance"],
+        volume=f"--min-volume-per-atom {SCREEN['min_volume_per_atom']}"
+        f" --max-volume-per-atom {SCREEN['max_volume_per_atom']}",
+        max_candidates=SCREEN["max_candidates"],
+    log:
+        "logs/screen/validate.log",
+    conda:
+        "../envs/screen.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    shell:
+        "python -m pipeline.validate --samples {input.samples} --training {input.training}"
+        " --chemsys {params.chemsys} --min-distance {params.min_distance} {params.volume}"
+        " --max-candidates {params.max_candidates} --out {output.validated}"
+        " --out-table {output.table} > {log} 2>&1"
+
+
+rule relax:
+    input:
+        "results/screen/validated.json.gz",
+    output:
+        shard="results/screen/relax/shard_{shard}.json.gz",
+        status="results/screen/relax/shard_{shard}.csv",
+    params:
+        relax=relax_cli_args(POTENTIAL),
+        shards=SCREEN["shards"],
+    log:
+        "logs/screen/relax/shard_{shard}.log",
+    conda:
+        "../envs/screen.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=120,
+    shell:
+        "python -m pipeline.relax shard --input {input} --shard {wildcards.shard}"
+        " --shards {params.shards} {params.relax} --threads {threads}"
+        " --out {output.shard} --out-status {output.status} > {log} 2>&1"
+
+
+rule gather_relaxed:
+    input:
+        shards=expand("results/screen/relax/shard_{shard}.json.gz", shard=SHARDS),
+        status=expand("results/screen/relax/shard_{shard}.csv", shard=SHARDS),
+    output:
+        relaxed="results/screen/relaxed.json.gz",
+        status="results/screen/relax_status.csv",
+    log:
+        "logs/screen/gather_relaxed.log",
+    conda:
+        "../envs/screen.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m pipeline.relax gather --shard-files {input.shards}"
+        " --status-files {input.status} --out {output.relaxed}"
+        " --out-status {output.status} > {log} 2>&1"
+
+
+rule relax_consensus:
+    input:
+        "results/screen/validated.json.gz",
+    output:
+        shard="results/screen/consensus/{potential}/shard_{shard}.json.gz",
+        status="results/screen/consensus/{potential}/shard_{shard}.csv",
+    params:
+        relax=lambda wildcards: relax_cli_args(wildcards.potential),
+        shards=SCREEN["shards"],
+    log:
+        "logs/screen/consensus/{potential}/shard_{shard}.log",
+    conda:
+        "../envs/screen.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=120,
+    shell:
+        "python -m pipeline.relax shard --input {input} --shard {wildcards.shard}"
+        " --shards {params.shards} {params.relax} --threads {threads}"
+        " --out {output.shard} --out-status {output.status} > {log} 2>&1"
+
+
+rule gather_consensus:
+    input:
+        shards=expand("results/screen/consensus/{{potential}}/shard_{shard}.json.gz", shard=SHARDS),
+        status=expand("results/screen/consensus/{{potential}}/shard_{shard}.csv", shard=SHARDS),
+    output:
+        relaxed="results/screen/consensus/{potential}/relaxed.json.gz",
+        status="results/screen/consensus/{potential}/relax_status.csv",
+    log:
+        "logs/screen/consensus/{potential}/gather.log",
+    conda:
+        "../envs/screen.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m pipeline.relax gather --shard-files {input.shards}"
+        " --status-files {input.status} --out {output.relaxed}"
+        " --out-status {output.status} > {log} 2>&1"
+
+
+# Cached per potential: the output path names only the potential, and the rule reruns
+# only when its own inputs or params change, so new candidates reuse the hull.
+rule relax_hull_references:
+    input:
+        references="results/data/reference_phases.json.gz",
+        dataset="results/data/dataset.json.gz",
+    output:
+        relaxed="results/hull/{potential}/references_relaxed.json.gz",
+        status="results/hull/{potential}/references_status.csv",
+    params:
+        relax=lambda wildcards: relax_cli_args(wildcards.potential),
+        training=SCREEN["hull_training_structures"],
+    log:
+        "logs/hull/{potential}/relax_hull_references.log",
+    conda:
+        "../envs/screen.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=120,
+    shell:
+        "python -m pipeline.hull references --references {input.references}"
+        " --dataset {input.dataset} --training-structures {params.training}"
+        " {params.relax} --threads {threads} --out {output.relaxed}"
+        " --out-status {output.status} > {log} 2>&1"
+
+
+rule hull:
+    input:
+        unpack(hull_inputs),
+    output:
+        table="results/screen/hull.csv",
+        plot=report(
+            "results/screen/hull.png",
+            category="4. Screening",
+            caption="../report/hull.rst",
+        ),
+    params:
+        consensus=consensus_args,
+        e_hull_max=SCREEN["e_hull"]["metastable"],
+        e_hull_synthesizable=SCREEN["e_hull"]["synthesizable"],
+    log:
+        "logs/screen/hull.log",
+    conda:
+        "../envs/screen.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m pipeline.hull ehull --relaxed {input.relaxed}"
+        " --references-relaxed {input.references} --mp-entries {input.mp_entries}"
+        " {params.consensus} --e-hull-max {params.e_hull_max}"
+        " --e-hull-synthesizable {params.e_hull_synthesizable} --out {output.table}"
+        " --out-plot {output.plot} > {log} 2>&1"

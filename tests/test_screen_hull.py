@@ -1,0 +1,117 @@
+"""Hull: training subset, self-consistent E_hull of the relaxed references, MP2020 path."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from pymatgen.core import Composition
+
+from pipeline.errors import PipelineInputError
+from pipeline.hull import hull_table, main
+from pipeline.records import CrystalRecord, write_records
+from pipeline.screen.hull import (
+    e_above_hull,
+    mp2020_entry,
+    mp_e_above_hull,
+    pd_entry,
+    phase_diagram,
+    select_hull_training,
+)
+from pipeline.screen.modes import relax_records
+from pipeline.screen.potentials import PotentialSpec, describe
+from pipeline.screen.relax import RelaxSettings
+
+
+@pytest.fixture(scope="module")
+def relaxed_references(reference_records):
+    """The nine bundled reference phases relaxed with CHGNet (batched)."""
+    spec = PotentialSpec("chgnet")
+    results = relax_records(reference_records, spec, RelaxSettings(), "batched", progress=False)
+    assert all(r.ok for r in results), [r.reason for r in results if not r.ok]
+    return [res.to_record(rec, describe(spec)) for rec, res in zip(reference_records, results)]
+
+
+def with_energy(record: CrystalRecord, energy_per_atom: float) -> CrystalRecord:
+    return CrystalRecord(**{**record.__dict__, "properties": {"energy_per_atom": energy_per_atom}})
+
+
+def test_training_subset_is_one_smallest_cell_per_formula_and_deterministic(bundled_records):
+    subset = select_hull_training(bundled_records, 10)
+    assert subset == select_hull_training(list(reversed(bundled_records)), 10)
+    formulas = [Composition(r.formula).reduced_formula for r in subset]
+    assert len(set(formulas)) == 10
+    assert [r.natoms for r in subset] == sorted(r.natoms for r in subset)
+    everything = select_hull_training(bundled_records, None)
+    assert len(everything) == len({Composition(r.formula).reduced_formula
+                                   for r in bundled_records})
+
+
+def test_a_hull_without_an_elemental_reference_is_an_input_error(reference_records):
+    references = [with_energy(r, -5.0) for r in reference_records if r.id != "O2"]
+    with pytest.raises(PipelineInputError, match=r"pure element\(s\) \['O'\]"):
+        phase_diagram(references)
+
+
+def test_e_hull_is_measured_from_the_hull_of_the_references(reference_records):
+    energies = {"MgO": -6.0, "Mg": -1.5, "O2": -4.9, "MnO": -8.0, "Mn": -9.0}
+    references = [with_energy(r, energies[r.id]) for r in reference_records if r.id in energies]
+    diagram = phase_diagram(references)
+    mgo = next(r for r in references if r.id == "MgO")
+    assert e_above_hull(diagram, pd_entry(mgo)).e_above_hull == pytest.approx(0.0)
+    higher = with_energy(mgo, -5.9)
+    result = e_above_hull(diagram, pd_entry(higher))
+    assert result.e_above_hull == pytest.approx(0.1)
+    assert result.decomposition == "MgO"
+
+
+@pytest.mark.slow
+def test_reference_oxides_sit_on_the_self_consistent_hull(relaxed_references):
+    diagram = phase_diagram(relaxed_references)
+    table = {r.id: e_above_hull(diagram, pd_entry(r)).e_above_hull for r in relaxed_references}
+    assert table["MgO"] == pytest.approx(0.0, abs=1e-6)
+    assert table["MgMn2O4"] < 0.03
+    assert all(value < 0.1 for value in table.values()), table
+
+
+@pytest.mark.slow
+def test_mp2020_path_corrects_oxides_and_places_them_on_an_mp_like_hull(relaxed_references):
+    by_id = {r.id: r for r in relaxed_references}
+    mno = mp2020_entry(by_id["MnO"])
+    assert mno.parameters["hubbards"] == {"Mn": 3.9}
+    assert mno.correction < 0  # oxide and Mn U corrections
+    entries = [mp2020_entry(r) for r in relaxed_references]
+    e_hull = mp_e_above_hull([by_id["MgO"], by_id["MgMn2O4"]], entries)
+    assert e_hull[0] == pytest.approx(0.0, abs=1e-6)
+    assert e_hull[1] < 0.05
+
+
+@pytest.mark.slow
+def test_ehull_cli_writes_the_table_and_the_consensus_column(tmp_path, relaxed_references):
+    write_records(relaxed_references, tmp_path / "references.json.gz")
+    candidates = [with_energy(r, r.properties["energy_per_atom"] + 0.15)
+                  for r in relaxed_references if r.id in ("MgO", "MgMn2O4")]
+    write_records(candidates, tmp_path / "relaxed.json.gz")
+    strict = [with_energy(c, c.properties["energy_per_atom"] + 0.1) for c in candidates[:1]]
+    write_records(strict, tmp_path / "other.json.gz")
+    (tmp_path / "mp.json").write_text("[]")
+    code = main(["ehull", "--relaxed", str(tmp_path / "relaxed.json.gz"),
+                 "--references-relaxed", str(tmp_path / "references.json.gz"),
+                 "--mp-entries", str(tmp_path / "mp.json"),
+                 "--consensus", "sevennet", str(tmp_path / "other.json.gz"),
+                 str(tmp_path / "references.json.gz"),
+                 "--out", str(tmp_path / "hull.csv"), "--out-plot", str(tmp_path / "hull.png")])
+    assert code == 0
+    table = pd.read_csv(tmp_path / "hull.csv").set_index("id")
+    assert table.loc["MgO", "e_above_hull"] == pytest.approx(0.15, abs=1e-4)
+    assert table.loc["MgO", "e_above_hull_sevennet"] == pytest.approx(0.25, abs=1e-4)
+    # Both under 0.2 eV/atom by the main potential; MgO fails the other, MgMn2O4 has no
+    # relaxation from it: neither passes the consensus.
+    assert not table["passes_hull"].any()
+    assert table["synthesizable"].tolist() == [False, False]
+    assert table.loc["MgO", "potential"].startswith("chgnet")
+    assert (tmp_path / "hull.png").stat().st_size > 0
+
+
+def test_hull_table_of_no_candidates_is_empty(reference_records):
+    references = [with_energy(r, -5.0) for r in reference_records]
+    assert hull_table([], references, 0.2, 0.08).empty
