@@ -64,5 +64,12 @@ def final_outputs():
         *sample_files(),
     ]
     if sample_files():
-        outputs += ["results/screen/hull.csv"]
+        outputs += [
+            "results/candidates.csv",
+            "results/evaluation/metrics.json",
+            "results/report/e_hull_histogram.png",
+            "results/report/ternary_hull.png",
+            "results/report/band_gap_vs_pourbaix.png",
+            "results/report/lattice_parameters.png",
+        ]
     return outputs

@@ -1,11 +1,6 @@
 # The screen's plots and the generators' quality metrics, registered for `snakemake --report`.
 
 
-def generator_samples(wildcards):
-    """The samples file of every configured generator (train.models)."""
-    return expand("results/samples/{model}/samples.json.gz", model=config["train"]["models"])
-
-
 rule report_plots:
     input:
         candidates="results/candidates.csv",
@@ -48,7 +43,7 @@ rule report_plots:
 
 rule evaluate:
     input:
-        samples=generator_samples,
+        samples=sample_files(),
         relaxed="results/screen/relaxed.json.gz",
         hull="results/screen/hull.csv",
         training="results/data/dataset.json.gz",
