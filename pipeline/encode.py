@@ -24,6 +24,7 @@ import pandas as pd
 
 from pipeline.chemsys import composition_label
 from pipeline.cli import add_system_arguments, system_and_caps
+from pipeline.arrays import load_arrays, save_arrays
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import CrystalRecord, read_records
 from pipeline.represent.pointcloud import PointCloudEncoding
@@ -67,32 +68,25 @@ def encode_records(records: list[CrystalRecord], encoding: PointCloudEncoding) -
 
 
 def save_encoded(data: EncodedDataset, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(
-        tmp, x=data.x, counts=data.counts, condition=data.condition,
+    save_arrays(
+        path, x=data.x, counts=data.counts, condition=data.condition,
         composition_class=data.composition_class, compositions=np.array(data.compositions),
         ids=np.array(data.ids), parents=np.array(data.parents),
         elements=np.array(data.encoding.elements), caps=np.array(data.encoding.caps),
     )
-    tmp.replace(path)
 
 
 def load_encoded(path: str | Path) -> EncodedDataset:
     """Read an ``.npz`` written by :func:`save_encoded`."""
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineInputError(f"encoded dataset not found: {path}")
-    with np.load(path) as f:
-        encoding = PointCloudEncoding(tuple(str(e) for e in f["elements"]),
-                                      tuple(int(c) for c in f["caps"]))
-        return EncodedDataset(
-            encoding=encoding, x=f["x"], counts=f["counts"],
-            composition_class=f["composition_class"],
-            compositions=[str(s) for s in f["compositions"]], ids=[str(s) for s in f["ids"]],
-            parents=[str(s) for s in f["parents"]],
-        )
+    f = load_arrays(path, "point-cloud dataset", marker="composition_class")
+    encoding = PointCloudEncoding(tuple(str(e) for e in f["elements"]),
+                                  tuple(int(c) for c in f["caps"]))
+    return EncodedDataset(
+        encoding=encoding, x=f["x"], counts=f["counts"],
+        composition_class=f["composition_class"],
+        compositions=[str(s) for s in f["compositions"]], ids=[str(s) for s in f["ids"]],
+        parents=[str(s) for s in f["parents"]],
+    )
 
 
 def composition_table(data: EncodedDataset) -> pd.DataFrame:

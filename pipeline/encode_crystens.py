@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.chemsys import ChemicalSystem
+from pipeline.arrays import load_arrays, save_arrays
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import CrystalRecord, read_records
 from pipeline.represent import crystens
@@ -69,29 +70,20 @@ def encode_records(
 
 
 def save_crystens(data: CrysTensDataset, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(
-        tmp, x=data.x, space_group=data.space_group, counts=data.counts,
+    save_arrays(
+        path, x=data.x, space_group=data.space_group, counts=data.counts,
         ids=np.array(data.ids), parents=np.array(data.parents), elements=np.array(data.elements),
     )
-    tmp.replace(path)
 
 
 def load_crystens(path: str | Path) -> CrysTensDataset:
     """Read an ``.npz`` written by :func:`save_crystens`."""
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineInputError(f"CrysTens dataset not found: {path}")
-    with np.load(path) as f:
-        if "space_group" not in f.files:
-            raise PipelineInputError(f"{path} is not a CrysTens dataset (no space_group array)")
-        return CrysTensDataset(
-            elements=tuple(str(e) for e in f["elements"]), x=f["x"],
-            space_group=f["space_group"], counts=f["counts"],
-            ids=[str(s) for s in f["ids"]], parents=[str(s) for s in f["parents"]],
-        )
+    f = load_arrays(path, "CrysTens dataset", marker="space_group")
+    return CrysTensDataset(
+        elements=tuple(str(e) for e in f["elements"]), x=f["x"],
+        space_group=f["space_group"], counts=f["counts"],
+        ids=[str(s) for s in f["ids"]], parents=[str(s) for s in f["parents"]],
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,6 +35,7 @@ from pymatgen.io.vasp import Poscar
 from torch_geometric.data import Data
 
 from pipeline.chemsys import ChemicalSystem
+from pipeline.arrays import load_arrays, save_arrays
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
 
@@ -145,31 +146,22 @@ def graph_dataset(records: list[CrystalRecord], system: ChemicalSystem,
 
 
 def save_graph_dataset(data: GraphDataset, path: str | Path) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(
-        tmp, species=data.species, frac_coords=data.frac_coords, num_atoms=data.num_atoms,
+    save_arrays(
+        path, species=data.species, frac_coords=data.frac_coords, num_atoms=data.num_atoms,
         lattice=data.lattice, band_gap=data.band_gap, ids=np.array(data.ids),
         parents=np.array(data.parents), elements=np.array(data.elements),
     )
-    tmp.replace(path)
 
 
 def load_graph_dataset(path: str | Path) -> GraphDataset:
     """Read an ``.npz`` written by :func:`save_graph_dataset`."""
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineInputError(f"graph dataset not found: {path}")
-    with np.load(path) as f:
-        if "num_atoms" not in f:
-            raise PipelineInputError(f"{path}: not a graph dataset (no num_atoms)")
-        return GraphDataset(
-            elements=tuple(str(e) for e in f["elements"]), species=f["species"],
-            frac_coords=f["frac_coords"], num_atoms=f["num_atoms"], lattice=f["lattice"],
-            band_gap=f["band_gap"], ids=[str(s) for s in f["ids"]],
-            parents=[str(s) for s in f["parents"]],
-        )
+    f = load_arrays(path, "graph dataset", marker="num_atoms")
+    return GraphDataset(
+        elements=tuple(str(e) for e in f["elements"]), species=f["species"],
+        frac_coords=f["frac_coords"], num_atoms=f["num_atoms"], lattice=f["lattice"],
+        band_gap=f["band_gap"], ids=[str(s) for s in f["ids"]],
+        parents=[str(s) for s in f["parents"]],
+    )
 
 
 
