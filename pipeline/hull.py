@@ -19,12 +19,10 @@ import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from monty.serialization import loadfn
 
 from pipeline.errors import PipelineInputError, exit_on_input_error
-from pipeline.plotting import new_figure, save_figure
 from pipeline.records import CrystalRecord, read_records, write_records
 from pipeline.relax import STATUS_COLUMNS
 from pipeline.screen.hull import (
@@ -66,7 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
     ehull.add_argument("--e-hull-synthesizable", type=float, default=0.08,
                        help="flagged synthesizable within this E_hull, eV/atom")
     ehull.add_argument("--out", type=Path, required=True, help="hull.csv")
-    ehull.add_argument("--out-plot", type=Path, default=None, help="E_hull histogram (.png)")
     return parser
 
 
@@ -120,19 +117,6 @@ def add_consensus(
     table["passes_hull"] &= table[column].le(e_hull_max)
 
 
-def plot_e_hull(table: pd.DataFrame, e_hull_max: float, e_hull_synthesizable: float, path: Path):
-    fig, (ax,) = new_figure()
-    values = table["e_above_hull"].to_numpy()
-    if len(values):
-        ax.hist(np.clip(values, None, 1.0), bins=30, color="tab:blue", alpha=0.8)
-    ax.axvline(e_hull_synthesizable, color="tab:green", ls="--", label=f"{e_hull_synthesizable} eV/atom")
-    ax.axvline(e_hull_max, color="tab:red", ls="--", label=f"{e_hull_max} eV/atom")
-    ax.set_xlabel("E above hull (eV/atom, clipped at 1)")
-    ax.set_ylabel("candidates")
-    ax.legend()
-    save_figure(fig, path)
-
-
 def run_ehull(args: argparse.Namespace) -> dict:
     candidates = read_records(args.relaxed)
     table = hull_table(candidates, read_records(args.references_relaxed), args.e_hull_max,
@@ -145,8 +129,6 @@ def run_ehull(args: argparse.Namespace) -> dict:
         add_consensus(table, potential, Path(relaxed), Path(references), args.e_hull_max)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
-    if args.out_plot is not None:
-        plot_e_hull(table, args.e_hull_max, args.e_hull_synthesizable, args.out_plot)
     return {"candidates": len(table), "passes_hull": int(table["passes_hull"].sum()),
             "synthesizable": int(table["synthesizable"].sum())}
 

@@ -192,11 +192,6 @@ rule hull:
         unpack(hull_inputs),
     output:
         table="results/screen/hull.csv",
-        plot=report(
-            "results/screen/hull.png",
-            category="4. Screening",
-            caption="../report/hull.rst",
-        ),
     params:
         consensus=consensus_args,
         e_hull_max=SCREEN["e_hull"]["metastable"],
@@ -214,4 +209,4 @@ rule hull:
         " --references-relaxed {input.references} --mp-entries {input.mp_entries}"
         " {params.consensus} --e-hull-max {params.e_hull_max}"
         " --e-hull-synthesizable {params.e_hull_synthesizable} --out {output.table}"
-        " --out-plot {output.plot} > {log} 2>&1"
+        " > {log} 2>&1"

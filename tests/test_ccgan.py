@@ -20,7 +20,6 @@ from pipeline.chemsys import composition_label
 from pipeline.encode import encode_records, save_encoded
 from pipeline.models import registry
 from pipeline.models.base import SampleJob, TargetComposition, TrainJob
-from pipeline.records import read_records
 from pipeline.represent.pointcloud import PointCloudEncoding
 
 from conftest import DEFAULT_CAPS, REPO

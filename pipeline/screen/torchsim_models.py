@@ -13,7 +13,6 @@ so one bad structure cannot stop the batch it travels in.
 from __future__ import annotations
 
 import torch
-from ase import units
 from pymatgen.core import Lattice, Structure
 from torch_sim.models.interface import ModelInterface
 from torch_sim.state import SimState
