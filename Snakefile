@@ -3,14 +3,25 @@
 #   snakemake --cores 8 --configfile my.yaml # your own settings
 # The rules only call the stage CLIs of the `pipeline` package; see README.md.
 
+import os
+import sys
+
 from snakemake.utils import min_version, validate
+
+sys.path.insert(0, workflow.basedir)
+from pipeline.config import check_config
 
 min_version("8.0")
 
 
-configfile: "config.yaml"
+# Found next to this Snakefile also when run with `-d <workdir>` (a path here is
+# relative to the working directory).
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
+# A readable list of every problem first (key.path: message), then snakemake's own
+# validation, which also fills in the schema's defaults.
+check_config(config, workflow.source_path("schemas/config.schema.yaml"))
 validate(config, "schemas/config.schema.yaml")
 
 

@@ -28,7 +28,8 @@ from typing import Mapping, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.chemsys import ChemicalSystem, composition_label, parse_caps, resolve_atom_caps
+from pipeline.chemsys import ChemicalSystem, composition_label
+from pipeline.cli import add_system_arguments, system_and_caps
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import CrystalRecord, read_records, write_records
 
@@ -147,9 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline.augment", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, required=True, help="input dataset (.json.gz)")
-    parser.add_argument("--chemsys", default="Mg-Mn-O")
-    parser.add_argument("--max-atoms", nargs="*", metavar="EL=N",
-                        help="per-element atom caps; derived from the data if omitted")
+    add_system_arguments(parser)
     parser.add_argument("--per-composition", type=int, default=50)
     parser.add_argument("--operations", nargs="+", default=list(OPERATIONS), choices=OPERATIONS)
     parser.add_argument("--seed", type=int, default=0)
@@ -160,9 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
 @exit_on_input_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    system = ChemicalSystem.parse(args.chemsys)
     records = read_records(args.dataset)
-    caps = resolve_atom_caps(system, parse_caps(args.max_atoms), (r.species for r in records))
+    system, caps = system_and_caps(args, (r.species for r in records))
     settings = AugmentSettings(args.per_composition, tuple(args.operations), args.seed)
     augmented = augment(records, system, caps, settings, progress=True)
     write_records(augmented, args.out)

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.chemsys import ChemicalSystem, composition_label, parse_caps, resolve_atom_caps
+from pipeline.chemsys import composition_label
+from pipeline.cli import add_system_arguments, system_and_caps
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import CrystalRecord, read_records
 from pipeline.represent.pointcloud import PointCloudEncoding
@@ -110,9 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline.encode", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, required=True)
-    parser.add_argument("--chemsys", default="Mg-Mn-O")
-    parser.add_argument("--max-atoms", nargs="*", metavar="EL=N",
-                        help="per-element atom caps; derived from the data if omitted")
+    add_system_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="point clouds (.npz)")
     parser.add_argument("--out-compositions", type=Path, required=True,
                         help="composition classes (.csv)")
@@ -122,9 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
 @exit_on_input_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    system = ChemicalSystem.parse(args.chemsys)
     records = read_records(args.dataset)
-    caps = resolve_atom_caps(system, parse_caps(args.max_atoms), (r.species for r in records))
+    system, caps = system_and_caps(args, (r.species for r in records))
     data = encode_records(records, PointCloudEncoding.for_system(system, caps))
     save_encoded(data, args.out)
     args.out_compositions.parent.mkdir(parents=True, exist_ok=True)

@@ -129,7 +129,7 @@ def write_records(records: Iterable[CrystalRecord], path: str | Path) -> None:
     if path.suffix == ".gz":
         # mtime=0 keeps the bytes identical for identical records, so Snakemake's
         # checksum-based rerun detection sees "unchanged" when nothing changed.
-        with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
             gz.write(payload.encode("utf-8"))
     else:
         tmp.write_text(payload, encoding="utf-8")

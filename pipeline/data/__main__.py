@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 from monty.serialization import dumpfn
 
-from pipeline.chemsys import ChemicalSystem, parse_caps, resolve_atom_caps
+from pipeline.chemsys import ChemicalSystem
+from pipeline.cli import add_system_arguments, system_and_caps
 from pipeline.data.bundled import load_bundled
 from pipeline.data.filtering import Rejection, split_usable
 from pipeline.data.summary import composition_summary, plot_composition_distribution
@@ -28,10 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         " dataset, the hull reference phases, a per-composition summary and a plot.",
     )
     parser.add_argument("--source", choices=SOURCES, default="bundled")
-    parser.add_argument("--chemsys", default="Mg-Mn-O", help="chemical system, e.g. Mg-Mn-O")
-    parser.add_argument("--max-atoms", nargs="*", metavar="EL=N",
-                        help="per-element atom caps of the encoding; derived from the data if"
-                        " omitted")
+    add_system_arguments(parser)
     parser.add_argument("--bundled-dataset", type=Path,
                         default=Path("resources/datasets/mgmno_kim2020.json.gz"))
     parser.add_argument("--bundled-references", type=Path,
@@ -83,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     system = ChemicalSystem.parse(args.chemsys)
     records, references, rejected, mp_entries = load_source(args, system)
-    caps = resolve_atom_caps(system, parse_caps(args.max_atoms), (r.species for r in records))
+    _, caps = system_and_caps(args, (r.species for r in records))
     usable, more_rejected = split_usable(records, system, caps,
                                          require_all_elements=args.source != "cif_dir")
     rejected += more_rejected

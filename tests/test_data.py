@@ -1,0 +1,173 @@
+"""The data stage on its three sources; the Materials Project part offline."""
+
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+from monty.serialization import loadfn
+from pymatgen.core import Lattice, Structure
+from pymatgen.io.cif import CifWriter
+
+from pipeline.data import materials_project as mp
+from pipeline.data.__main__ import main as data_main
+from pipeline.data.cif_dir import load_cif_dir
+from pipeline.data.filtering import split_usable
+from pipeline.errors import PipelineInputError
+from pipeline.records import read_records
+
+from conftest import BUNDLED_DATASET, BUNDLED_REFERENCES
+
+
+def outputs(tmp_path):
+    names = {"dataset": "dataset.json.gz", "references": "references.json.gz",
+             "mp-entries": "mp_entries.json.gz", "summary": "summary.csv",
+             "rejected": "rejected.csv", "plot": "composition.png"}
+    args = [arg for key, name in names.items() for arg in (f"--out-{key}", str(tmp_path / name))]
+    return args, {key: tmp_path / name for key, name in names.items()}
+
+
+def test_bundled_source_writes_dataset_summary_and_plot(tmp_path):
+    args, out = outputs(tmp_path)
+    assert data_main(["--bundled-dataset", str(BUNDLED_DATASET),
+                      "--bundled-references", str(BUNDLED_REFERENCES),
+                      "--max-atoms", "Mg=8", "Mn=8", "O=12", *args]) == 0
+    assert len(read_records(out["dataset"])) == 2627
+    references = {r.id for r in read_records(out["references"])}
+    assert {"MgO", "MnO", "MgMn2O4", "Mg", "Mn", "O2"} <= references
+    summary = pd.read_csv(out["summary"])
+    assert len(summary) == 112 and summary["n_structures"].sum() == 2627
+    assert summary.iloc[0].to_dict()["composition"] == "Mg4Mn4O8"  # the most frequent
+    assert out["plot"].stat().st_size > 10_000
+    assert loadfn(out["mp-entries"]) == []
+
+
+@pytest.fixture
+def cif_folder(tmp_path, small_records):
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    for record in small_records[:3]:
+        CifWriter(record.to_structure()).write_file(folder / f"{record.id}.cif")
+    (folder / "garbage.cif").write_text("data_x\n_cell_length_a 3.0\nthis is not a CIF loop\n")
+    disordered = Structure(Lattice.cubic(4.2), [{"Mg": 0.5, "Mn": 0.5}, "O"],
+                           [[0, 0, 0], [0.5, 0.5, 0.5]])
+    CifWriter(disordered).write_file(folder / "disordered.cif")
+    iron = Structure(Lattice.cubic(4.3), ["Fe", "Mg", "Mn", "O"],
+                     [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    CifWriter(iron).write_file(folder / "with_iron.cif")
+    big = small_records[0].to_structure()
+    big.make_supercell([3, 3, 3])
+    CifWriter(big).write_file(folder / "too_big.cif")
+    return folder
+
+
+def test_cif_dir_keeps_good_files_and_lists_the_rest_with_reasons(tmp_path, cif_folder,
+                                                                  small_records):
+    args, out = outputs(tmp_path)
+    assert data_main(["--source", "cif_dir", "--cif-dir", str(cif_folder),
+                      "--bundled-dataset", str(BUNDLED_DATASET),
+                      "--bundled-references", str(BUNDLED_REFERENCES),
+                      "--max-atoms", "Mg=8", "Mn=8", "O=12", *args]) == 0
+    kept = read_records(out["dataset"])
+    assert sorted(r.id for r in kept) == sorted(r.id for r in small_records[:3])
+    for record in kept:
+        original = next(r for r in small_records if r.id == record.id)
+        assert record.to_structure().matches(original.to_structure())
+    reasons = pd.read_csv(out["rejected"]).set_index("id")["reason"].to_dict()
+    assert reasons["garbage"].startswith("unparsable CIF")
+    assert reasons["disordered"] == "partial occupancy (disordered)"
+    assert reasons["with_iron"] == "elements outside the chemical system Mg-Mn-O: Fe"
+    assert reasons["too_big"].startswith("more atoms than the encoding allows")
+
+
+def test_cif_dir_with_nothing_usable_fails_with_one_line(tmp_path, capsys):
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    (folder / "a.cif").write_text("not a cif")
+    args, out = outputs(tmp_path)
+    assert data_main(["--source", "cif_dir", "--cif-dir", str(folder),
+                      "--bundled-dataset", str(BUNDLED_DATASET),
+                      "--bundled-references", str(BUNDLED_REFERENCES), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no usable structures") and "\n" not in err
+    assert pd.read_csv(out["rejected"])["id"].tolist() == ["a"]
+
+
+def test_missing_and_corrupt_bundled_files_are_clear_errors(tmp_path, capsys):
+    args, _ = outputs(tmp_path)
+    assert data_main(["--bundled-dataset", str(tmp_path / "nope.json.gz"), *args]) == 2
+    assert "dataset file not found" in capsys.readouterr().err
+    corrupt = tmp_path / "corrupt.json.gz"
+    corrupt.write_bytes(b"\x1f\x8b\x08\x00garbage")
+    assert data_main(["--bundled-dataset", str(corrupt), *args]) == 2
+    assert "not a readable gzip/JSON file" in capsys.readouterr().err
+
+
+def test_caps_reject_structures_that_do_not_fit(mgmno, bundled_records):
+    kept, rejected = split_usable(bundled_records, mgmno, {"Mg": 4, "Mn": 4, "O": 8})
+    assert kept and rejected
+    assert all(r.species.count("O") <= 8 for r in kept)
+    assert all("more atoms than the encoding allows" in r.reason for r in rejected)
+
+
+# --- Materials Project: query building and conversion, offline -------------------------
+
+def test_subsystems_cover_every_element_combination(mgmno):
+    assert mp.subsystems(mgmno) == ["Mg", "Mn", "O", "Mg-Mn", "Mg-O", "Mn-O", "Mg-Mn-O"]
+
+
+def recorded_summary_docs(reference_records):
+    """Documents shaped like mp-api's SummaryDoc (only the fields we request).
+
+    The structures are the bundled textbook phases; the numbers are round values of the
+    kind the Materials Project reports, enough to check the conversion.
+    """
+    by_id = {r.id: r.to_structure() for r in reference_records}
+    rows = [("mp-1265", "MgO", -5.96, 0.0, 4.45), ("mp-19006", "MnO", -8.34, 0.0, 1.9),
+            ("mp-1009", "MgMn2O4", -7.05, 0.0, 1.2), ("mp-9999999", "MnO2", -7.5, 0.05, 0.3)]
+    docs = [SimpleNamespace(material_id=mid, structure=by_id[name], energy_per_atom=e,
+                            uncorrected_energy_per_atom=e + 0.3,
+                            formation_energy_per_atom=None, energy_above_hull=ehull,
+                            band_gap=gap, is_stable=ehull == 0.0)
+            for mid, name, e, ehull, gap in rows]
+    # A ternary that is not in the reference set, to land in the training structures.
+    docs.append(SimpleNamespace(material_id="mp-ternary", structure=by_id["MgMn2O4"],
+                                energy_per_atom=-7.0, uncorrected_energy_per_atom=-6.7,
+                                formation_energy_per_atom=-2.1, energy_above_hull=0.03,
+                                band_gap=1.0, is_stable=False))
+    return docs
+
+
+def test_docs_become_training_records_and_hull_references(mgmno, reference_records):
+    query = mp.MaterialsProjectQuery(mgmno, require_all_elements=True, reference_e_above_hull=0.0)
+    training, references = mp.docs_to_records(recorded_summary_docs(reference_records), query)
+    assert [r.id for r in training] == ["mp-1009", "mp-ternary"]
+    assert [r.id for r in references] == ["mp-1009", "mp-1265", "mp-19006"]
+    mgo = next(r for r in references if r.id == "mp-1265")
+    assert mgo.source == "mp"
+    assert mgo.properties == {"energy_per_atom": -5.96, "uncorrected_energy_per_atom": -5.66,
+                              "e_above_hull": 0.0, "band_gap": 4.45}
+    ternary = training[1]
+    assert ternary.properties["formation_energy_per_atom"] == -2.1
+
+
+def test_missing_api_key_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("MP_API_KEY", raising=False)
+    with pytest.raises(PipelineInputError, match="MP_API_KEY is not set"):
+        mp.api_key_from_env()
+    args, _ = outputs(tmp_path)
+    assert data_main(["--source", "mp", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "MP_API_KEY" in err
+
+
+def test_cli_help_runs_as_a_module():
+    result = subprocess.run([sys.executable, "-m", "pipeline.data", "--help"],
+                            capture_output=True, text=True, check=True)
+    assert "--source {bundled,mp,cif_dir}" in result.stdout
+
+
+def test_cif_dir_loader_requires_a_folder(tmp_path):
+    with pytest.raises(PipelineInputError, match="CIF folder not found"):
+        load_cif_dir(tmp_path / "absent")
