@@ -1,0 +1,1 @@
+"""Screening stage: validation, relaxation, hull, property predictions, Pourbaix stability."""
