@@ -30,6 +30,7 @@ include: "rules/data.smk"
 include: "rules/augment.smk"
 include: "rules/encode.smk"
 include: "rules/compositions.smk"
+include: "rules/training_properties.smk"
 include: "rules/train.smk"
 include: "rules/sample.smk"
 

@@ -27,6 +27,8 @@ class Entry:
 MODELS: dict[str, Entry] = {
     # Kim et al., ACS Cent. Sci. 6, 1412 (2020)
     "ccgan": Entry("pipeline.models.ccgan:CCGAN", "pointcloud"),
+    # Hwang et al. (KIAS 2022): trains on point clouds labelled by rule training_properties
+    "cvae": Entry("pipeline.models.cvae:CVAE", "pointcloud_properties"),
 }
 
 
