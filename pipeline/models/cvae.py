@@ -26,6 +26,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -222,6 +223,10 @@ class Networks:
         for net in (self.cell, self.basis, self.cvae):
             net.eval()
 
+    def autoencode(self, clouds: torch.Tensor) -> torch.Tensor:
+        """Point clouds through both autoencoders, ``decode(encode(x))``, without the CVAE."""
+        return self.clouds(self.code(clouds))
+
     def raw_code(self, clouds: torch.Tensor) -> torch.Tensor:
         """The two autoencoders' latent codes of point clouds ``(B, R, 3)``, concatenated."""
         cell = self.cell.encode(clouds[:, :LATTICE_ROWS].flatten(1))
@@ -375,16 +380,8 @@ class CVAE(GenerativeModel):
 
     def sample(self, job: SampleJob) -> SampleResult:
         opts = options_from_mapping(SampleOptions, job.options, "sample.cvae")
-        saved = torch.load(job.model_path, map_location="cpu", weights_only=False)
-        if saved.get("model") != self.name:
-            raise PipelineInputError(f"{job.model_path} is not a {self.name} model")
-        train_opts = options_from_mapping(TrainOptions, saved["options"], str(job.model_path))
-        encoding = PointCloudEncoding(tuple(saved["elements"]), tuple(saved["caps"]))
-        nets = Networks.create(encoding, train_opts)
-        nets.load_state(saved["networks"], torch.device("cpu"))
-        nets.to(job.device).eval()
-        training = TrainingSet(saved["train_ids"], saved["train_counts"], saved["train_codes"],
-                               saved["train_property"])
+        nets, training = load_trained(job.model_path, job.device)
+        encoding, train_opts = nets.encoding, nets.options
         property_key = f"target_{train_opts.property}"
 
         result = SampleResult()
@@ -432,6 +429,21 @@ class CVAE(GenerativeModel):
                     report.kept += 1
             result.reports.append(report)
         return result
+
+
+def load_trained(model_path: Path, device: torch.device) -> tuple[Networks, TrainingSet]:
+    """The networks (in eval mode, on ``device``) and training set of a trained ``model.pt``."""
+    saved = torch.load(model_path, map_location="cpu", weights_only=False)
+    if saved.get("model") != CVAE.name:
+        raise PipelineInputError(f"{model_path} is not a {CVAE.name} model")
+    options = options_from_mapping(TrainOptions, saved["options"], str(model_path))
+    encoding = PointCloudEncoding(tuple(saved["elements"]), tuple(saved["caps"]))
+    nets = Networks.create(encoding, options)
+    nets.load_state(saved["networks"], torch.device("cpu"))
+    nets.to(device).eval()
+    training = TrainingSet(saved["train_ids"], saved["train_counts"], saved["train_codes"],
+                           saved["train_property"])
+    return nets, training
 
 
 @dataclass(frozen=True)
