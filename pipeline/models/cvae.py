@@ -149,10 +149,12 @@ class ConditionalVAE(nn.Module):
     def decode(self, z: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         return self.decoder(torch.cat([z, condition], dim=1))
 
-    def forward(self, code: torch.Tensor, condition: torch.Tensor
+    def forward(self, code: torch.Tensor, condition: torch.Tensor, noise: torch.Generator
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Reconstruction, posterior mean and log-variance; ``z`` is drawn with ``noise``."""
         mean, log_var = self.posterior(code, condition)
-        z = mean + torch.randn_like(mean) * torch.exp(0.5 * log_var)   # reparameterisation
+        eps = torch.randn(mean.shape, generator=noise, device=mean.device)
+        z = mean + eps * torch.exp(0.5 * log_var)   # reparameterisation
         return self.decode(z, condition), mean, log_var
 
 
@@ -293,6 +295,9 @@ class CVAE(GenerativeModel):
         nets.to(device)
         opt_ae = torch.optim.Adam([*nets.cell.parameters(), *nets.basis.parameters()], lr=opts.lr)
         opt_cvae = torch.optim.Adam(nets.cvae.parameters(), lr=opts.lr)
+        # The reparameterisation noise has its own generator: the global one is also drawn
+        # from by the DataLoader when its iterator starts, at a different step after a resume.
+        noise = torch.Generator(device).manual_seed(job.seed)
 
         run_options = {k: v for k, v in dataclasses.asdict(opts).items()
                        if k not in TrainOptions.not_in_fingerprint}
@@ -304,13 +309,14 @@ class CVAE(GenerativeModel):
             opt_ae.load_state_dict(state["opt_ae"])
             opt_cvae.load_state_dict(state["opt_cvae"])
             restore_rng_state(state["rng"])
+            noise.set_state(state["noise"].cpu())
             log, start = LossLog(state["losses"]), state["step"]
             print(f"resuming from {checkpoints.paths()[-1]} at step {start}")
 
         def save_checkpoint(step: int) -> None:
             checkpoints.save(step, {"networks": nets.state(), "opt_ae": opt_ae.state_dict(),
                                     "opt_cvae": opt_cvae.state_dict(), "rng": rng_state(),
-                                    "losses": log.rows})
+                                    "noise": noise.get_state(), "losses": log.rows})
 
         total_steps = opts.autoencoder_steps + opts.cvae_steps
         t0 = time.perf_counter()
@@ -352,7 +358,7 @@ class CVAE(GenerativeModel):
         nets.cvae.train()
         for step in range(start, total_steps):
             code, condition = next(loader)
-            reconstruction, mean, log_var = nets.cvae(code, condition)
+            reconstruction, mean, log_var = nets.cvae(code, condition, noise)
             loss_reconstruction = squared_error(reconstruction, code)
             loss_kl = kl_divergence(mean, log_var)
             opt_cvae.zero_grad(set_to_none=True)
