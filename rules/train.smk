@@ -26,7 +26,7 @@ rule train:
         "logs/train/{model}.log",
     conda:
         "../envs/torch.yaml"
-    threads: config["train"].get("threads", 2)
+    threads: config["train"].get("threads", 1)
     resources:
         mem_mb=8000,
         runtime=240,

@@ -295,8 +295,8 @@ class CVAE(GenerativeModel):
         nets.to(device)
         opt_ae = torch.optim.Adam([*nets.cell.parameters(), *nets.basis.parameters()], lr=opts.lr)
         opt_cvae = torch.optim.Adam(nets.cvae.parameters(), lr=opts.lr)
-        # The reparameterisation noise has its own generator: the global one is also drawn
-        # from by the DataLoader when its iterator starts, at a different step after a resume.
+        # The reparameterisation noise has its own generator, saved in the checkpoints, so
+        # that nothing else drawing from the global one can change it.
         noise = torch.Generator(device).manual_seed(job.seed)
 
         run_options = {k: v for k, v in dataclasses.asdict(opts).items()

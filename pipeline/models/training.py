@@ -183,6 +183,9 @@ def batches(
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
         persistent_workers=num_workers > 0,
+        # Its own generator: the loader draws a worker seed when iterated, which must not
+        # shift the global RNG (a resumed run would then differ from an uninterrupted one).
+        generator=torch.Generator().manual_seed(seed),
     )
     for batch in loader:
         yield tuple(t.to(device, non_blocking=True) for t in batch)
