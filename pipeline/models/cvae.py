@@ -88,7 +88,8 @@ class SampleOptions:
     # training structures of the target composition (over all of them if it has none).
     target_property: float | None = None
     # Per target composition label, the ids of the two training structures a slerp path
-    # joins; a target not listed takes the first two training structures of its composition.
+    # joins (an id that several structures share means the first of them); a target not
+    # listed takes the first two training structures of its composition.
     slerp_pairs: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     batch_size: int = 256
 
@@ -429,6 +430,8 @@ class CVAE(GenerativeModel):
                     if encoding.atom_counts(record.species).tolist() != list(counts):
                         continue
                     record.source = self.name
+                    # latent_seed draws z in random mode; on a slerp path, z is fixed by the
+                    # pair and latent_t, and the seed only names the sample.
                     record.properties.update({"latent_seed": float(seeds[i]),
                                               property_key: float(value), **extra[i]})
                     result.records.append(record)
