@@ -13,6 +13,7 @@ the labelled point clouds of a finished ``training_properties`` run, then prints
 
     python bench/cvae_quality.py                      # after snakemake results/encoded/pointcloud_properties.npz
     python bench/cvae_quality.py --model-path results/train/cvae/model.pt
+    python bench/cvae_quality.py --options '{"hidden": 512}'   # other hyperparameters
 """
 
 from __future__ import annotations
@@ -94,9 +95,12 @@ def main() -> int:
     parser.add_argument("--targets", type=Path, default=REPO / "results/compositions/targets.csv")
     parser.add_argument("--model-path", type=Path, help="a trained model.pt (default: train one)")
     parser.add_argument("--per-target", type=int, default=32)
+    parser.add_argument("--options", default="{}",
+                        help="JSON merged over config.yaml's train.cvae when training here")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    options = yaml.safe_load((REPO / "config.yaml").read_text())["train"]["cvae"]
+    options = {**yaml.safe_load((REPO / "config.yaml").read_text())["train"]["cvae"],
+               **json.loads(args.options)}
     figures: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
         model_path = args.model_path

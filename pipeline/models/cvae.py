@@ -59,9 +59,9 @@ class TrainOptions:
     batch_size: int = 64
     lr: float = 1e-3                    # Adam, both phases
     cell_latent_dim: int = 4
-    basis_latent_dim: int = 48
+    basis_latent_dim: int = 64
     latent_dim: int = 16                # the CVAE's z
-    hidden: int = 256                   # width of every hidden layer
+    hidden: int = 512                   # width of every hidden layer
     beta: float = 1.0                   # weight of the KL term
     num_workers: int = 0                # DataLoader workers
 
