@@ -33,6 +33,8 @@ MODELS: dict[str, Entry] = {
     "crystens_ddpm": Entry("pipeline.models.crystens_ddpm:CrysTensDDPM", "crystens"),
     "crystens_gan": Entry("pipeline.models.crystens_gan:CrysTensGAN", "crystens"),
     "crystens_wgan": Entry("pipeline.models.crystens_gan:CrysTensWGAN", "crystens"),
+    # Hwang et al. (KIAS 2022): trains on point clouds labelled by rule training_properties
+    "cvae": Entry("pipeline.models.cvae:CVAE", "pointcloud_properties"),
 }
 
 
