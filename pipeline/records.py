@@ -105,6 +105,23 @@ def cell_formula(species: Iterable[str]) -> str:
     return "".join(f"{el}{n}" for el, n in counts.items())
 
 
+def make_ids_unique(records: Iterable[CrystalRecord]) -> int:
+    """Rename repeated ids in place (``id``, ``id.2``, ``id.3``, ...); returns how many.
+
+    The bundled set reuses its authors' names for different substitutions (1,253 names for
+    2,627 structures); every later stage refers to structures by id, so they must differ.
+    """
+    seen: dict[str, int] = {}
+    renamed = 0
+    for record in records:
+        n = seen.get(record.id, 0) + 1
+        seen[record.id] = n
+        if n > 1:
+            record.id = f"{record.id}.{n}"
+            renamed += 1
+    return renamed
+
+
 def read_records(path: str | Path) -> list[CrystalRecord]:
     """Read a dataset file (``.json`` or ``.json.gz``, a JSON list of records)."""
     path = Path(path)

@@ -33,7 +33,10 @@ def test_bundled_source_writes_dataset_summary_and_plot(tmp_path):
     assert data_main(["--bundled-dataset", str(BUNDLED_DATASET),
                       "--bundled-references", str(BUNDLED_REFERENCES),
                       "--max-atoms", "Mg=8", "Mn=8", "O=12", *args]) == 0
-    assert len(read_records(out["dataset"])) == 2627
+    dataset = read_records(out["dataset"])
+    assert len(dataset) == 2627
+    assert len({r.id for r in dataset}) == 2627  # the authors' names repeat: made unique
+    assert sum(r.id.endswith(".2") for r in dataset) > 0
     references = {r.id for r in read_records(out["references"])}
     assert {"MgO", "MnO", "MgMn2O4", "Mg", "Mn", "O2"} <= references
     summary = pd.read_csv(out["summary"])

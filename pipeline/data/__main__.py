@@ -17,7 +17,7 @@ from pipeline.data.bundled import load_bundled
 from pipeline.data.filtering import Rejection, split_usable
 from pipeline.data.summary import composition_summary, plot_composition_distribution
 from pipeline.errors import PipelineInputError, exit_on_input_error
-from pipeline.records import CrystalRecord, write_records
+from pipeline.records import CrystalRecord, make_ids_unique, write_records
 
 SOURCES = ("bundled", "mp", "cif_dir")
 
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             f"no usable structures from source {args.source!r} for {system}"
             f" ({len(rejected)} rejected, see {args.out_rejected})"
         )
+    renamed = make_ids_unique(usable)
     write_records(usable, args.out_dataset)
     write_records(references, args.out_references)
     dumpfn(mp_entries, _parent(args.out_mp_entries))
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     plot_composition_distribution(summary, system, args.out_plot)
     print(json.dumps({"source": args.source, "chemsys": str(system), "usable": len(usable),
                       "rejected": len(rejected), "compositions": len(summary),
-                      "references": len(references), "caps": caps}))
+                      "references": len(references), "renamed_ids": renamed,
+                      "caps": caps}))
     return 0
 
 
