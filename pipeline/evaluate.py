@@ -71,12 +71,11 @@ def metrics_table(models: dict[str, dict]) -> pd.DataFrame:
 @exit_on_input_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    samples_by_model = defaultdict(list)
-    for path in args.samples:
-        for record in read_records(path):
-            samples_by_model[record.source or path.parent.name].append(record)
+    # results/samples/<model>/samples.json.gz: a model that kept nothing is still reported,
+    # with zero samples and undefined rates.
+    samples_by_model = {path.parent.name: read_records(path) for path in args.samples}
     if not samples_by_model:
-        raise PipelineInputError("no samples to evaluate")
+        raise PipelineInputError("no samples files given")
     relaxed_by_model = defaultdict(list)
     for record in read_records(args.relaxed):
         relaxed_by_model[record.source].append(record)

@@ -22,10 +22,13 @@ pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 RERUN_CASES: list[tuple[str, Any, set[str]]] = [
     ("augment.per_composition", 3, {"augment"}),
     ("augment.operations", ["supercell", "translate"], {"augment"}),
-    ("seed", 1, {"augment"}),
+    ("seed", 1, {"augment", "train", "sample", "export"}),
     ("data.mp.reference_e_above_hull", 0.05, {"fetch_data"}),
     ("encoding.max_atoms", {"Mg": 8, "Mn": 8, "O": 16}, {"fetch_data", "augment", "encode"}),
+    ("train.ccgan.steps", 25, {"train"}),
+    ("screen.fmax", 0.25, {"relax", "relax_hull_references"}),
 ]
+STAGES_BEFORE_SCREENING = {"fetch_data", "augment", "encode", "compositions", "train", "sample"}
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +71,10 @@ def test_a_parameter_change_reruns_its_rules_and_downstream_only(
     planned = planned_jobs(workdir, changed)
 
     assert planned == downstream, f"changing {key} planned {dict(planned)}"
+    if key.startswith("screen."):
+        assert not STAGES_BEFORE_SCREENING & set(planned), "a screening change reran training"
+    if key.startswith("train."):
+        assert {"train", "sample", "validate", "relax", "hull", "export"} <= set(planned)
 
 
 def test_a_later_stage_parameter_leaves_the_data_stage_alone(finished_run, tmp_path) -> None:
