@@ -38,7 +38,10 @@ def test_divergence_reasons():
     assert divergence_reason(-7.0, -7.0, 1.0, False, settings) == "non-finite energy or forces"
     assert divergence_reason(-7.0, -7.0, 3.5, True, settings).startswith("volume changed")
     assert divergence_reason(-7.0, -7.0, 0.2, True, settings).startswith("volume changed")
-    assert divergence_reason(-19.0, -7.0, 1.0, True, settings).startswith("energy moved -12.00")
+    assert divergence_reason(-19.0, -7.0, 1.0, True, settings).startswith("energy collapsed to -19.00")
+    assert divergence_reason(-5.5, -7.0, 1.0, True, settings).startswith("energy rose +1.50")
+    # A generated structure far above its minimum may drop a lot: that is a relaxation.
+    assert divergence_reason(-7.0, -1.5, 1.0, True, settings) == ""
     with pytest.raises(PipelineInputError):
         RelaxSettings(fmax=0.0)
 

@@ -7,8 +7,11 @@ and fail structures for exactly the same reasons:
 * converged: the largest force, cell forces included, is below ``fmax`` (eV/Å);
 * failed, ``non-finite energy or forces``: the potential returned NaN or inf;
 * failed, ``volume ...``: the cell grew or shrank by more than ``max_volume_ratio``;
-* failed, ``energy ...``: the energy per atom moved more than ``max_energy_change`` eV
-  from where it started (a collapse or an explosion, not a relaxation);
+* failed, ``energy ...``: the energy per atom rose more than ``max_energy_rise`` eV above
+  where it started (FIRE only goes downhill: an explosion), or fell below
+  ``min_energy_per_atom`` (no compound of the periodic table lies below about -13 eV/atom
+  with these PBE-trained potentials: a collapse). A large drop alone is no failure: a
+  generated structure with close atoms may start several eV/atom above its minimum;
 * failed, ``not converged in N steps``: the step limit was reached;
 * failed, ``potential error``: the potential raised on this structure.
 
@@ -42,13 +45,14 @@ class RelaxSettings:
     fmax: float = 0.05
     max_steps: int = 300
     max_volume_ratio: float = 3.0
-    max_energy_change: float = 5.0
+    max_energy_rise: float = 1.0
+    min_energy_per_atom: float = -15.0
 
     def __post_init__(self) -> None:
         if self.fmax <= 0 or self.max_steps < 1:
             raise PipelineInputError("relaxation needs fmax > 0 and max_steps >= 1")
-        if self.max_volume_ratio <= 1 or self.max_energy_change <= 0:
-            raise PipelineInputError("max_volume_ratio must exceed 1, max_energy_change 0")
+        if self.max_volume_ratio <= 1 or self.max_energy_rise <= 0:
+            raise PipelineInputError("max_volume_ratio must exceed 1, max_energy_rise 0")
 
 
 @dataclass
@@ -99,10 +103,13 @@ def divergence_reason(
         return "non-finite energy or forces"
     if volume_ratio > settings.max_volume_ratio or volume_ratio < 1 / settings.max_volume_ratio:
         return f"volume changed by a factor {volume_ratio:.2f} (limit {settings.max_volume_ratio})"
-    change = energy_per_atom - start_energy_per_atom
-    if abs(change) > settings.max_energy_change:
-        return (f"energy moved {change:+.2f} eV/atom from the start"
-                f" (limit {settings.max_energy_change})")
+    rise = energy_per_atom - start_energy_per_atom
+    if rise > settings.max_energy_rise:
+        return (f"energy rose {rise:+.2f} eV/atom above the start"
+                f" (limit {settings.max_energy_rise})")
+    if energy_per_atom < settings.min_energy_per_atom:
+        return (f"energy collapsed to {energy_per_atom:.2f} eV/atom"
+                f" (floor {settings.min_energy_per_atom})")
     return ""
 
 
