@@ -119,13 +119,13 @@ def test_evaluate_cli_writes_metrics_beside_kim2020(small_records, tmp_path):
     samples = [copy.deepcopy(r) for r in small_records[:6]]
     for i, s in enumerate(samples):
         s.id, s.source = f"g-{i}", "gan"
-    write_records(samples, tmp_path / "samples.json.gz")
+    write_records(samples, tmp_path / "gan" / "samples.json.gz")  # results/samples/<model>/
     write_records(samples[:5], tmp_path / "relaxed.json.gz")
     write_records(small_records[6:], tmp_path / "dataset.json.gz")
     (tmp_path / "hull.csv").write_text(
         "id,energy_per_atom,e_above_hull\n" + "".join(f"g-{i},-7,{0.05 * i}\n" for i in range(5)))
     out = tmp_path / "metrics.json"
-    assert evaluate_main(["--samples", str(tmp_path / "samples.json.gz"), "--relaxed",
+    assert evaluate_main(["--samples", str(tmp_path / "gan" / "samples.json.gz"), "--relaxed",
                           str(tmp_path / "relaxed.json.gz"), "--hull", str(tmp_path / "hull.csv"),
                           "--training", str(tmp_path / "dataset.json.gz"), "--out", str(out),
                           "--out-table", str(tmp_path / "metrics.html")]) == 0
