@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 import numpy as np
 import pytest
@@ -137,3 +138,18 @@ def test_evaluate_cli_writes_metrics_beside_kim2020(small_records, tmp_path):
     assert metrics["kim2020_reference"]["new_compositions"]["e_hull_le_0.08"] == 113
     html = (tmp_path / "metrics.html").read_text()
     assert "Kim 2020 (known compositions)" in html and "gan" in html
+
+
+def test_a_model_that_kept_no_samples_is_reported_not_an_error(small_records, tmp_path):
+    write_records([], tmp_path / "ccgan" / "samples.json.gz")
+    write_records([], tmp_path / "relaxed.json.gz")
+    write_records(small_records[:3], tmp_path / "dataset.json.gz")
+    (tmp_path / "hull.csv").write_text("id,energy_per_atom,e_above_hull\n")
+    out = tmp_path / "metrics.json"
+    assert evaluate_main(["--samples", str(tmp_path / "ccgan" / "samples.json.gz"),
+                          "--relaxed", str(tmp_path / "relaxed.json.gz"),
+                          "--hull", str(tmp_path / "hull.csv"),
+                          "--training", str(tmp_path / "dataset.json.gz"), "--out", str(out),
+                          "--out-table", str(tmp_path / "metrics.html")]) == 0
+    ccgan = json.loads(out.read_text())["models"]["ccgan"]
+    assert ccgan["n_generated"] == 0 and math.isnan(ccgan["validity"])
