@@ -79,7 +79,7 @@ def main() -> None:
     sequential_s = time.perf_counter() - start
 
     both = [(b, s) for b, s in zip(batched, sequential) if b.ok and s.ok]
-    differences = [abs(b.energy_per_atom - s.energy_per_atom) * 1000 for b, s in both]
+    differences = [abs(float(b.energy_per_atom) - float(s.energy_per_atom)) * 1000 for b, s in both]
     print(json.dumps({
         "potential": describe(spec), "device": spec.device, "threads": args.threads,
         "structures": args.n, "atoms": atoms,
@@ -93,7 +93,7 @@ def main() -> None:
         "converged_sequential": sum(r.ok for r in sequential),
         "median_energy_difference_meV_per_atom": round(float(np.median(differences)), 3)
         if differences else None,
-        "max_energy_difference_meV_per_atom": round(max(differences), 3) if differences else None,
+        "max_energy_difference_meV_per_atom": round(float(max(differences)), 3) if differences else None,
     }))
 
 
