@@ -22,10 +22,21 @@ pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 TINY = {
     "augment": {"per_composition": 2},
     "train": {"models": ["ccgan"], "device": "cpu", "threads": 1, "checkpoint_every": 5,
-              "ccgan": {"steps": 100000, "latent_dim": 8, "channels": [8, 16, 8],
+              "ccgan": {"latent_dim": 8, "channels": [8, 16, 8],
                         "batch_size": 8, "critic_steps": 1}},
     "sample": {"targets": "known", "max_targets": 2, "per_composition": 4},
 }
+
+
+def tiny_config(path: Path, steps: int) -> Path:
+    """The repository's config.yaml with TINY merged over it (``-d`` elsewhere does not read
+    the repository's own config.yaml)."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    for section, values in TINY.items():
+        config[section].update(values)
+    config["train"]["ccgan"] = {**TINY["train"]["ccgan"], "steps": steps}
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def snakemake(workdir: Path, config: Path, *targets: str) -> subprocess.Popen:
@@ -49,8 +60,7 @@ def training_pid(workdir: Path) -> int:
 
 
 def test_killed_training_resumes_and_samples_are_written(tmp_path):
-    config = tmp_path / "tiny.yaml"
-    config.write_text(yaml.safe_dump(TINY))
+    config = tiny_config(tmp_path / "tiny.yaml", steps=100_000)
     checkpoints = tmp_path / "results" / "train" / "ccgan" / "checkpoints"
 
     # 1) Train "forever"; kill the training job once it has checkpointed twice.
@@ -65,8 +75,7 @@ def test_killed_training_resumes_and_samples_are_written(tmp_path):
     assert done >= 10
 
     # 2) Rerun to a finite length: the job continues from the checkpoint, then sampling.
-    TINY["train"]["ccgan"]["steps"] = done + 5
-    config.write_text(yaml.safe_dump(TINY))
+    tiny_config(config, steps=done + 5)
     second = snakemake(tmp_path, config)
     output = second.communicate(timeout=300)[0]
     assert second.returncode == 0, output
