@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence, TypeVar
 
+import numpy as np
+
 from pipeline.errors import PipelineInputError
 
 if TYPE_CHECKING:  # the Snakefile imports the registry: keep this module free of torch
@@ -124,6 +126,14 @@ class GenerativeModel(ABC):
         A generated tensor that does not decode to a crystal is dropped and counted (it
         is not in ``decoded``), never raised.
         """
+
+
+def latent_seed(seed: int, target_index: int, sample_index: int) -> int:
+    """A 32-bit seed per generated structure, from which it can be drawn again.
+
+    Stored as ``properties["latent_seed"]`` of every sample, whatever the model.
+    """
+    return int(np.random.SeedSequence([seed, target_index, sample_index]).generate_state(1)[0])
 
 
 Options = TypeVar("Options")

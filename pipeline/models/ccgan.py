@@ -44,7 +44,7 @@ from pipeline.encode import load_encoded
 from pipeline.errors import PipelineInputError
 from pipeline.models.base import (
     GenerativeModel, SampleJob, SampleResult, TargetComposition, TargetReport, TrainJob,
-    options_from_mapping,
+    latent_seed, options_from_mapping,
 )
 from pipeline.models.training import (
     Checkpoints, LossLog, batches, fingerprint, restore_rng_state, rng_state, seed_everything,
@@ -407,7 +407,7 @@ class CCGAN(GenerativeModel):
         result = SampleResult()
         for target_index, target in enumerate(tqdm(job.targets, desc="targets")):
             counts = _target_counts(target, encoding)
-            seeds = [_latent_seed(job.seed, target_index, i) for i in range(job.per_composition)]
+            seeds = [latent_seed(job.seed, target_index, i) for i in range(job.per_composition)]
             z, latent_properties = _latents(seeds, train_opts.latent_dim, opts.latent)
             report = TargetReport(target.label, asked=job.per_composition)
             for start in range(0, job.per_composition, opts.batch_size):
@@ -461,11 +461,6 @@ def _target_counts(target: TargetComposition, encoding: PointCloudEncoding) -> t
             f"target {target.label}: the model generates {dict(zip(encoding.elements, encoding.caps))}"
             f" at most (foreign elements {foreign}, over the cap {over})")
     return counts
-
-
-def _latent_seed(seed: int, target_index: int, sample_index: int) -> int:
-    """A 32-bit seed per generated structure, from which its ``z`` can be drawn again."""
-    return int(np.random.SeedSequence([seed, target_index, sample_index]).generate_state(1)[0])
 
 
 def _latents(

@@ -39,7 +39,8 @@ from pipeline.errors import PipelineInputError
 from pipeline.models.base import (
     GenerativeModel, SampleJob, SampleResult, TargetReport, TrainJob, options_from_mapping,
 )
-from pipeline.models.ccgan import _latent_seed, _target_counts
+from pipeline.models.base import latent_seed
+from pipeline.models.ccgan import _target_counts
 from pipeline.models.training import (
     Checkpoints, LossLog, batches, fingerprint, restore_rng_state, rng_state, seed_everything,
 )
@@ -396,7 +397,7 @@ class CVAE(GenerativeModel):
             counts = _target_counts(target, encoding)
             value = (opts.target_property if opts.target_property is not None
                      else training.mean_property(counts))
-            seeds = [_latent_seed(job.seed, target_index, i) for i in range(job.per_composition)]
+            seeds = [latent_seed(job.seed, target_index, i) for i in range(job.per_composition)]
             if opts.mode == "random":
                 z = torch.stack([torch.randn(train_opts.latent_dim,
                                              generator=torch.Generator().manual_seed(s))

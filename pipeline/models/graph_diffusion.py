@@ -48,7 +48,7 @@ from pipeline.represent.graph import load_graph_dataset
 from pipeline.errors import PipelineInputError
 from pipeline.models.base import (
     GenerativeModel, SampleJob, SampleResult, TargetComposition, TargetReport, TrainJob,
-    options_from_mapping,
+    latent_seed, options_from_mapping,
 )
 from pipeline.models.egnn import Denoiser, PropertyPredictor
 from pipeline.models.training import (
@@ -393,7 +393,7 @@ class GraphDiffusion(GenerativeModel):
         result = SampleResult()
         for target_index, target in enumerate(tqdm(job.targets, desc="targets")):
             species = target_species(target, encoding.elements)
-            seeds = [_latent_seed(job.seed, target_index, i) for i in range(job.per_composition)]
+            seeds = [latent_seed(job.seed, target_index, i) for i in range(job.per_composition)]
             report = TargetReport(target.label, asked=job.per_composition)
             for start in range(0, job.per_composition, opts.batch_size):
                 chunk = range(start, min(start + opts.batch_size, job.per_composition))
@@ -602,6 +602,3 @@ def interpolate_crystals(
     return [r for r in records if r is not None]
 
 
-def _latent_seed(seed: int, target_index: int, sample_index: int) -> int:
-    """A 32-bit seed per generated structure, from which it can be drawn again."""
-    return int(np.random.SeedSequence([seed, target_index, sample_index]).generate_state(1)[0])
