@@ -70,6 +70,7 @@ from sklearn.cluster import KMeans
 
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
+from pipeline.represent import DecodeError, lattice_from_parameters
 
 SIZE = 64
 CHANNELS = 4
@@ -92,10 +93,6 @@ _COORDS = slice(1, 4)
 _LENGTHS = slice(4, 7)
 _ANGLES = slice(7, 10)
 _SG = 10
-
-
-class DecodeError(ValueError):
-    """A tensor that does not describe a crystal (NaN, no atoms, impossible cell)."""
 
 
 def _scale_tensor() -> np.ndarray:
@@ -243,7 +240,7 @@ def reconstruct(
     lengths = header[:, _LENGTHS].mean(axis=0)
     angles = header[:, _ANGLES].mean(axis=0)
     space_group = int(np.clip(np.rint(header[:, _SG].mean()), 1, 230))
-    lattice = _lattice(lengths, angles)
+    lattice = lattice_from_parameters(lengths, angles)
 
     index = FIRST_SITE + sites
     own = header[:, _COORDS]
@@ -279,16 +276,6 @@ def decode(tensor: np.ndarray, elements: Sequence[str], id: str = "decoded") -> 
     return reconstruct(tensor, elements, id=id).record
 
 
-def _lattice(lengths: np.ndarray, angles: np.ndarray) -> Lattice:
-    if np.any(lengths < 1.0) or np.any(angles <= 0.0) or np.any(angles >= 180.0):
-        raise DecodeError(f"degenerate cell: lengths {lengths}, angles {angles}")
-    try:
-        lattice = Lattice.from_parameters(*lengths, *angles)
-    except ValueError as exc:
-        raise DecodeError(f"impossible cell angles {angles}: {exc}") from None
-    if not np.isfinite(lattice.volume) or lattice.volume < 1.0:
-        raise DecodeError(f"degenerate cell: volume {lattice.volume:.3g} Å^3")
-    return lattice
 
 
 def _cluster_species(z_values: np.ndarray, elements: Sequence[str], seed: int) -> list[str]:

@@ -38,13 +38,10 @@ from pipeline.chemsys import ChemicalSystem
 from pipeline.arrays import load_arrays, save_arrays
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
+from pipeline.represent import DecodeError
 
 MIN_VOLUME_PER_ATOM = 1.0   # Å^3; below this a decoded cell is degenerate
 TIE_TOLERANCE = 1e-4        # Å; neighbours this close in distance are one shell
-
-
-class DecodeError(ValueError):
-    """A graph that does not describe a crystal (NaN, degenerate cell, unknown species)."""
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from pymatgen.core import Lattice, Structure
 from pipeline.chemsys import ChemicalSystem
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
+from pipeline.represent import DecodeError, lattice_from_parameters
 
 LENGTH_SCALE = 30.0
 ANGLE_SCALE = 180.0
@@ -32,10 +33,6 @@ COORD_SCALE = 10.0 / 15.0
 COORD_OFFSET = 2.5 / 15.0
 ATOM_THRESHOLD = COORD_OFFSET / 2.0
 LATTICE_ROWS = 2
-
-
-class DecodeError(ValueError):
-    """A tensor that does not describe a crystal (NaN, degenerate cell, no atoms)."""
 
 
 @dataclass(frozen=True)
@@ -112,14 +109,7 @@ class PointCloudEncoding:
             raise DecodeError("non-finite values")
         lengths = x[0] * LENGTH_SCALE
         angles = x[1] * ANGLE_SCALE
-        if np.any(lengths < 1.0) or np.any(angles <= 0.0) or np.any(angles >= 180.0):
-            raise DecodeError(f"degenerate cell: lengths {lengths}, angles {angles}")
-        try:
-            lattice = Lattice.from_parameters(*lengths, *angles)
-        except ValueError as exc:
-            raise DecodeError(f"impossible cell angles {angles}: {exc}") from None
-        if not np.isfinite(lattice.volume) or lattice.volume < 1.0:
-            raise DecodeError(f"degenerate cell: volume {lattice.volume:.3g} Å^3")
+        lattice = lattice_from_parameters(lengths, angles)
         species: list[str] = []
         coords: list[np.ndarray] = []
         for el, rows in self.element_slices().items():
