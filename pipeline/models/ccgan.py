@@ -47,7 +47,7 @@ from pipeline.models.base import (
     latent_seed, options_from_mapping,
 )
 from pipeline.models.training import (
-    Checkpoints, LossLog, batches, fingerprint, restore_rng_state, rng_state, seed_everything,
+    Checkpoints, LossLog, batches, restore_rng_state, rng_state, seed_everything,
 )
 from pipeline.represent.pointcloud import LATTICE_ROWS, DecodeError, PointCloudEncoding
 
@@ -289,9 +289,7 @@ class CCGAN(GenerativeModel):
                     if opts.amp and device.type == "cuda" else nullcontext())
 
         # Resume from the newest checkpoint of this very run, if there is one.
-        run_options = {k: v for k, v in dataclasses.asdict(opts).items()
-                       if k not in TrainOptions.not_in_fingerprint}
-        checkpoints = Checkpoints(job.checkpoint_dir, fingerprint(job.data, run_options, job.seed))
+        checkpoints = Checkpoints.for_job(job, opts)
         state = checkpoints.load_latest(device)
         log = LossLog()
         start = 0

@@ -41,7 +41,7 @@ from pipeline.models.base import (
 )
 from pipeline.models.crystens_sampling import load_training_tensors, noise, sample_for_targets
 from pipeline.models.training import (
-    Checkpoints, LossLog, batches, fingerprint, restore_rng_state, rng_state, seed_everything,
+    Checkpoints, LossLog, batches, restore_rng_state, rng_state, seed_everything,
 )
 from pipeline.represent import crystens
 
@@ -182,9 +182,7 @@ class CrysTensDDPM(GenerativeModel):
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                     if opts.amp and device.type == "cuda" else nullcontext())
 
-        run_options = {k: v for k, v in dataclasses.asdict(opts).items()
-                       if k not in TrainOptions.not_in_fingerprint}
-        checkpoints = Checkpoints(job.checkpoint_dir, fingerprint(job.data, run_options, job.seed))
+        checkpoints = Checkpoints.for_job(job, opts)
         state = checkpoints.load_latest(device)
         log, start = LossLog(), 0
         if state is not None:

@@ -42,7 +42,7 @@ from pipeline.models.base import (
 from pipeline.models.base import latent_seed
 from pipeline.models.ccgan import _target_counts
 from pipeline.models.training import (
-    Checkpoints, LossLog, batches, fingerprint, restore_rng_state, rng_state, seed_everything,
+    Checkpoints, LossLog, batches, restore_rng_state, rng_state, seed_everything,
 )
 from pipeline.represent.labelled import CONDITION_PROPERTIES, load_labelled
 from pipeline.represent.pointcloud import LATTICE_ROWS, DecodeError, PointCloudEncoding
@@ -301,9 +301,7 @@ class CVAE(GenerativeModel):
         # that nothing else drawing from the global one can change it.
         noise = torch.Generator(device).manual_seed(job.seed)
 
-        run_options = {k: v for k, v in dataclasses.asdict(opts).items()
-                       if k not in TrainOptions.not_in_fingerprint}
-        checkpoints = Checkpoints(job.checkpoint_dir, fingerprint(job.data, run_options, job.seed))
+        checkpoints = Checkpoints.for_job(job, opts)
         state = checkpoints.load_latest(device)
         log, start = LossLog(), 0
         if state is not None:

@@ -52,7 +52,7 @@ from pipeline.models.base import (
 )
 from pipeline.models.egnn import Denoiser, PropertyPredictor
 from pipeline.models.training import (
-    Checkpoints, LossLog, batches, fingerprint, restore_rng_state, rng_state, seed_everything,
+    Checkpoints, LossLog, batches, restore_rng_state, rng_state, seed_everything,
 )
 from pipeline.records import CrystalRecord
 from pipeline.represent.graph import (
@@ -344,9 +344,7 @@ class GraphDiffusion(GenerativeModel):
         model.to(device)
         optimiser = torch.optim.Adam(model.parameters(), lr=opts.lr)
 
-        run_options = {k: v for k, v in dataclasses.asdict(opts).items()
-                       if k not in TrainOptions.not_in_fingerprint}
-        checkpoints = Checkpoints(job.checkpoint_dir, fingerprint(job.data, run_options, job.seed))
+        checkpoints = Checkpoints.for_job(job, opts)
         state = checkpoints.load_latest(device)
         start = state["step"] if state is not None else 0
         # Batches of crystal indices: batch k is the same whether or not the run was resumed.

@@ -16,6 +16,7 @@ Nothing here knows about a particular model. A loop uses it like this::
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -98,6 +99,17 @@ class Checkpoints:
     def __init__(self, folder: Path, run_fingerprint: str) -> None:
         self.folder = Path(folder)
         self.fingerprint = run_fingerprint
+
+    @classmethod
+    def for_job(cls, job: Any, options: Any) -> "Checkpoints":
+        """The checkpoints of a ``TrainJob`` trained with the options dataclass ``options``.
+
+        Fields named in the options' ``not_in_fingerprint`` (``steps``, ``num_workers``,
+        ...) do not change the trained result, so a checkpoint stays valid across them.
+        """
+        run_options = {k: v for k, v in dataclasses.asdict(options).items()
+                       if k not in getattr(options, "not_in_fingerprint", ())}
+        return cls(job.checkpoint_dir, fingerprint(job.data, run_options, job.seed))
 
     def paths(self) -> list[Path]:
         """Checkpoint files, oldest first."""
