@@ -1,11 +1,13 @@
 """Every generator of the pipeline on the same data and step budget: quality and speed.
 
     python bench/generators.py [--steps 200] [--per-composition 32] [--targets 2]
-                               [--models ccgan cvae graph_diffusion crystens_ddpm ...]
+                               [--max-draws 64] [--models ccgan cvae graph_diffusion ...]
 
 Runs the real workflow (``snakemake``) in a temporary folder on the bundled Mg-Mn-O data:
 for each model, ``train`` with ``--steps`` optimiser steps (the CVAE: ``--steps`` for each
-of its two phases), then ``sample`` for the same ``--targets`` known compositions. Scores
+of its two phases), then ``sample`` for the same ``--targets`` known compositions (the
+unconditional CrysTens models: at most ``--max-draws`` tensors, kept when they decode to a
+target's composition; ``asked``/``decoded``/``kept`` come from ``sample_report.csv``). Scores
 the raw (unrelaxed) samples with :mod:`pipeline.quality`: CDVAE structural and SMACT
 compositional validity, uniqueness and novelty (``StructureMatcher`` among the samples and
 against the training set), and the Kolmogorov-Smirnov statistic of each lattice
@@ -25,6 +27,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,25 +38,42 @@ from pipeline.quality import evaluate_model, prepare  # noqa: E402
 from pipeline.records import read_records  # noqa: E402
 
 STEP_KEYS = {"cvae": ("autoencoder_steps", "cvae_steps")}
+# Unconditional models draw until each target has its structures or ``max_draws`` are drawn
+# (the DDPM: about 3 s per draw on one CPU thread, so the config's 2,000 take hours).
+UNCONDITIONAL = ("crystens_ddpm", "crystens_gan", "crystens_wgan")
 
 
-def budget_config(models: list[str], steps: int, per_composition: int, targets: int) -> dict:
+def budget_config(models: list[str], steps: int, per_composition: int, targets: int,
+                  max_draws: int) -> dict:
     """The overrides of ``config.yaml`` that give every model the same budget."""
     return {
         "augment": {"per_composition": 10},
         "train": {"models": models, "device": "auto", "checkpoint_every": max(steps, 1),
                   **{m: {key: steps for key in STEP_KEYS.get(m, ("steps",))} for m in models}},
         "sample": {"targets": "known", "max_targets": targets,
-                   "per_composition": per_composition},
+                   "per_composition": per_composition,
+                   **{m: {"max_draws": max_draws} for m in models if m in UNCONDITIONAL}},
     }
+
+
+def finite_or_none(value):
+    """``value`` with every NaN replaced by None: JSON has no NaN (a model that keeps no
+    sample has no rates)."""
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
 
 
 def snakemake(workdir: Path, configfile: Path, target: str) -> float:
     """Build ``target`` with the repository's workflow; the wall time in seconds."""
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d",
-                    str(workdir), "--configfile", str(configfile), "--cores", "2", target],
-                   check=True, capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d",
+                          str(workdir), "--configfile", str(configfile), "--cores", "2", target],
+                         capture_output=True, text=True)
+    if run.returncode:
+        sys.exit(f"snakemake {target} failed (logs in {workdir}/logs):\n{run.stderr[-4000:]}")
     return time.perf_counter() - start
 
 
@@ -64,6 +84,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--per-composition", type=int, default=32)
     parser.add_argument("--targets", type=int, default=2)
+    parser.add_argument("--max-draws", type=int, default=64,
+                        help="tensors each unconditional (CrysTens) model may draw")
     parser.add_argument("--workdir", type=Path, help="keep the run here (default: a temp dir)")
     args = parser.parse_args()
 
@@ -72,7 +94,8 @@ def main() -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         configfile = workdir / "bench.yaml"
         configfile.write_text(yaml.safe_dump(
-            budget_config(args.models, args.steps, args.per_composition, args.targets)))
+            budget_config(args.models, args.steps, args.per_composition, args.targets,
+                          args.max_draws)))
         snakemake(workdir, configfile, "results/data/dataset.json.gz")
         training = [r.to_structure() for r in read_records(workdir / "results/data/dataset.json.gz")]
         training_prepared = [prepare(s) for s in training]
@@ -81,17 +104,20 @@ def main() -> None:
             train_s = snakemake(workdir, configfile, f"results/train/{model}/model.pt")
             sample_s = snakemake(workdir, configfile, f"results/samples/{model}/samples.json.gz")
             samples = read_records(workdir / f"results/samples/{model}/samples.json.gz")
+            report = pd.read_csv(workdir / f"results/samples/{model}/sample_report.csv")
             quality = evaluate_model(model, samples, samples, {}, training, training_prepared)
-            figures[model] = {
+            figures[model] = finite_or_none({
                 "train_s": round(train_s, 1), "sample_s": round(sample_s, 1),
+                "asked": int(report["asked"].sum()), "decoded": int(report["decoded"].sum()),
                 "kept": len(samples),
-                "samples_per_s": round(len(samples) / sample_s, 2) if sample_s else math.nan,
+                "samples_per_s": round(len(samples) / sample_s, 2),
                 **{k: v for k, v in asdict(quality).items()
                    if k in ("structural_validity", "compositional_validity", "validity",
                             "uniqueness", "novelty", "lattice_ks")},
-            }
+            })
     print(json.dumps({"bench": "generators", "steps": args.steps, "targets": args.targets,
-                      "per_composition": args.per_composition, "models": figures}))
+                      "per_composition": args.per_composition, "max_draws": args.max_draws,
+                      "models": figures}))
 
 
 if __name__ == "__main__":

@@ -342,7 +342,11 @@ class GraphDiffusion(GenerativeModel):
         model = CrystalDiffusion(len(data.elements), opts, scaler,
                                  float(data.band_gap.mean()), float(data.band_gap.std() or 1.0))
         model.to(device)
-        optimiser = torch.optim.Adam(model.parameters(), lr=opts.lr)
+        # The band-gap predictor is a separate classifier on noisy crystals (Dhariwal and
+        # Nichol train theirs apart from the diffusion model): its own optimiser and gradient
+        # clipping, so neither network's gradient norm scales the other's updates.
+        optimisers = {"denoiser": torch.optim.Adam(model.denoiser.parameters(), lr=opts.lr),
+                      "predictor": torch.optim.Adam(model.predictor.parameters(), lr=opts.lr)}
 
         checkpoints = Checkpoints.for_job(job, opts)
         state = checkpoints.load_latest(device)
@@ -353,7 +357,8 @@ class GraphDiffusion(GenerativeModel):
         log = LossLog()
         if state is not None:
             model.load_state_dict(state["model"])
-            optimiser.load_state_dict(state["optimiser"])
+            for name, optimiser in optimisers.items():
+                optimiser.load_state_dict(state["optimisers"][name])
             restore_rng_state(state["rng"])
             log = LossLog(state["losses"])
             print(f"resuming from {checkpoints.paths()[-1]} at step {start}")
@@ -365,15 +370,18 @@ class GraphDiffusion(GenerativeModel):
             (indices,) = next(loader)
             batch = Batch.from_data_list([graphs[i] for i in indices.tolist()]).to(device)
             losses = model.losses(batch)
-            total = losses["coords"] + opts.lattice_weight * losses["lattice"] + losses["band_gap"]
-            optimiser.zero_grad(set_to_none=True)
-            total.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), opts.grad_clip)
-            optimiser.step()
+            denoising = losses["coords"] + opts.lattice_weight * losses["lattice"]
+            for optimiser in optimisers.values():
+                optimiser.zero_grad(set_to_none=True)
+            (denoising + losses["band_gap"]).backward()   # the two share no parameters
+            for name, optimiser in optimisers.items():
+                nn.utils.clip_grad_norm_(getattr(model, name).parameters(), opts.grad_clip)
+                optimiser.step()
             log.append(step, **{k: v.item() for k, v in losses.items()})
             if (step + 1) % job.checkpoint_every == 0 or step + 1 == opts.steps:
                 checkpoints.save(step + 1, {"model": model.state_dict(),
-                                            "optimiser": optimiser.state_dict(),
+                                            "optimisers": {name: o.state_dict() for name, o
+                                                           in optimisers.items()},
                                             "rng": rng_state(), "losses": log.rows})
         done = opts.steps - start
         if done > 0:
