@@ -15,8 +15,9 @@ number of atoms, are fixed by the target composition; diffusion runs over
 
 The denoiser is an E(n)-equivariant GNN (:class:`pipeline.models.egnn.Denoiser`) on the
 noisy crystal's cutoff graph, rebuilt at every step. A second EGNN, the band-gap
-predictor, is trained alongside on noisy crystals labelled with CGCNN's band gaps
-(:mod:`pipeline.encode_graph`). Sampling with ``target_band_gap`` set adds
+predictor, is trained alongside (on the same batches, with its own optimiser) on crystals
+noised to every step, labelled with CGCNN's band gaps (:mod:`pipeline.encode_graph`): a
+noise-aware regressor, as the noisy classifier of classifier guidance. Sampling with ``target_band_gap`` set adds
 ``guidance_scale * grad log p(gap = target | x_t)``, a Gaussian likelihood around the
 predictor's output, to both scores (classifier guidance, Dhariwal and Nichol 2021).
 
@@ -71,7 +72,7 @@ class TrainOptions:
     lr: float = 1e-3                      # Adam, denoiser and band-gap predictor
     hidden: int = 64                      # node feature width of both EGNNs
     layers: int = 3                       # EGNN layers of the denoiser
-    predictor_layers: int = 2             # EGNN layers of the band-gap predictor
+    predictor_layers: int = 3             # EGNN layers of the band-gap predictor
     cutoff: float = 5.0                   # Å, edges of the crystal graph
     max_neighbours: int = 16              # nearest neighbours kept per atom
     timesteps: int = 100                  # diffusion steps T
@@ -99,7 +100,7 @@ class SampleOptions:
     latent: str = "random"                # random | interpolate (between two random starts)
     batch_size: int = 64
     target_band_gap: float | None = None  # eV; steer towards it with the band-gap predictor
-    guidance_scale: float = 1.0           # weight of the band-gap guidance
+    guidance_scale: float = 30.0          # weight of the band-gap guidance
     min_distance: float = 0.5             # Å; structures with atoms closer are dropped
 
     def __post_init__(self) -> None:
