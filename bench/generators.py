@@ -4,8 +4,8 @@
                                [--max-draws 64] [--models ccgan cvae graph_diffusion ...]
 
 Runs the real workflow (``snakemake``) in a temporary folder on the bundled Mg-Mn-O data:
-for each model, ``train`` with ``--steps`` optimiser steps (the CVAE: ``--steps`` for each
-of its two phases), then ``sample`` for the same ``--targets`` known compositions (the
+for each model, ``train`` with ``--steps`` optimiser steps (the CVAE and the graph diffusion:
+``--steps`` for each of their two phases), then ``sample`` for the same ``--targets`` known compositions (the
 unconditional CrysTens models: at most ``--max-draws`` tensors, kept when they decode to a
 target's composition; ``asked``/``decoded``/``kept`` come from ``sample_report.csv``). Scores
 the raw (unrelaxed) samples with :mod:`pipeline.quality`: CDVAE structural and SMACT
@@ -37,7 +37,9 @@ from pipeline.models.registry import MODELS  # noqa: E402
 from pipeline.quality import evaluate_model, prepare  # noqa: E402
 from pipeline.records import read_records  # noqa: E402
 
-STEP_KEYS = {"cvae": ("autoencoder_steps", "cvae_steps")}
+# Models trained in two phases get the budget for each.
+STEP_KEYS = {"cvae": ("autoencoder_steps", "cvae_steps"),
+             "graph_diffusion": ("steps", "guide_steps")}
 # Unconditional models draw until each target has its structures or ``max_draws`` are drawn
 # (the DDPM: about 3 s per draw on one CPU thread, so the config's 2,000 take hours).
 UNCONDITIONAL = ("crystens_ddpm", "crystens_gan", "crystens_wgan")

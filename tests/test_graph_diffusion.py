@@ -15,7 +15,7 @@ from pipeline.errors import PipelineInputError
 from pipeline.models import registry
 from pipeline.models.base import SampleJob, TargetComposition, TrainJob
 from pipeline.models.graph_diffusion import (
-    CrystalDiffusion, LatticeScaler, TrainOptions, interpolate_crystals, load_model,
+    CrystalDiffusion, LatticeScaler, TrainOptions, continues, interpolate_crystals, load_model,
     training_graphs,
 )
 from pipeline.represent.graph import graph_dataset, load_graph_dataset, save_graph_dataset
@@ -23,7 +23,7 @@ from pipeline.represent.graph import graph_dataset, load_graph_dataset, save_gra
 CPU = torch.device("cpu")
 # Small enough for a few seconds of CPU training.
 TINY = {"batch_size": 8, "hidden": 32, "layers": 2, "predictor_layers": 1, "timesteps": 10,
-        "lr": 2e-3}
+        "lr": 2e-3, "guide_steps": 0}
 TRAINED_STEPS = 150
 GUIDANCE = 20.0
 MGMNO3 = TargetComposition("Mg1Mn1O3", {"Mg": 1, "Mn": 1, "O": 3})
@@ -150,6 +150,55 @@ def test_resume_equals_an_uninterrupted_run(graph_data, tmp_path):
     for key, value in whole["state"].items():
         assert torch.equal(value, resumed["state"][key]), key
     assert len(pd.read_csv(tmp_path / "parts" / "losses.csv")) == 6
+
+
+def test_guide_steps_train_the_predictor_alone(graph_data, tmp_path):
+    """After ``steps`` joint steps, ``guide_steps`` steps change the band-gap predictor and
+    leave the denoiser as the joint steps left it."""
+    joint = torch.load(train(graph_data, tmp_path / "joint", steps=2), weights_only=False)
+    guided = train(graph_data, tmp_path / "guided", steps=2, guide_steps=3)
+    state = torch.load(guided, weights_only=False)["state"]
+    for key, value in joint["state"].items():
+        if not key.startswith("predictor."):
+            assert torch.equal(value, state[key]), key
+    assert any(not torch.equal(value, state[key]) for key, value in joint["state"].items()
+               if key.startswith("predictor."))
+    losses = pd.read_csv(guided.parent / "losses.csv")
+    assert len(losses) == 5
+    assert losses["coords"].iloc[:2].notna().all() and losses["coords"].iloc[2:].isna().all()
+    assert losses["band_gap"].notna().all()
+
+
+def test_guide_steps_resume_and_restart(graph_data, tmp_path):
+    """A run stopped in its guide phase continues to the same model; a change of ``steps``
+    after guide steps began starts afresh, to the model a fresh run trains."""
+    def state(path):
+        return torch.load(path, weights_only=False)["state"]
+
+    def assert_same(a, b):
+        for key, value in a.items():
+            assert torch.equal(value, b[key]), key
+
+    whole = state(train(graph_data, tmp_path / "whole", steps=2, guide_steps=3))
+    train(graph_data, tmp_path / "parts", steps=2, guide_steps=1, checkpoint_every=1)
+    assert_same(whole, state(train(graph_data, tmp_path / "parts", steps=2, guide_steps=3,
+                                   checkpoint_every=1)))
+    assert len(pd.read_csv(tmp_path / "parts" / "losses.csv")) == 5
+    fresh = state(train(graph_data, tmp_path / "fresh", steps=3, guide_steps=1))
+    assert_same(fresh, state(train(graph_data, tmp_path / "parts", steps=3, guide_steps=1)))
+    assert len(pd.read_csv(tmp_path / "parts" / "losses.csv")) == 4
+
+
+@pytest.mark.parametrize("step, joint_steps, steps, expected", [
+    (8, 10, 20, True),     # stopped in the joint phase: more joint steps continue it
+    (10, 10, 10, True),    # joint phase done: guide steps may follow
+    (15, 10, 10, True),    # in the guide phase: same joint steps, any guide steps
+    (15, 10, 20, False),   # guide steps taken where the new run wants joint ones
+    (10, 10, 5, False),    # more joint steps taken than the new run has
+])
+def test_which_checkpoints_continue_a_run(step, joint_steps, steps, expected):
+    opts = TrainOptions(**{**TINY, "steps": steps, "guide_steps": 5})
+    assert continues({"step": step, "joint_steps": joint_steps}, opts) is expected
 
 
 def sample(model_path, targets=(MGMNO3,), per_composition=6, seed=0, **options):

@@ -21,7 +21,8 @@ def test_graph_diffusion_runs_in_the_workflow(tmp_path):
         train={"models": ["graph_diffusion"], "device": "cpu", "threads": 1,
                "checkpoint_every": 5,
                "graph_diffusion": {"steps": 10, "batch_size": 8, "hidden": 16, "layers": 1,
-                                   "predictor_layers": 1, "timesteps": 5}},
+                                   "predictor_layers": 1, "timesteps": 5,
+                                   "guide_steps": 0}},
         sample={"targets": "known", "max_targets": 2, "per_composition": 3,
                 "graph_diffusion": {"min_distance": 0.0}},
     )

@@ -68,6 +68,7 @@ class TrainOptions:
     """``config["train"]["graph_diffusion"]``."""
 
     steps: int = 2000
+    guide_steps: int = 2000               # then steps of the band-gap predictor alone
     batch_size: int = 16
     lr: float = 1e-3                      # Adam, denoiser and band-gap predictor
     hidden: int = 64                      # node feature width of both EGNNs
@@ -81,9 +82,12 @@ class TrainOptions:
     lattice_weight: float = 1.0           # weight of the lattice term in the denoiser loss
     grad_clip: float = 1.0                # max gradient norm
 
-    not_in_fingerprint = ("steps",)
+    # A checkpoint continues a run whose schedule begins like its own: see ``continues``.
+    not_in_fingerprint = ("steps", "guide_steps")
 
     def __post_init__(self) -> None:
+        if self.guide_steps < 0:
+            raise ValueError("guide_steps must be >= 0")
         if min(self.steps, self.batch_size, self.hidden, self.layers, self.predictor_layers,
                self.max_neighbours, self.timesteps) < 1:
             raise ValueError("steps, batch_size, hidden, layers, predictor_layers,"
@@ -255,13 +259,17 @@ class CrystalDiffusion(nn.Module):
         score, lattice_pred = self.denoise(x, t)
         coords = ((score * sigma - target) ** 2).mean()
         lattice = ((lattice_pred - lattice_eps) ** 2).mean()
-        # The predictor sees crystals at every noise level, the clean ones (t = 0) included.
-        t_gap = torch.randint(0, self.schedule.timesteps + 1, (n_crystals,), device=t.device)
-        x_gap, _, _ = self.noised(batch, t_gap)
+        return {"coords": coords, "lattice": lattice, "band_gap": self.band_gap_loss(batch)}
+
+    def band_gap_loss(self, batch: Batch) -> torch.Tensor:
+        """The predictor's MSE (standardised gaps) on ``batch`` noised to random steps: it
+        sees crystals at every noise level, the clean ones (t = 0) included."""
+        t = torch.randint(0, self.schedule.timesteps + 1, (len(batch.ptr) - 1,),
+                          device=batch.ptr.device)
+        x, _, _ = self.noised(batch, t)
         mean, std = self.band_gap_stats
-        gap = (self.band_gap(x_gap, t_gap) - mean) / std
-        band_gap = ((gap - (batch.band_gap - mean) / std) ** 2).mean()
-        return {"coords": coords, "lattice": lattice, "band_gap": band_gap}
+        gap = (self.band_gap(x, t) - mean) / std
+        return ((gap - (batch.band_gap - mean) / std) ** 2).mean()
 
     # -- sampling
 
@@ -351,6 +359,11 @@ class GraphDiffusion(GenerativeModel):
 
         checkpoints = Checkpoints.for_job(job, opts)
         state = checkpoints.load_latest(device)
+        if state is not None and not continues(state, opts):
+            print(f"{checkpoints.paths()[-1]} (step {state['step']}) does not begin a run of"
+                  f" {opts.steps} joint steps, then guide steps: starting afresh")
+            checkpoints.clear()
+            state = None
         start = state["step"] if state is not None else 0
         # Batches of crystal indices: batch k is the same whether or not the run was resumed.
         loader = batches((torch.arange(len(graphs)),), opts.batch_size, job.seed,
@@ -366,25 +379,37 @@ class GraphDiffusion(GenerativeModel):
 
         model.train()
         t0 = time.perf_counter()
-        for step in tqdm(range(start, opts.steps), initial=start, total=opts.steps,
+        total = opts.steps + opts.guide_steps
+        for step in tqdm(range(start, total), initial=start, total=total,
                          desc=self.name, mininterval=2.0):
             (indices,) = next(loader)
             batch = Batch.from_data_list([graphs[i] for i in indices.tolist()]).to(device)
-            losses = model.losses(batch)
-            denoising = losses["coords"] + opts.lattice_weight * losses["lattice"]
-            for optimiser in optimisers.values():
-                optimiser.zero_grad(set_to_none=True)
-            (denoising + losses["band_gap"]).backward()   # the two share no parameters
-            for name, optimiser in optimisers.items():
+            if step < opts.steps:
+                networks = ("denoiser", "predictor")
+                losses = model.losses(batch)
+                loss = (losses["coords"] + opts.lattice_weight * losses["lattice"]
+                        + losses["band_gap"])          # the two networks share no parameters
+            else:
+                # The guide alone: a third of a joint step's cost, and what decides how well
+                # steering works is how much of the gap's spread within a composition it
+                # learns (README), which takes it longer than the denoiser's training.
+                networks = ("predictor",)
+                losses = {"band_gap": model.band_gap_loss(batch)}
+                loss = losses["band_gap"]
+            for name in networks:
+                optimisers[name].zero_grad(set_to_none=True)
+            loss.backward()
+            for name in networks:
                 nn.utils.clip_grad_norm_(getattr(model, name).parameters(), opts.grad_clip)
-                optimiser.step()
+                optimisers[name].step()
             log.append(step, **{k: v.item() for k, v in losses.items()})
-            if (step + 1) % job.checkpoint_every == 0 or step + 1 == opts.steps:
+            if (step + 1) % job.checkpoint_every == 0 or step + 1 == total:
                 checkpoints.save(step + 1, {"model": model.state_dict(),
                                             "optimisers": {name: o.state_dict() for name, o
                                                            in optimisers.items()},
-                                            "rng": rng_state(), "losses": log.rows})
-        done = opts.steps - start
+                                            "rng": rng_state(), "losses": log.rows,
+                                            "joint_steps": opts.steps})
+        done = total - start
         if done > 0:
             elapsed = time.perf_counter() - t0
             print(f"{done} steps in {elapsed:.1f} s: {done * opts.batch_size / elapsed:.0f}"
@@ -433,6 +458,20 @@ class GraphDiffusion(GenerativeModel):
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def continues(state: dict, opts: TrainOptions) -> bool:
+    """Whether a checkpoint ``state`` is a point on the schedule of ``opts``: ``steps`` joint
+    steps, then ``guide_steps`` steps of the guide alone.
+
+    A checkpoint of joint steps only continues any run with at least as many joint steps; one
+    with guide steps, a run with the same number of joint steps before them (more or fewer
+    guide steps only move the end).
+    """
+    # Checkpoints from before guide steps existed hold joint steps only.
+    joint_steps = state.get("joint_steps", state["step"])
+    joint_only = state["step"] <= joint_steps
+    return (joint_only and state["step"] <= opts.steps) or joint_steps == opts.steps
 
 
 def training_graphs(data) -> list[Data]:

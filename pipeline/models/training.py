@@ -126,6 +126,11 @@ class Checkpoints:
             old.unlink()
         return path
 
+    def clear(self) -> None:
+        """Remove every checkpoint: a run that cannot continue them starts afresh."""
+        for path in self.paths():
+            path.unlink()
+
     def load_latest(self, device: torch.device) -> dict[str, Any] | None:
         """The newest checkpoint of this run, or None; other runs' checkpoints are removed."""
         for path in reversed(self.paths()):
