@@ -5,14 +5,15 @@
 
 Runs the real workflow (``snakemake``) in a temporary folder on the bundled Mg-Mn-O data:
 for each model, ``train`` with ``--steps`` optimiser steps (the CVAE and the graph diffusion:
-``--steps`` for each of their two phases), then ``sample`` for the same ``--targets`` known compositions (the
-unconditional CrysTens models: at most ``--max-draws`` tensors, kept when they decode to a
-target's composition; ``asked``/``decoded``/``kept`` come from ``sample_report.csv``). Scores
-the raw (unrelaxed) samples with :mod:`pipeline.quality`: CDVAE structural and SMACT
-compositional validity, uniqueness and novelty (``StructureMatcher`` among the samples and
-against the training set), and the Kolmogorov-Smirnov statistic of each lattice
-parameter against the training set. Prints one JSON line, one entry per model, with the
-training and sampling wall times and samples kept per second.
+``--steps`` for each of their two phases), then ``sample`` for the same ``--targets`` known
+compositions (the unconditional CrysTens models: at most ``--max-draws`` tensors, kept when
+they decode to a target's composition; ``asked``/``decoded``/``kept`` come from
+``sample_report.csv``). Scores the raw (unrelaxed) samples with :mod:`pipeline.quality`:
+CDVAE structural and SMACT compositional validity, uniqueness and novelty
+(``StructureMatcher`` among the samples and against the training set), and the
+Kolmogorov-Smirnov statistic of each lattice parameter against the training set. Prints one
+JSON line, one entry per model, with the training and sampling wall times and samples kept
+per second.
 """
 
 from __future__ import annotations

@@ -170,8 +170,9 @@ def test_guide_steps_train_the_predictor_alone(graph_data, tmp_path):
 
 
 def test_guide_steps_resume_and_restart(graph_data, tmp_path):
-    """A run stopped in its guide phase continues to the same model; a change of ``steps``
-    after guide steps began starts afresh, to the model a fresh run trains."""
+    """A joint-only run continued with guide steps, and a run stopped in its guide phase,
+    end at the uninterrupted run's model; a change of ``steps`` after guide steps began
+    starts afresh, to the model a fresh run trains."""
     def state(path):
         return torch.load(path, weights_only=False)["state"]
 
@@ -180,6 +181,7 @@ def test_guide_steps_resume_and_restart(graph_data, tmp_path):
             assert torch.equal(value, b[key]), key
 
     whole = state(train(graph_data, tmp_path / "whole", steps=2, guide_steps=3))
+    train(graph_data, tmp_path / "parts", steps=2, guide_steps=0, checkpoint_every=1)
     train(graph_data, tmp_path / "parts", steps=2, guide_steps=1, checkpoint_every=1)
     assert_same(whole, state(train(graph_data, tmp_path / "parts", steps=2, guide_steps=3,
                                    checkpoint_every=1)))

@@ -10,14 +10,15 @@ number of atoms, are fixed by the target composition; diffusion runs over
   sampling starts from uniform coordinates and follows the reverse SDE (``stochastic``)
   or its probability-flow ODE (``deterministic``);
 * the **lattice**, as six standardised parameters ``z`` (the entries of the symmetric
-  matrix log of its metric, for a cell scaled to one atom): a DDPM with the cosine schedule that predicts
-  the noise ``eps`` (ancestral sampling, or DDIM's deterministic update).
+  matrix log of its metric, for a cell scaled to one atom): a DDPM with the cosine schedule
+  that predicts the noise ``eps`` (ancestral sampling, or DDIM's deterministic update).
 
 The denoiser is an E(n)-equivariant GNN (:class:`pipeline.models.egnn.Denoiser`) on the
 noisy crystal's cutoff graph, rebuilt at every step. A second EGNN, the band-gap
 predictor, is trained alongside (on the same batches, with its own optimiser) on crystals
-noised to every step, labelled with CGCNN's band gaps (:mod:`pipeline.encode_graph`): a
-noise-aware regressor, as the noisy classifier of classifier guidance. Sampling with ``target_band_gap`` set adds
+noised to every step, labelled with CGCNN's band gaps (:mod:`pipeline.encode_graph`), and
+then alone for ``guide_steps`` steps: a noise-aware regressor, as the noisy classifier of
+classifier guidance. Sampling with ``target_band_gap`` set adds
 ``guidance_scale * grad log p(gap = target | x_t)``, a Gaussian likelihood around the
 predictor's output, to both scores (classifier guidance, Dhariwal and Nichol 2021).
 
