@@ -29,7 +29,9 @@ from pipeline.screen.dedup import prepare  # noqa: E402
 from pipeline.records import read_records  # noqa: E402
 
 HEADLINE = ("n_generated", "validity", "uniqueness", "novelty", "fraction_e_hull_le_metastable",
-            "fraction_e_hull_le_synthesizable", "sun_rate")
+            "fraction_e_hull_le_synthesizable", "sun_rate", "n_relaxed",
+            "fraction_of_relaxed_e_hull_le_metastable",
+            "fraction_of_relaxed_e_hull_le_synthesizable")
 
 
 def main() -> int:

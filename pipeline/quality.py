@@ -8,16 +8,20 @@ Protocols:
   test, one oxidation state per element (``smact_validity``). Mixed-valence compounds such as
   Mn3O4 fail it; the rate with SMACT's mixed-valence expansion is reported beside it.
 * Uniqueness: distinct structures (pymatgen ``StructureMatcher``, default tolerances) among a
-  model's relaxed samples; novelty: unique samples matching no training structure
-  (:mod:`pipeline.screen.dedup`).
+  model's structurally valid samples as generated; novelty: unique samples matching no
+  training structure (:mod:`pipeline.screen.dedup`).
 * Stability: fractions of the samples at E_hull <= 0.2 and <= 0.08 eV/atom, Kim et al.'s
-  (2020) metastable and synthesizable thresholds; S.U.N.: stable (at the second threshold),
-  unique and novel.
+  (2020) metastable and synthesizable thresholds; S.U.N.: relaxed structures that are stable
+  (at the second threshold), unique and novel.
 * Lattice statistics: the two-sample Kolmogorov-Smirnov statistic of each lattice parameter,
   relaxed samples against the training set.
 
-Rates are fractions of the samples generated (the paper's convention), so a sample lost at
-validation or relaxation counts against its model.
+Rates are fractions of the samples generated, so a sample lost at validation or relaxation,
+or never relaxed, counts against its model. The stability rates are also given as fractions
+of the structures relaxed (``*_of_relaxed``): Kim et al. relaxed every generated structure
+with DFT, while the pipeline relaxes the ``screen.max_candidates`` that its prescreen ranks
+best, so the rates per relaxed structure are biased upwards by that choice and the rates per
+generated structure downwards by the structures never relaxed.
 """
 
 from __future__ import annotations
@@ -101,10 +105,12 @@ class ModelQuality:
     compositional_validity: float
     compositional_validity_mixed_valence: float
     validity: float  # both structural and compositional (CDVAE)
-    uniqueness: float  # unique relaxed samples / generated
-    novelty: float  # unique and novel relaxed samples / generated
+    uniqueness: float  # unique structurally valid samples / generated
+    novelty: float  # unique, structurally valid and novel samples / generated
     fraction_e_hull_le_metastable: float
     fraction_e_hull_le_synthesizable: float
+    fraction_of_relaxed_e_hull_le_metastable: float
+    fraction_of_relaxed_e_hull_le_synthesizable: float
     count_e_hull_le_metastable: int
     count_e_hull_le_synthesizable: int
     sun_rate: float  # stable (<= synthesizable threshold), unique and novel / generated
@@ -135,6 +141,10 @@ def evaluate_model(
     formulas = [s.composition.reduced_formula for s in raw]
     compositional = [compositionally_valid(f) for f in formulas]
     mixed = [compositionally_valid(f, mixed_valence=True) for f in formulas]
+    valid_prepared = [prepare(s) for s, ok in zip(raw, structural) if ok]
+    unique_generated = unique_indices(valid_prepared, matcher)
+    novel_generated = novel_mask([valid_prepared[i] for i in unique_generated],
+                                 training_prepared, matcher)
     relaxed_structures = [r.to_structure() for r in relaxed]
     relaxed_prepared = [prepare(s) for s in relaxed_structures]
     unique = unique_indices(relaxed_prepared, matcher)
@@ -145,8 +155,8 @@ def evaluate_model(
     synthesizable_count = int(np.sum(hull <= synthesizable))
     sun = sum(1 for r, e in zip(relaxed, hull) if e <= synthesizable and r.id in unique_novel_ids)
 
-    def rate(count: float) -> float:
-        return float(count) / n if n else float("nan")
+    def rate(count: float, total: int = n) -> float:
+        return float(count) / total if total else float("nan")
 
     return ModelQuality(
         model=model, n_generated=n, n_relaxed=len(relaxed),
@@ -154,9 +164,11 @@ def evaluate_model(
         compositional_validity=rate(sum(compositional)),
         compositional_validity_mixed_valence=rate(sum(mixed)),
         validity=rate(sum(a and b for a, b in zip(structural, compositional))),
-        uniqueness=rate(len(unique)), novelty=rate(len(unique_novel_ids)),
+        uniqueness=rate(len(unique_generated)), novelty=rate(int(np.sum(novel_generated))),
         fraction_e_hull_le_metastable=rate(metastable_count),
         fraction_e_hull_le_synthesizable=rate(synthesizable_count),
+        fraction_of_relaxed_e_hull_le_metastable=rate(metastable_count, len(relaxed)),
+        fraction_of_relaxed_e_hull_le_synthesizable=rate(synthesizable_count, len(relaxed)),
         count_e_hull_le_metastable=metastable_count,
         count_e_hull_le_synthesizable=synthesizable_count,
         sun_rate=rate(sun),

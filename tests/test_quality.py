@@ -116,6 +116,13 @@ def test_rates_count_against_the_samples_generated(small_records):
     assert quality.count_e_hull_le_synthesizable == 3  # m-0, m-1, m-dup
     assert quality.count_e_hull_le_metastable == 4
     assert quality.sun_rate == pytest.approx(1 / 5)  # m-0 only: m-1 known, m-dup a duplicate
+    assert quality.fraction_of_relaxed_e_hull_le_synthesizable == pytest.approx(3 / 5)
+    assert quality.fraction_of_relaxed_e_hull_le_metastable == pytest.approx(4 / 5)
+    # Uniqueness and novelty are of the samples as generated, relaxed or not.
+    unrelaxed = evaluate_model("m", samples, [], {}, training)
+    assert (unrelaxed.uniqueness, unrelaxed.novelty) == (quality.uniqueness, quality.novelty)
+    assert unrelaxed.n_relaxed == 0 and unrelaxed.sun_rate == 0.0
+    assert np.isnan(unrelaxed.fraction_of_relaxed_e_hull_le_metastable)
 
 
 def test_evaluate_cli_writes_metrics_beside_kim2020(small_records, tmp_path):
