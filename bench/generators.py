@@ -10,10 +10,10 @@ compositions (the unconditional CrysTens models: at most ``--max-draws`` tensors
 they decode to a target's composition; ``asked``/``decoded``/``kept`` come from
 ``sample_report.csv``). Scores the raw (unrelaxed) samples with :mod:`pipeline.quality`:
 CDVAE structural and SMACT compositional validity, uniqueness and novelty
-(``StructureMatcher`` among the samples and against the training set), and the
-Kolmogorov-Smirnov statistic of each lattice parameter against the training set. Prints one
-JSON line, one entry per model, with the training and sampling wall times and samples kept
-per second.
+(``StructureMatcher`` among the structurally valid samples and against the training set;
+fractions of the samples kept), and the Kolmogorov-Smirnov statistic of each lattice
+parameter against the training set. Prints one JSON line, one entry per model, with the
+training and sampling wall times and samples kept per second.
 """
 
 from __future__ import annotations

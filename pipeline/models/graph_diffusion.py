@@ -466,8 +466,9 @@ def continues(state: dict, opts: TrainOptions) -> bool:
     steps, then ``guide_steps`` steps of the guide alone.
 
     A checkpoint of joint steps only continues any run with at least as many joint steps; one
-    with guide steps, a run with the same number of joint steps before them (more or fewer
-    guide steps only move the end).
+    with guide steps, a run with the same number of joint steps before them (as with
+    ``steps`` of the other models, a run asking for fewer steps than a checkpoint has taken
+    ends at that checkpoint's model).
     """
     # Checkpoints from before guide steps existed hold joint steps only.
     joint_steps = state.get("joint_steps", state["step"])
