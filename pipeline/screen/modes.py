@@ -63,7 +63,7 @@ def add_relax_arguments(parser) -> None:
                        " (default: chgnet 0.3.0, sevennet 7net-l3i5, m3gnet from matgl's hub)")
     group.add_argument("--mode", choices=RELAX_MODES, default="batched")
     group.add_argument("--fmax", type=float, default=0.05, help="force threshold, eV/Å")
-    group.add_argument("--max-steps", type=int, default=300)
+    group.add_argument("--max-steps", type=int, default=500)
     group.add_argument("--batch-atoms", type=int, default=None,
                        help="most atoms per batch (batched mode); default: measured on a"
                        " GPU, 512 on a CPU")

@@ -43,7 +43,7 @@ class RelaxSettings:
     """When a relaxation has converged, and when it has gone wrong."""
 
     fmax: float = 0.05
-    max_steps: int = 300
+    max_steps: int = 500
     max_volume_ratio: float = 3.0
     max_energy_rise: float = 1.0
     min_energy_per_atom: float = -15.0
