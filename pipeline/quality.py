@@ -18,10 +18,10 @@ Protocols:
 
 Rates are fractions of the samples generated, so a sample lost at validation or relaxation,
 or never relaxed, counts against its model. The stability rates are also given as fractions
-of the structures relaxed (``*_of_relaxed``): Kim et al. relaxed every generated structure
-with DFT, while the pipeline relaxes the ``screen.max_candidates`` that its prescreen ranks
-best, so the rates per relaxed structure are biased upwards by that choice and the rates per
-generated structure downwards by the structures never relaxed.
+of the relaxations that converged (``*_of_relaxed``): Kim et al. relaxed every generated
+structure with DFT, while the pipeline relaxes the ``screen.max_candidates`` that its
+prescreen ranks best, so the rates per relaxed structure are biased upwards by that choice
+and the rates per generated structure downwards by the structures never relaxed.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class ModelQuality:
 
     model: str
     n_generated: int
-    n_relaxed: int
+    n_relaxed: int  # relaxations that converged
     structural_validity: float
     compositional_validity: float
     compositional_validity_mixed_valence: float
