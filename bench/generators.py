@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.models.registry import MODELS  # noqa: E402
-from pipeline.quality import evaluate_model, prepare  # noqa: E402
+from pipeline.quality import evaluate_model  # noqa: E402
+from pipeline.screen.dedup import prepare  # noqa: E402
 from pipeline.records import read_records  # noqa: E402
 
 STEP_KEYS = {"cvae": ("autoencoder_steps", "cvae_steps")}

@@ -1,6 +1,6 @@
 """Scatter/gather scaling of the relaxation stage: the tiny pipeline with 1, 2 and 4 shards.
 
-Builds everything up to the validated candidates once and puts ``--structures`` rattled
+Builds everything up to the prescreened candidates once and puts ``--structures`` rattled
 bundled structures (0.1 Å, seeded) in their place, so the tiny GAN's output does not decide
 the load; then for each shard count reruns only `relax` (one job per shard,
 `screen.shards` of them) and `gather_relaxed`, and prints
@@ -30,7 +30,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from pipeline.records import read_records, write_records  # noqa: E402
 from workflow_helpers import nested, run_snakemake, tiny_config  # noqa: E402
 
-VALIDATED = "results/screen/validated.json.gz"
+TO_RELAX = "results/screen/prescreened.json.gz"
 RELAXED = "results/screen/relaxed.json.gz"
 
 
@@ -71,7 +71,7 @@ def time_relax(workdir: Path, shards: int, cores: int) -> ScalingRun:
     shard_files = sorted((workdir / "results/screen/relax").glob("shard_*.json.gz"))
     if len(shard_files) < shards:
         sys.exit(f"scaling.py: {shards} shards asked, {len(shard_files)} shard files written")
-    structures = len(read_records(workdir / VALIDATED))
+    structures = len(read_records(workdir / TO_RELAX))
     return ScalingRun(shards, round(wall_s, 2), structures, round(wall_s / max(structures, 1), 3))
 
 
@@ -87,8 +87,8 @@ def main(argv: list[str] | None = None) -> None:
         workdir = (args.workdir or Path(scratch)).resolve()
         base = tiny_config(workdir / "tiny.yaml")
         check_rules_exist(workdir, base)
-        run_snakemake(workdir, base, VALIDATED, cores=args.cores, timeout=3600)
-        write_records(rattled_structures(args.structures), workdir / VALIDATED)
+        run_snakemake(workdir, base, TO_RELAX, cores=args.cores, timeout=3600)
+        write_records(rattled_structures(args.structures), workdir / TO_RELAX)
         runs = [time_relax(workdir, shards, args.cores) for shards in args.shards]
 
     print(json.dumps({"bench": "scaling", "cores": args.cores, "runs": [asdict(r) for r in runs]}))

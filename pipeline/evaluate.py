@@ -25,9 +25,9 @@ from pipeline.quality import (
     MIN_DISTANCE,
     SYNTHESIZABLE_E_HULL,
     evaluate_model,
-    prepare,
 )
 from pipeline.records import read_records
+from pipeline.screen.dedup import prepare
 
 TABLE_COLUMNS = {
     "n_generated": "generated", "validity": "valid (CDVAE)", "uniqueness": "unique",

@@ -8,8 +8,8 @@ Protocols:
   test, one oxidation state per element (``smact_validity``). Mixed-valence compounds such as
   Mn3O4 fail it; the rate with SMACT's mixed-valence expansion is reported beside it.
 * Uniqueness: distinct structures (pymatgen ``StructureMatcher``, default tolerances) among a
-  model's relaxed samples; novelty: unique samples matching no training structure. Primitive
-  cells are reduced once, and pairs that cannot match (``can_match``) are never fitted.
+  model's relaxed samples; novelty: unique samples matching no training structure
+  (:mod:`pipeline.screen.dedup`).
 * Stability: fractions of the samples at E_hull <= 0.2 and <= 0.08 eV/atom, Kim et al.'s
   (2020) metastable and synthesizable thresholds; S.U.N.: stable (at the second threshold),
   unique and novel.
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import warnings
-from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
@@ -32,9 +31,15 @@ import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition, Structure
 from scipy.stats import ks_2samp
-from tqdm import tqdm
 
 from pipeline.records import CrystalRecord
+from pipeline.screen.dedup import (
+    Prepared,
+    default_matcher,
+    novel_mask,
+    prepare,
+    unique_indices,
+)
 
 MIN_DISTANCE = 0.5  # Å, CDVAE's structural-validity cut-off
 METASTABLE_E_HULL = 0.2  # eV/atom, Kim et al. (2020)
@@ -69,73 +74,6 @@ def compositionally_valid(reduced_formula: str, mixed_valence: bool = False) -> 
         warnings.simplefilter("ignore")
         return bool(smact_validity(Composition(reduced_formula), use_pauling_test=True,
                                    include_alloys=True, mixed_valence=mixed_valence))
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A structure reduced once for matching: its primitive cell and cheap invariants."""
-
-    primitive: Structure
-    formula: str
-    nsites: int
-    lengths: tuple[float, float, float]  # Niggli cell lengths at 1 Å^3 per atom, ascending
-
-
-def prepare(structure: Structure) -> Prepared:
-    primitive = structure.get_primitive_structure()
-    lattice = primitive.lattice.get_niggli_reduced_lattice()
-    scale = (len(primitive) / lattice.volume) ** (1 / 3)
-    lengths = tuple(sorted(float(x) * scale for x in lattice.abc))
-    return Prepared(primitive, primitive.composition.reduced_formula, len(primitive), lengths)
-
-
-def can_match(a: Prepared, b: Prepared, ltol: float) -> bool:
-    """Necessary conditions of ``StructureMatcher.fit(a, b)`` that cost nothing.
-
-    Without supercells the matcher compares primitive cells of equal size, scaled to equal
-    volumes, and looks for a basis of ``a``'s lattice whose lengths are within a factor
-    ``1 + ltol`` of ``b``'s Niggli cell lengths. The Niggli lengths being the lattice's successive
-    minima, ``a``'s k-th Niggli length is then below ``(1 + ltol)`` times ``b``'s, for each k.
-    """
-    if a.formula != b.formula or a.nsites != b.nsites:
-        return False
-    bound = (1.0 + ltol) * (1.0 + 1e-6)
-    return all(x < bound * y for x, y in zip(a.lengths, b.lengths))
-
-
-def matches(a: Prepared, b: Prepared, matcher: StructureMatcher) -> bool:
-    """``matcher.fit(a, b)`` on the primitive cells, after the free necessary conditions."""
-    return can_match(a, b, matcher.ltol) and matcher.fit(a.primitive, b.primitive)
-
-
-def default_matcher() -> StructureMatcher:
-    """pymatgen's default matcher, working on the primitive cells ``prepare`` made once."""
-    return StructureMatcher(primitive_cell=False)
-
-
-def unique_indices(structures: Sequence[Prepared], matcher: StructureMatcher) -> list[int]:
-    """Indices of the first structure of each group of matching structures."""
-    by_key: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for i, s in enumerate(structures):
-        by_key[s.formula, s.nsites].append(i)
-    keep = []
-    for indices in by_key.values():
-        representatives: list[int] = []
-        for i in indices:
-            if not any(matches(structures[i], structures[j], matcher) for j in representatives):
-                representatives.append(i)
-        keep.extend(representatives)
-    return sorted(keep)
-
-
-def novel_mask(structures: Sequence[Prepared], training: Sequence[Prepared],
-               matcher: StructureMatcher) -> list[bool]:
-    """Whether each structure matches no training structure."""
-    by_key: dict[tuple[str, int], list[Prepared]] = defaultdict(list)
-    for t in training:
-        by_key[t.formula, t.nsites].append(t)
-    return [not any(matches(s, t, matcher) for t in by_key[s.formula, s.nsites])
-            for s in tqdm(structures, desc="novelty", unit="structure", leave=False)]
 
 
 def lattice_parameters(structures: Iterable[Structure]) -> dict[str, np.ndarray]:

@@ -9,9 +9,9 @@ Checks, in order, each rejection with its reason in the table:
 4. duplicates within the batch (pymatgen ``StructureMatcher``; the first one is kept).
 
 Unique valid structures are compared with the training data: ``novel`` is False for a
-structure that matches one (``known_as`` names it). At most ``--max-candidates`` go on to
-relaxation, novel ones first, taken in turn from each composition; the rest are
-``deferred``. Run ``python -m pipeline.validate --help``.
+structure that matches one (``known_as`` names it). All of them go on to the prescreen
+(:mod:`pipeline.prescreen`), which chooses the ones worth relaxing.
+Run ``python -m pipeline.validate --help``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -39,7 +39,7 @@ from pipeline.screen.validity import (
     structural_problem,
 )
 
-VALID, REJECTED, DEFERRED = "valid", "rejected", "deferred"
+VALID, REJECTED = "valid", "rejected"
 COLUMNS = ["id", "model", "formula", "status", "reason", "novel", "known_as",
            "min_distance", "volume_per_atom"]
 
@@ -77,10 +77,9 @@ def validate(
     training: Sequence[CrystalRecord],
     system: ChemicalSystem,
     limits: ValidityLimits,
-    max_candidates: int | None = None,
     progress: bool = False,
 ) -> tuple[list[CrystalRecord], list[Verdict]]:
-    """Validate ``candidates``: the records to relax and a verdict for every candidate."""
+    """Validate ``candidates``: the unique valid records and a verdict for every candidate."""
     ids = Counter(r.id for r in candidates)
     repeated = [i for i, n in ids.items() if n > 1]
     if repeated:
@@ -100,38 +99,7 @@ def validate(
         else:
             verdict.novel = match.known_as is None
             verdict.known_as = match.known_as or ""
-    unique = [(r, v) for r, v in passing if v.status == VALID]
-    chosen = select_for_relaxation(unique, max_candidates)
-    chosen_ids = {r.id for r, _ in chosen}
-    for record, verdict in unique:
-        if record.id not in chosen_ids:
-            verdict.status = DEFERRED
-            verdict.reason = f"beyond the first {max_candidates} candidates (screen.max_candidates)"
-    return [r for r, _ in chosen], verdicts
-
-
-def select_for_relaxation(
-    unique: Sequence[tuple[CrystalRecord, Verdict]], limit: int | None
-) -> list[tuple[CrystalRecord, Verdict]]:
-    """At most ``limit`` candidates: novel before known, one composition after another.
-
-    Taking the compositions in turn keeps the selection as varied as the samples,
-    whatever order the generator wrote them in.
-    """
-    if limit is None or len(unique) <= limit:
-        return list(unique)
-    chosen: list[tuple[CrystalRecord, Verdict]] = []
-    for novel in (True, False):
-        queues: dict[str, list] = defaultdict(list)
-        for item in unique:
-            if item[1].novel == novel:
-                queues[item[0].formula].append(item)
-        while len(chosen) < limit and any(queues.values()):
-            for formula in list(queues):
-                if queues[formula] and len(chosen) < limit:
-                    chosen.append(queues[formula].pop(0))
-    order = {r.id: k for k, (r, _) in enumerate(unique)}
-    return sorted(chosen, key=lambda item: order[item[0].id])
+    return [r for r, v in passing if v.status == VALID], verdicts
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,9 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-distance", type=float, default=0.5, help="Å")
     parser.add_argument("--min-volume-per-atom", type=float, default=4.0, help="Å^3")
     parser.add_argument("--max-volume-per-atom", type=float, default=40.0, help="Å^3")
-    parser.add_argument("--max-candidates", type=int, default=None,
-                        help="most structures passed on to relaxation (default: all)")
-    parser.add_argument("--out", type=Path, required=True, help="validated dataset (.json.gz)")
+    parser.add_argument("--out", type=Path, required=True, help="unique valid structures (.json.gz)")
     parser.add_argument("--out-table", type=Path, required=True, help="validation.csv")
     return parser
 
@@ -155,15 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
 @exit_on_input_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.max_candidates is not None and args.max_candidates < 1:
-        raise PipelineInputError("--max-candidates must be at least 1")
     system = ChemicalSystem.parse(args.chemsys)
     limits = ValidityLimits(args.min_distance, args.min_volume_per_atom, args.max_volume_per_atom)
     candidates = [record for path in args.samples for record in read_records(path)]
     training = read_records(args.training)
-    chosen, verdicts = validate(candidates, training, system, limits, args.max_candidates,
-                                progress=True)
-    write_records(chosen, args.out)
+    unique, verdicts = validate(candidates, training, system, limits, progress=True)
+    write_records(unique, args.out)
     args.out_table.parent.mkdir(parents=True, exist_ok=True)
     table = pd.DataFrame([vars(v) for v in verdicts], columns=COLUMNS)
     table.to_csv(args.out_table, index=False)

@@ -1,5 +1,6 @@
-# Screening, first half: validate the generated crystals, relax them (sharded), and place
-# them on a hull relaxed with the same potential. See pipeline/{validate,relax,hull}.py.
+# Screening, first half: validate the generated crystals, prescreen them by their unrelaxed
+# E_hull, relax the best (sharded), and place them on a hull relaxed with the same
+# potential. See pipeline/{validate,prescreen,relax,hull}.py.
 
 SCREEN = config["screen"]
 POTENTIAL = SCREEN["potential"]
@@ -12,16 +13,23 @@ wildcard_constraints:
     potential="chgnet|sevennet|m3gnet",
 
 
-def relax_cli_args(potential):
-    """--potential ... --threads: the potential and relaxation options of the CLIs."""
+def potential_cli_args(potential):
+    """--potential ... --batch-atoms: which potential runs, where and how batched."""
     model_file = SCREEN["checkpoints"].get(potential, "")
     batch_atoms = SCREEN.get("batch_atoms")
     return (
         f"--potential {potential}"
         + (f" --checkpoint {model_file}" if model_file else "")
-        + f" --mode {SCREEN['relax_mode']} --fmax {SCREEN['fmax']}"
-        + f" --max-steps {SCREEN['max_steps']} --device {SCREEN['device']}"
+        + f" --mode {SCREEN['relax_mode']} --device {SCREEN['device']}"
         + (f" --batch-atoms {batch_atoms}" if batch_atoms else "")
+    )
+
+
+def relax_cli_args(potential):
+    """The potential's options and the relaxation's stopping rules."""
+    return (
+        potential_cli_args(potential)
+        + f" --fmax {SCREEN['fmax']} --max-steps {SCREEN['max_steps']}"
     )
 
 
@@ -56,7 +64,6 @@ rule validate:
         min_distance=SCREEN["min_distance"],
         volume=f"--min-volume-per-atom {SCREEN['min_volume_per_atom']}"
         f" --max-volume-per-atom {SCREEN['max_volume_per_atom']}",
-        max_candidates=SCREEN["max_candidates"],
     log:
         "logs/screen/validate.log",
     conda:
@@ -68,13 +75,38 @@ rule validate:
     shell:
         "python -m pipeline.validate --samples {input.samples} --training {input.training}"
         " --chemsys {params.chemsys} --min-distance {params.min_distance} {params.volume}"
-        " --max-candidates {params.max_candidates} --out {output.validated}"
-        " --out-table {output.table} > {log} 2>&1"
+        " --out {output.validated} --out-table {output.table} > {log} 2>&1"
+
+
+rule prescreen:
+    input:
+        validated="results/screen/validated.json.gz",
+        validation="results/screen/validation.csv",
+        references=f"results/hull/{POTENTIAL}/references_relaxed.json.gz",
+    output:
+        prescreened="results/screen/prescreened.json.gz",
+        table="results/screen/prescreen.csv",
+    params:
+        potential=potential_cli_args(POTENTIAL),
+        max_candidates=SCREEN["max_candidates"],
+    log:
+        "logs/screen/prescreen.log",
+    conda:
+        "../envs/screen.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=30,
+    shell:
+        "python -m pipeline.prescreen --validated {input.validated}"
+        " --validation-table {input.validation} --references-relaxed {input.references}"
+        " --max-candidates {params.max_candidates} {params.potential} --threads {threads}"
+        " --out {output.prescreened} --out-table {output.table} > {log} 2>&1"
 
 
 rule relax:
     input:
-        "results/screen/validated.json.gz",
+        "results/screen/prescreened.json.gz",
     output:
         shard="results/screen/relax/shard_{shard}.json.gz",
         status="results/screen/relax/shard_{shard}.csv",
@@ -118,7 +150,7 @@ rule gather_relaxed:
 
 rule relax_consensus:
     input:
-        "results/screen/validated.json.gz",
+        "results/screen/prescreened.json.gz",
     output:
         shard="results/screen/consensus/{potential}/shard_{shard}.json.gz",
         status="results/screen/consensus/{potential}/shard_{shard}.csv",

@@ -14,17 +14,19 @@ from pymatgen.core import Lattice, Structure
 from pipeline.evaluate import main as evaluate_main
 from pipeline.quality import (
     KIM2020_REFERENCE,
-    can_match,
     compositionally_valid,
-    default_matcher,
     evaluate_model,
     ks_statistics,
-    novel_mask,
-    prepare,
     structurally_valid,
-    unique_indices,
 )
 from pipeline.records import CrystalRecord, write_records
+from pipeline.screen.dedup import (
+    can_match,
+    default_matcher,
+    novel_mask,
+    prepare,
+    unique_indices,
+)
 
 
 def squeezed(record: CrystalRecord, distance: float) -> CrystalRecord:

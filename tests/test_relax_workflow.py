@@ -25,8 +25,8 @@ def snakemake(repo, workdir, *extra):
 @pytest.mark.workflow
 def test_relax_shards_gather_and_a_killed_shard_reruns_alone(tmp_path, repo, reference_records):
     shutil.copy(repo / "config.yaml", tmp_path / "config.yaml")
-    validated = [r for r in reference_records if r.id in ("MgO", "O2")]
-    write_records(validated, tmp_path / "results/screen/validated.json.gz")
+    prescreened = [r for r in reference_records if r.id in ("MgO", "O2")]
+    write_records(prescreened, tmp_path / "results/screen/prescreened.json.gz")
     snakemake(repo, tmp_path)
 
     relaxed = read_records(tmp_path / TARGET)

@@ -16,7 +16,7 @@ from pipeline.screen.validity import (
     min_interatomic_distance,
     structural_problem,
 )
-from pipeline.validate import main, select_for_relaxation, validate
+from pipeline.validate import main, validate
 from screen_helpers import overlapping, perturbed
 
 
@@ -74,18 +74,6 @@ def test_validate_flags_duplicates_known_and_novel(small_records, bundled_record
     assert by_id["gen-overlap"].reason.startswith("atoms overlap")
 
 
-def test_selection_takes_novel_first_and_compositions_in_turn(small_records, mgmno):
-    candidates = [perturbed(r, f"gen-{k}", seed=k) for k, r in enumerate(small_records[:4])]
-    candidates += [perturbed(small_records[0], "gen-extra", seed=9, strain=0.0)]
-    _, verdicts = validate(candidates, [], mgmno, ValidityLimits())
-    unique = [(c, v) for c, v in zip(candidates, verdicts) if v.status == "valid"]
-    for record, verdict in unique:
-        verdict.novel = record.id != "gen-1"  # pretend gen-1 is known
-    chosen = [r.id for r, _ in select_for_relaxation(unique, 3)]
-    assert "gen-1" not in chosen  # novel ones first
-    assert len(chosen) == 3 and len({r.formula for r, _ in select_for_relaxation(unique, 3)}) == 3
-
-
 def test_cli_writes_the_validated_set_and_a_reason_for_each_rejection(
     tmp_path, small_records, capsys
 ):
@@ -94,15 +82,16 @@ def test_cli_writes_the_validated_set_and_a_reason_for_each_rejection(
     write_records(samples, tmp_path / "samples.json.gz")
     write_records(small_records[5:], tmp_path / "training.json.gz")
     code = main(["--samples", str(tmp_path / "samples.json.gz"), "--training",
-                 str(tmp_path / "training.json.gz"), "--max-candidates", "2",
+                 str(tmp_path / "training.json.gz"),
                  "--out", str(tmp_path / "validated.json.gz"),
                  "--out-table", str(tmp_path / "validation.csv")])
     assert code == 0
     table = pd.read_csv(tmp_path / "validation.csv")
-    assert list(table["status"]) == ["valid", "valid", "deferred", "rejected"]
+    assert list(table["status"]) == ["valid", "valid", "valid", "rejected"]
     assert table["reason"].iloc[3].startswith("atoms overlap")
     assert table["novel"].iloc[:3].tolist() == [True, True, True]
-    assert [r.id for r in read_records(tmp_path / "validated.json.gz")] == ["gen-0", "gen-1"]
+    assert [r.id for r in read_records(tmp_path / "validated.json.gz")] == [
+        "gen-0", "gen-1", "gen-2"]
 
 
 def test_cli_reports_a_corrupt_samples_file_in_one_line(tmp_path, small_records, capsys):

@@ -56,7 +56,7 @@ def relax_batched(
     """
     if not records:
         return []
-    batch_atoms = _batch_atoms(model, batch_atoms, max(r.natoms for r in records))
+    batch_atoms = batch_atoms_limit(model, batch_atoms, max(r.natoms for r in records))
     batcher_options = {"memory_scales_with": "n_atoms", "max_memory_scaler": batch_atoms}
     init_fn, update_fn = ts.frechet_cell_fire(model=model)
     structures = [r.to_structure() for r in records]
@@ -133,7 +133,12 @@ def _judge(
     return done.to(batch.positions.device)
 
 
-def _batch_atoms(model, requested: int | None, largest: int) -> int | None:
+def batch_atoms_limit(model, requested: int | None, largest: int) -> int | None:
+    """Most atoms per batch.
+
+    The request (at least the largest structure), :data:`CPU_BATCH_ATOMS` on a CPU, or
+    ``None`` on a GPU, where torch-sim measures what fits in memory.
+    """
     if requested is not None:
         if requested < 1:
             raise PipelineInputError("screen.batch_atoms must be at least 1")

@@ -1,8 +1,12 @@
-"""Duplicates within a batch of candidates, and matches against the training data.
+"""Is this crystal one we have seen? Matching within a batch and against the training data.
 
-pymatgen's ``StructureMatcher`` decides whether two crystals are the same (up to
-symmetry, supercells and small distortions). Only structures with the same reduced
-formula can match, so both searches compare within a formula only.
+pymatgen's ``StructureMatcher`` (default tolerances, no supercells) decides whether two
+crystals are the same up to symmetry and small distortions. Fitting is the expensive part,
+so each structure is reduced to its Niggli-reduced primitive cell once (:func:`prepare`;
+``fit`` then skips its own reduction, which otherwise takes most of its time), and pairs
+that cannot match (other formula, other primitive size, Niggli lengths too far apart:
+:func:`can_match`) are never fitted. Used by the validate stage (duplicates, novelty)
+and by the quality evaluation (uniqueness, novelty).
 """
 
 from __future__ import annotations
@@ -14,6 +18,75 @@ from typing import Sequence
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
 from tqdm import tqdm
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A structure reduced once for matching: its primitive cell and cheap invariants."""
+
+    primitive: Structure  # Niggli-reduced
+    formula: str
+    nsites: int
+    lengths: tuple[float, float, float]  # Niggli cell lengths at 1 Å^3 per atom, ascending
+
+
+def prepare(structure: Structure) -> Prepared:
+    """The primitive cell of ``structure`` and the invariants :func:`can_match` compares."""
+    primitive = structure.get_primitive_structure().get_reduced_structure("niggli")
+    lattice = primitive.lattice
+    scale = (len(primitive) / lattice.volume) ** (1 / 3)
+    lengths = tuple(sorted(float(x) * scale for x in lattice.abc))
+    return Prepared(primitive, primitive.composition.reduced_formula, len(primitive), lengths)
+
+
+def can_match(a: Prepared, b: Prepared, ltol: float) -> bool:
+    """Necessary conditions of ``StructureMatcher.fit(a, b)`` that cost nothing.
+
+    Without supercells the matcher compares primitive cells of equal size, scaled to equal
+    volumes, and looks for a basis of ``a``'s lattice whose lengths are within a factor
+    ``1 + ltol`` of ``b``'s Niggli cell lengths. The Niggli lengths being the lattice's successive
+    minima, ``a``'s k-th Niggli length is then below ``(1 + ltol)`` times ``b``'s, for each k.
+    """
+    if a.formula != b.formula or a.nsites != b.nsites:
+        return False
+    bound = (1.0 + ltol) * (1.0 + 1e-6)
+    return all(x < bound * y for x, y in zip(a.lengths, b.lengths))
+
+
+def matches(a: Prepared, b: Prepared, matcher: StructureMatcher) -> bool:
+    """``matcher.fit(a, b)`` on the reduced cells, after the free necessary conditions."""
+    return can_match(a, b, matcher.ltol) and matcher.fit(
+        a.primitive, b.primitive, skip_structure_reduction=True)
+
+
+def default_matcher() -> StructureMatcher:
+    """pymatgen's default matcher, working on the primitive cells ``prepare`` made once."""
+    return StructureMatcher(primitive_cell=False)
+
+
+def unique_indices(structures: Sequence[Prepared], matcher: StructureMatcher) -> list[int]:
+    """Indices of the first structure of each group of matching structures."""
+    by_key: dict[tuple[str, int], list[int]] = defaultdict(list)
+    for i, s in enumerate(structures):
+        by_key[s.formula, s.nsites].append(i)
+    keep = []
+    for indices in by_key.values():
+        representatives: list[int] = []
+        for i in indices:
+            if not any(matches(structures[i], structures[j], matcher) for j in representatives):
+                representatives.append(i)
+        keep.extend(representatives)
+    return sorted(keep)
+
+
+def novel_mask(structures: Sequence[Prepared], training: Sequence[Prepared],
+               matcher: StructureMatcher) -> list[bool]:
+    """Whether each structure matches no training structure."""
+    by_key: dict[tuple[str, int], list[Prepared]] = defaultdict(list)
+    for t in training:
+        by_key[t.formula, t.nsites].append(t)
+    return [not any(matches(s, t, matcher) for t in by_key[s.formula, s.nsites])
+            for s in tqdm(structures, desc="novelty", unit="structure", leave=False)]
 
 
 @dataclass(frozen=True)
@@ -39,38 +112,36 @@ def find_matches(
         duplicates is kept, the later ones point to it.
     known
         ``(id, structure)`` of the training data. Only candidates that are not
-        duplicates are compared with them.
+        duplicates are compared with them; only known structures with a candidate's
+        formula are reduced.
     """
-    matcher = matcher or StructureMatcher()
-    known_by_formula: dict[str, list[tuple[str, Structure]]] = defaultdict(list)
-    for known_id, structure in known:
-        known_by_formula[structure.composition.reduced_formula].append((known_id, structure))
-    kept_by_formula: dict[str, list[tuple[str, Structure]]] = defaultdict(list)
-    matches = []
+    matcher = matcher or default_matcher()
+    formulas = {structure.composition.reduced_formula for _, structure in candidates}
+    known_prepared: dict[tuple[str, int], list[tuple[str, Prepared]]] = defaultdict(list)
+    for known_id, structure in tqdm(known, desc="training cells", unit="structure",
+                                    disable=not progress):
+        if structure.composition.reduced_formula in formulas:
+            prepared = prepare(structure)
+            known_prepared[prepared.formula, prepared.nsites].append((known_id, prepared))
+    kept: dict[tuple[str, int], list[tuple[str, Prepared]]] = defaultdict(list)
+    results = []
     for candidate_id, structure in tqdm(candidates, desc="deduplicate", unit="structure",
                                         disable=not progress):
-        formula = structure.composition.reduced_formula
-        duplicate_of = _first_match(structure, kept_by_formula[formula], matcher)
+        prepared = prepare(structure)
+        key = (prepared.formula, prepared.nsites)
+        duplicate_of = _first_match(prepared, kept[key], matcher)
         known_as = None
         if duplicate_of is None:
-            kept_by_formula[formula].append((candidate_id, structure))
-            known_as = _first_match(structure, known_by_formula[formula], matcher)
-        matches.append(Match(duplicate_of=duplicate_of, known_as=known_as))
-    return matches
-
-
-def unique_structures(
-    structures: Sequence[tuple[str, Structure]], matcher: StructureMatcher | None = None
-) -> list[tuple[str, Structure]]:
-    """The structures that match no earlier one (e.g. training data without supercells)."""
-    matches = find_matches(structures, [], matcher)
-    return [item for item, match in zip(structures, matches) if match.duplicate_of is None]
+            kept[key].append((candidate_id, prepared))
+            known_as = _first_match(prepared, known_prepared[key], matcher)
+        results.append(Match(duplicate_of=duplicate_of, known_as=known_as))
+    return results
 
 
 def _first_match(
-    structure: Structure, pool: Sequence[tuple[str, Structure]], matcher: StructureMatcher
+    prepared: Prepared, pool: Sequence[tuple[str, Prepared]], matcher: StructureMatcher
 ) -> str | None:
     for other_id, other in pool:
-        if matcher.fit(structure, other):
+        if matches(prepared, other, matcher):
             return other_id
     return None

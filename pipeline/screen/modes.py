@@ -1,4 +1,5 @@
-"""Relax a list of records with a potential, one by one (ASE) or in batches (torch-sim)."""
+"""Relax, or evaluate as they are, a list of records with a potential: one by one (ASE)
+or in batches (torch-sim)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,25 @@ def relax_records(
     from pipeline.screen.batched import relax_batched
 
     return relax_batched(records, batched_model(spec), settings, batch_atoms, progress)
+
+
+def single_point_records(
+    records: Sequence[CrystalRecord],
+    spec: PotentialSpec,
+    mode: str = "batched",
+    batch_atoms: int | None = None,
+    progress: bool = True,
+) -> list[float]:
+    """Energy per atom (eV/atom) of ``records`` as they are; NaN where the potential fails."""
+    from pipeline.screen.single_point import energies_batched, energies_sequential
+
+    if mode not in RELAX_MODES:
+        raise PipelineInputError(f"unknown relax mode {mode!r}; choose from {RELAX_MODES}")
+    if not records:
+        return []
+    if mode == "sequential":
+        return energies_sequential(records, ase_calculator(spec), progress)
+    return energies_batched(records, batched_model(spec), batch_atoms, progress)
 
 
 def add_relax_arguments(parser) -> None:
