@@ -8,6 +8,7 @@ import pytest
 
 from pipeline.errors import PipelineInputError
 from pipeline.screen.batched import relax_batched
+from pipeline.screen.modes import use_cpu_threads
 from pipeline.screen.potentials import PotentialSpec, ase_calculator, batched_model, describe
 from pipeline.screen.relax import RelaxSettings, divergence_reason, relax_one, relax_sequential
 from screen_helpers import perturbed
@@ -52,6 +53,21 @@ def test_unknown_potential_and_unbatchable_potential_are_input_errors():
     with pytest.raises(PipelineInputError, match="screen.relax_mode: sequential"):
         batched_model(PotentialSpec("m3gnet"))
     assert describe(PotentialSpec("chgnet")).startswith("chgnet (chgnet 0.4")
+
+
+def test_cpu_threads_bind_torch_and_the_blas_of_numpy():
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    before = torch.get_num_threads()
+    with threadpool_limits(limits=None):  # puts the BLAS pools back afterwards
+        use_cpu_threads(1)
+        assert torch.get_num_threads() == 1
+        blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+        assert blas and all(pool["num_threads"] == 1 for pool in blas)
+    torch.set_num_threads(before)
+    with pytest.raises(PipelineInputError, match="at least 1"):
+        use_cpu_threads(0)
 
 
 @pytest.mark.slow
