@@ -32,7 +32,7 @@ from pipeline.chemsys import ChemicalSystem  # noqa: E402
 from pipeline.errors import PipelineInputError, exit_on_input_error  # noqa: E402
 from pipeline.records import CrystalRecord, read_records  # noqa: E402
 from pipeline.screen.batched import relax_batched  # noqa: E402
-from pipeline.screen.modes import use_cpu_threads  # noqa: E402
+from pipeline.screen.modes import reuse_freed_memory, use_cpu_threads  # noqa: E402
 from pipeline.screen.potentials import (  # noqa: E402
     PotentialSpec,
     ase_calculator,
@@ -117,6 +117,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     use_cpu_threads(args.threads)
+    reuse_freed_memory()  # as the relax jobs do; both relaxers alike
     spec = PotentialSpec(args.potential, args.checkpoint, default_device())
     if args.n < 1:
         raise PipelineInputError("--n must be at least 1")

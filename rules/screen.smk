@@ -88,7 +88,12 @@ rule prescreen:
         table="results/screen/prescreen.csv",
     params:
         potential=potential_cli_args(POTENTIAL),
-        max_candidates=SCREEN["max_candidates"],
+        # null: every unique valid sample is relaxed
+        max_candidates=(
+            f"--max-candidates {SCREEN['max_candidates']}"
+            if SCREEN.get("max_candidates") is not None
+            else ""
+        ),
     log:
         "logs/screen/prescreen.log",
     conda:
@@ -100,7 +105,7 @@ rule prescreen:
     shell:
         "python -m pipeline.prescreen --validated {input.validated}"
         " --validation-table {input.validation} --references-relaxed {input.references}"
-        " --max-candidates {params.max_candidates} {params.potential} --threads {threads}"
+        " {params.max_candidates} {params.potential} --threads {threads}"
         " --out {output.prescreened} --out-table {output.table} > {log} 2>&1"
 
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+import platform
 
 import pytest
 
 from pipeline.errors import PipelineInputError
 from pipeline.screen.batched import relax_batched
-from pipeline.screen.modes import use_cpu_threads
+from pipeline.screen.modes import reuse_freed_memory, use_cpu_threads
 from pipeline.screen.potentials import PotentialSpec, ase_calculator, batched_model, describe
 from pipeline.screen.relax import RelaxSettings, divergence_reason, relax_one, relax_sequential
 from screen_helpers import perturbed
@@ -68,6 +69,11 @@ def test_cpu_threads_bind_torch_and_the_blas_of_numpy():
     torch.set_num_threads(before)
     with pytest.raises(PipelineInputError, match="at least 1"):
         use_cpu_threads(0)
+
+
+@pytest.mark.skipif(not platform.libc_ver()[0] == "glibc", reason="mallopt is glibc's")
+def test_glibc_takes_the_allocator_setting_of_the_relax_jobs():
+    assert reuse_freed_memory() is True
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Merged over the workflow's config.yaml: every stage sized to run in seconds.
 TINY: dict[str, Any] = {
     "augment": {"per_composition": 2},
-    "train": {"device": "cpu", "checkpoint_every": 10,
+    "train": {"models": ["ccgan"], "device": "cpu", "checkpoint_every": 10,
               "ccgan": {"steps": 20, "latent_dim": 16, "channels": [16, 32, 16]}},
     "sample": {"max_targets": 1, "per_composition": 8, "ccgan": {"classifier_filter": False}},
     "screen": {"max_candidates": 3, "hull_training_structures": 2, "shards": 2,
