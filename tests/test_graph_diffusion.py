@@ -91,12 +91,12 @@ def rotation(seed: int) -> torch.Tensor:
     return q.float()
 
 
-def test_registered_and_opt_in(repo):
+def test_registered_and_the_default_generator(repo):
     import yaml
 
     assert registry.representation("graph_diffusion") == "graph"
     config = yaml.safe_load((repo / "config.yaml").read_text())
-    assert "graph_diffusion" not in config["train"]["models"]
+    assert config["train"]["models"] == ["graph_diffusion"]
     TrainOptions(**config["train"]["graph_diffusion"])
 
 
