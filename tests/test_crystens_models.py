@@ -182,7 +182,7 @@ def test_sampling_keeps_exactly_the_target_compositions(bundled_records, one_com
 @pytest.mark.parametrize("model, train_options, sample_options", [
     (crystens_ddpm.CrysTensDDPM, {**TINY_DDPM, "steps": 60, "lr": 3e-3, "prediction": "sample"},
      {"sampling_steps": 10, "batch_size": 8, "max_draws": 8}),
-    (crystens_gan.CrysTensGAN, {**TINY_GAN, "steps": 300, "lr": 1e-3},
+    (crystens_gan.CrysTensGAN, {**TINY_GAN, "steps": 500, "lr": 1e-3},
      {"batch_size": 16, "max_draws": 16}),
     (crystens_gan.CrysTensWGAN, {**TINY_GAN, "steps": 80, "lr": 1e-3, "critic_steps": 2},
      {"batch_size": 16, "max_draws": 16}),
