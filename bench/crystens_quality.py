@@ -42,12 +42,19 @@ from pipeline.records import read_records  # noqa: E402
 from pipeline.represent import crystens  # noqa: E402
 
 MODELS = ("crystens_ddpm", "crystens_gan", "crystens_wgan")
-METRICS = ("var_lattice_lengths", "var_lattice_angles", "var_space_group", "var_coordinates",
-           "coordinate_disagreement", "distance_mismatch")
+METRICS = (
+    "var_lattice_lengths",
+    "var_lattice_angles",
+    "var_space_group",
+    "var_coordinates",
+    "coordinate_disagreement",
+    "distance_mismatch",
+)
 
 
-def generated_tensors(name: str, model_path: Path, config: dict, n: int,
-                      device: torch.device) -> np.ndarray:
+def generated_tensors(
+    name: str, model_path: Path, config: dict, n: int, device: torch.device
+) -> np.ndarray:
     model = registry.create(name)
     if name == "crystens_ddpm":
         opts = options_from_mapping(crystens_ddpm.SampleOptions, config["sample"][name], name)
@@ -75,17 +82,25 @@ def quality(tensors: np.ndarray, elements: tuple[str, ...]) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--structures", type=int, default=512)
     parser.add_argument("--steps", type=int, default=None, help="training steps of every model")
     parser.add_argument("--samples", type=int, default=64)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--configfile", type=Path,
-                        help="YAML whose train/sample model sections update config.yaml's")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (1 is fastest for these small networks)")
+    parser.add_argument(
+        "--configfile",
+        type=Path,
+        help="YAML whose train/sample model sections update config.yaml's",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1 is fastest for these small networks)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -99,8 +114,14 @@ def main() -> None:
     records = read_records(REPO / "resources" / "datasets" / "mgmno_kim2020.json.gz")
     records = records[:: max(1, len(records) // args.structures)][: args.structures]
 
-    result: dict = {"device": str(device), "structures": len(records), "samples": args.samples,
-                    "steps": args.steps, "configfile": str(args.configfile or ""), "models": {}}
+    result: dict = {
+        "device": str(device),
+        "structures": len(records),
+        "samples": args.samples,
+        "steps": args.steps,
+        "configfile": str(args.configfile or ""),
+        "models": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "crystens.npz"
         save_crystens(encode_records(records, system), data)
@@ -108,19 +129,29 @@ def main() -> None:
             options = dict(config["train"][name])
             if args.steps:
                 options["steps"] = args.steps
-            job = TrainJob(data=data, out_dir=Path(tmp) / name, options=options,
-                           seed=config["seed"], device=device, checkpoint_every=10**9)
+            job = TrainJob(
+                data=data,
+                out_dir=Path(tmp) / name,
+                options=options,
+                seed=config["seed"],
+                device=device,
+                checkpoint_every=10**9,
+            )
             start = time.perf_counter()
             registry.create(name).train(job)
             trained = time.perf_counter()
             tensors = generated_tensors(name, job.model_path, config, args.samples, device)
             sampled = time.perf_counter()
-            result["models"][name] = {**quality(tensors, tuple(system.elements)),
-                                      "train_s": round(trained - start, 1),
-                                      "sample_s": round(sampled - trained, 1)}
+            result["models"][name] = {
+                **quality(tensors, tuple(system.elements)),
+                "train_s": round(trained - start, 1),
+                "sample_s": round(sampled - trained, 1),
+            }
     result["ranking"] = {
-        m: sorted((n for n in result["models"] if result["models"][n][m] is not None),
-                  key=lambda n: result["models"][n][m])
+        m: sorted(
+            (n for n in result["models"] if result["models"][n][m] is not None),
+            key=lambda n: result["models"][n][m],
+        )
         for m in METRICS
     }
     print(json.dumps(result))

@@ -53,7 +53,7 @@ def round_trip(model_path: Path, labelled_path: Path) -> dict[str, float]:
             after = data.encoding.decode(cloud)
         except DecodeError:
             continue
-        if after.species != before.species:   # same per-element counts, same element order
+        if after.species != before.species:  # same per-element counts, same element order
             continue
         matched += 1
         s0, s1 = before.to_structure(), after.to_structure()
@@ -62,24 +62,38 @@ def round_trip(model_path: Path, labelled_path: Path) -> dict[str, float]:
         shifts.append(np.linalg.norm(delta @ s1.lattice.matrix, axis=1).max())
         lengths.append(np.abs(np.subtract(s1.lattice.abc, s0.lattice.abc)).max())
         angles.append(np.abs(np.subtract(s1.lattice.angles, s0.lattice.angles)).max())
-    return {"structures": len(data), "composition_match": matched / len(data),
-            "max_atom_shift_A": float(np.max(shifts)), "mean_max_atom_shift_A": float(np.mean(shifts)),
-            "max_length_error_A": float(np.max(lengths)), "max_angle_error_deg": float(np.max(angles))}
+    return {
+        "structures": len(data),
+        "composition_match": matched / len(data),
+        "max_atom_shift_A": float(np.max(shifts)),
+        "mean_max_atom_shift_A": float(np.mean(shifts)),
+        "max_length_error_A": float(np.max(lengths)),
+        "max_angle_error_deg": float(np.max(angles)),
+    }
 
 
-def samples(model_path: Path, labelled_path: Path, targets_path: Path, per_target: int,
-            property_name: str) -> dict[str, float]:
+def samples(
+    model_path: Path, labelled_path: Path, targets_path: Path, per_target: int, property_name: str
+) -> dict[str, float]:
     values = load_labelled(labelled_path).values(property_name)
     low, high = np.percentile(values, [10, 90])
     out: dict[str, float] = {"target_low": float(low), "target_high": float(high)}
     for tag, value in (("low", low), ("high", high)):
-        job = SampleJob(model_path=model_path, targets=read_targets(targets_path),
-                        per_composition=per_target, options={"target_property": float(value)},
-                        seed=0, device=torch.device("cpu"))
+        job = SampleJob(
+            model_path=model_path,
+            targets=read_targets(targets_path),
+            per_composition=per_target,
+            options={"target_property": float(value)},
+            seed=0,
+            device=torch.device("cpu"),
+        )
         result = CVAE().sample(job)
         asked = sum(r.asked for r in result.reports)
-        separated = [r for r in result.records
-                     if r.to_structure().distance_matrix[np.triu_indices(r.natoms, 1)].min() > 0.5]
+        separated = [
+            r
+            for r in result.records
+            if r.to_structure().distance_matrix[np.triu_indices(r.natoms, 1)].min() > 0.5
+        ]
         predicted = predict(result.records, progress=False)[property_name]
         out[f"kept_{tag}"] = len(result.records) / asked
         out[f"min_distance_ok_{tag}"] = len(separated) / max(1, len(result.records))
@@ -88,34 +102,57 @@ def samples(model_path: Path, labelled_path: Path, targets_path: Path, per_targe
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--labelled", type=Path,
-                        default=REPO / "results/encoded/pointcloud_properties.npz")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--labelled", type=Path, default=REPO / "results/encoded/pointcloud_properties.npz"
+    )
     parser.add_argument("--targets", type=Path, default=REPO / "results/compositions/targets.csv")
     parser.add_argument("--model-path", type=Path, help="a trained model.pt (default: train one)")
     parser.add_argument("--per-target", type=int, default=32)
-    parser.add_argument("--options", default="{}",
-                        help="JSON merged over config.yaml's train.cvae when training here")
+    parser.add_argument(
+        "--options",
+        default="{}",
+        help="JSON merged over config.yaml's train.cvae when training here",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
-    options = {**yaml.safe_load((REPO / "config.yaml").read_text())["train"]["cvae"],
-               **json.loads(args.options)}
+    options = {
+        **yaml.safe_load((REPO / "config.yaml").read_text())["train"]["cvae"],
+        **json.loads(args.options),
+    }
     figures: dict[str, object] = {}
     with tempfile.TemporaryDirectory() as tmp:
         model_path = args.model_path
         if model_path is None:
             start = time.perf_counter()
-            train_cli.main(["--model", "cvae", "--data", str(args.labelled), "--out-dir", tmp,
-                            "--options", json.dumps(options), "--device", "cpu",
-                            "--threads", "1", "--checkpoint-every", "1000"])
+            train_cli.main(
+                [
+                    "--model",
+                    "cvae",
+                    "--data",
+                    str(args.labelled),
+                    "--out-dir",
+                    tmp,
+                    "--options",
+                    json.dumps(options),
+                    "--device",
+                    "cpu",
+                    "--threads",
+                    "1",
+                    "--checkpoint-every",
+                    "1000",
+                ]
+            )
             figures["train_s"] = round(time.perf_counter() - start, 1)
             model_path = Path(tmp) / "model.pt"
         property_name = load_trained(model_path, torch.device("cpu"))[0].options.property
         figures["property"] = property_name
         figures["round_trip"] = round_trip(model_path, args.labelled)
-        figures["samples"] = samples(model_path, args.labelled, args.targets, args.per_target,
-                                     property_name)
+        figures["samples"] = samples(
+            model_path, args.labelled, args.targets, args.per_target, property_name
+        )
     print(json.dumps(figures))
     return 0
 

@@ -36,27 +36,37 @@ sys.path.insert(0, str(REPO))
 
 from pipeline.models.registry import MODELS  # noqa: E402
 from pipeline.quality import evaluate_model  # noqa: E402
-from pipeline.screen.dedup import prepare  # noqa: E402
 from pipeline.records import read_records  # noqa: E402
+from pipeline.screen.dedup import prepare  # noqa: E402
 
 # Models trained in two phases get the budget for each.
-STEP_KEYS = {"cvae": ("autoencoder_steps", "cvae_steps"),
-             "graph_diffusion": ("steps", "guide_steps")}
+STEP_KEYS = {
+    "cvae": ("autoencoder_steps", "cvae_steps"),
+    "graph_diffusion": ("steps", "guide_steps"),
+}
 # Unconditional models draw until each target has its structures or ``max_draws`` are drawn
 # (the DDPM: about 3 s per draw on one CPU thread, so the config's 2,000 take hours).
 UNCONDITIONAL = ("crystens_ddpm", "crystens_gan", "crystens_wgan")
 
 
-def budget_config(models: list[str], steps: int, per_composition: int, targets: int,
-                  max_draws: int) -> dict:
+def budget_config(
+    models: list[str], steps: int, per_composition: int, targets: int, max_draws: int
+) -> dict:
     """The overrides of ``config.yaml`` that give every model the same budget."""
     return {
         "augment": {"per_composition": 10},
-        "train": {"models": models, "device": "auto", "checkpoint_every": max(steps, 1),
-                  **{m: {key: steps for key in STEP_KEYS.get(m, ("steps",))} for m in models}},
-        "sample": {"targets": "known", "max_targets": targets,
-                   "per_composition": per_composition,
-                   **{m: {"max_draws": max_draws} for m in models if m in UNCONDITIONAL}},
+        "train": {
+            "models": models,
+            "device": "auto",
+            "checkpoint_every": max(steps, 1),
+            **{m: {key: steps for key in STEP_KEYS.get(m, ("steps",))} for m in models},
+        },
+        "sample": {
+            "targets": "known",
+            "max_targets": targets,
+            "per_composition": per_composition,
+            **{m: {"max_draws": max_draws} for m in models if m in UNCONDITIONAL},
+        },
     }
 
 
@@ -73,23 +83,43 @@ def finite_or_none(value):
 def snakemake(workdir: Path, configfile: Path, target: str) -> float:
     """Build ``target`` with the repository's workflow; the wall time in seconds."""
     start = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d",
-                          str(workdir), "--configfile", str(configfile), "--cores", "2", target],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(workdir),
+            "--configfile",
+            str(configfile),
+            "--cores",
+            "2",
+            target,
+        ],
+        capture_output=True,
+        text=True,
+    )
     if run.returncode:
         sys.exit(f"snakemake {target} failed (logs in {workdir}/logs):\n{run.stderr[-4000:]}")
     return time.perf_counter() - start
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--models", nargs="+", default=sorted(MODELS), choices=sorted(MODELS))
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--per-composition", type=int, default=32)
     parser.add_argument("--targets", type=int, default=2)
-    parser.add_argument("--max-draws", type=int, default=64,
-                        help="tensors each unconditional (CrysTens) model may draw")
+    parser.add_argument(
+        "--max-draws",
+        type=int,
+        default=64,
+        help="tensors each unconditional (CrysTens) model may draw",
+    )
     parser.add_argument("--workdir", type=Path, help="keep the run here (default: a temp dir)")
     args = parser.parse_args()
 
@@ -97,11 +127,17 @@ def main() -> None:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         configfile = workdir / "bench.yaml"
-        configfile.write_text(yaml.safe_dump(
-            budget_config(args.models, args.steps, args.per_composition, args.targets,
-                          args.max_draws)))
+        configfile.write_text(
+            yaml.safe_dump(
+                budget_config(
+                    args.models, args.steps, args.per_composition, args.targets, args.max_draws
+                )
+            )
+        )
         snakemake(workdir, configfile, "results/data/dataset.json.gz")
-        training = [r.to_structure() for r in read_records(workdir / "results/data/dataset.json.gz")]
+        training = [
+            r.to_structure() for r in read_records(workdir / "results/data/dataset.json.gz")
+        ]
         training_prepared = [prepare(s) for s in training]
         figures = {}
         for model in args.models:
@@ -110,18 +146,41 @@ def main() -> None:
             samples = read_records(workdir / f"results/samples/{model}/samples.json.gz")
             report = pd.read_csv(workdir / f"results/samples/{model}/sample_report.csv")
             quality = evaluate_model(model, samples, samples, {}, training, training_prepared)
-            figures[model] = finite_or_none({
-                "train_s": round(train_s, 1), "sample_s": round(sample_s, 1),
-                "asked": int(report["asked"].sum()), "decoded": int(report["decoded"].sum()),
-                "kept": len(samples),
-                "samples_per_s": round(len(samples) / sample_s, 2),
-                **{k: v for k, v in asdict(quality).items()
-                   if k in ("structural_validity", "compositional_validity", "validity",
-                            "uniqueness", "novelty", "lattice_ks")},
-            })
-    print(json.dumps({"bench": "generators", "steps": args.steps, "targets": args.targets,
-                      "per_composition": args.per_composition, "max_draws": args.max_draws,
-                      "models": figures}))
+            figures[model] = finite_or_none(
+                {
+                    "train_s": round(train_s, 1),
+                    "sample_s": round(sample_s, 1),
+                    "asked": int(report["asked"].sum()),
+                    "decoded": int(report["decoded"].sum()),
+                    "kept": len(samples),
+                    "samples_per_s": round(len(samples) / sample_s, 2),
+                    **{
+                        k: v
+                        for k, v in asdict(quality).items()
+                        if k
+                        in (
+                            "structural_validity",
+                            "compositional_validity",
+                            "validity",
+                            "uniqueness",
+                            "novelty",
+                            "lattice_ks",
+                        )
+                    },
+                }
+            )
+    print(
+        json.dumps(
+            {
+                "bench": "generators",
+                "steps": args.steps,
+                "targets": args.targets,
+                "per_composition": args.per_composition,
+                "max_draws": args.max_draws,
+                "models": figures,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

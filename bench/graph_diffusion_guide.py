@@ -41,8 +41,9 @@ def explained(predicted: np.ndarray, actual: np.ndarray) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--data", type=Path, default=Path("results/encoded/graph.npz"))
     parser.add_argument("--crystals", type=int, default=400)
@@ -52,10 +53,13 @@ def main() -> None:
 
     model, encoding = load_model(args.model, torch.device("cpu"))
     graphs = training_graphs(load_graph_dataset(args.data))
-    chosen = np.random.default_rng(1).choice(len(graphs), min(args.crystals, len(graphs)),
-                                             replace=False)
-    batches = [Batch.from_data_list([graphs[i] for i in chosen[s:s + 50]])
-               for s in range(0, len(chosen), 50)]
+    chosen = np.random.default_rng(1).choice(
+        len(graphs), min(args.crystals, len(graphs)), replace=False
+    )
+    batches = [
+        Batch.from_data_list([graphs[i] for i in chosen[s : s + 50]])
+        for s in range(0, len(chosen), 50)
+    ]
     compositions = []
     for i in chosen:
         counts = np.bincount(graphs[i].species.numpy(), minlength=len(encoding.elements))
@@ -74,12 +78,21 @@ def main() -> None:
                 predicted.append(model.band_gap(x, t).numpy())
         predicted = np.concatenate(predicted)
         predicted_within = minus_composition_means(predicted, compositions)
-        figures[step] = {"r2": explained(predicted, actual),
-                         "r2_within": explained(predicted_within, actual_within),
-                         "corr_within": round(float(np.corrcoef(predicted_within,
-                                                                actual_within)[0, 1]), 3)}
-    print(json.dumps({"bench": "graph_diffusion_guide", "model": str(args.model),
-                      "crystals": len(chosen), "by_step": figures}))
+        figures[step] = {
+            "r2": explained(predicted, actual),
+            "r2_within": explained(predicted_within, actual_within),
+            "corr_within": round(float(np.corrcoef(predicted_within, actual_within)[0, 1]), 3),
+        }
+    print(
+        json.dumps(
+            {
+                "bench": "graph_diffusion_guide",
+                "model": str(args.model),
+                "crystals": len(chosen),
+                "by_step": figures,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

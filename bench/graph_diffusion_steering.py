@@ -33,8 +33,9 @@ def mean(values: list[float]) -> float | None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", type=Path, required=True)
     parser.add_argument("--per-composition", type=int, default=16)
     parser.add_argument("--targets", nargs="*", default=["Mg1Mn1O3", "Mg2Mn2O6", "Mg1Mn2O4"])
@@ -44,19 +45,32 @@ def main() -> None:
     torch.set_num_threads(1)
     from pymatgen.core import Composition
 
-    targets = [TargetComposition(t, {el.symbol: int(n) for el, n in Composition(t).items()})
-               for t in args.targets]
+    targets = [
+        TargetComposition(t, {el.symbol: int(n) for el, n in Composition(t).items()})
+        for t in args.targets
+    ]
     model = registry.create("graph_diffusion")
-    figures: dict[str, object] = {"per_composition": args.per_composition,
-                                  "targets": args.targets, "guidance_scale": args.guidance_scale}
+    figures: dict[str, object] = {
+        "per_composition": args.per_composition,
+        "targets": args.targets,
+        "guidance_scale": args.guidance_scale,
+    }
     unguided: dict[str, tuple[float, float]] = {}
     for gap in [None, *args.band_gaps]:
-        options = {} if gap is None else {"target_band_gap": gap,
-                                          "guidance_scale": args.guidance_scale}
+        options = (
+            {} if gap is None else {"target_band_gap": gap, "guidance_scale": args.guidance_scale}
+        )
         start = time.perf_counter()
-        result = model.sample(SampleJob(model_path=args.model, targets=targets,
-                                        per_composition=args.per_composition, options=options,
-                                        seed=0, device=torch.device("cpu")))
+        result = model.sample(
+            SampleJob(
+                model_path=args.model,
+                targets=targets,
+                per_composition=args.per_composition,
+                options=options,
+                seed=0,
+                device=torch.device("cpu"),
+            )
+        )
         seconds = time.perf_counter() - start
         records = result.records
         predicted = [r.properties["predicted_band_gap"] for r in records]
@@ -74,15 +88,20 @@ def main() -> None:
             unguided = {r.id: pair for r, pair in zip(records, zip(predicted, cgcnn))}
             continue
         # Structure i of a target starts from the same noise with and without guidance.
-        shifts = [(p - unguided[r.id][0], c - unguided[r.id][1])
-                  for r, p, c in zip(records, predicted, cgcnn) if r.id in unguided]
-        figures[key].update({
-            "paired": len(shifts),
-            "predicted_shift": mean([p for p, _ in shifts]),
-            "cgcnn_shift": mean([c for _, c in shifts]),
-            "cgcnn_up": sum(c > 0 for _, c in shifts),
-            "cgcnn_down": sum(c < 0 for _, c in shifts),
-        })
+        shifts = [
+            (p - unguided[r.id][0], c - unguided[r.id][1])
+            for r, p, c in zip(records, predicted, cgcnn)
+            if r.id in unguided
+        ]
+        figures[key].update(
+            {
+                "paired": len(shifts),
+                "predicted_shift": mean([p for p, _ in shifts]),
+                "cgcnn_shift": mean([c for _, c in shifts]),
+                "cgcnn_up": sum(c > 0 for _, c in shifts),
+                "cgcnn_down": sum(c < 0 for _, c in shifts),
+            }
+        )
     print(json.dumps(figures))
 
 

@@ -80,8 +80,13 @@ def generated_structures(
     for k in range(n):
         record = valid[order[k % len(valid)]]
         repeat = k // len(valid)
-        picked.append(record if repeat == 0 else CrystalRecord.from_structure(
-            record.to_structure(), id=f"{record.id}~{repeat}", source=record.source))
+        picked.append(
+            record
+            if repeat == 0
+            else CrystalRecord.from_structure(
+                record.to_structure(), id=f"{record.id}~{repeat}", source=record.source
+            )
+        )
     return picked, min(n, len(valid))
 
 
@@ -98,22 +103,32 @@ def timed(relax, *args, **kwargs):
 
 @exit_on_input_error
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=16, help="structures")
-    parser.add_argument("--samples", type=Path, default=None,
-                        help="generated structures (a sample stage .json.gz); default: perturbed"
-                        " bundled structures")
+    parser.add_argument(
+        "--samples",
+        type=Path,
+        default=None,
+        help="generated structures (a sample stage .json.gz); default: perturbed"
+        " bundled structures",
+    )
     parser.add_argument("--chemsys", default="Mg-Mn-O", help="of the samples' validity checks")
     parser.add_argument("--potential", default="chgnet", choices=["chgnet", "sevennet"])
     parser.add_argument("--checkpoint", default="")
     parser.add_argument("--fmax", type=float, default=0.05)
     parser.add_argument("--max-steps", type=int, default=300)
-    parser.add_argument("--max-atoms", type=int, default=16,
-                        help="largest bundled cell drawn (without --samples)")
+    parser.add_argument(
+        "--max-atoms", type=int, default=16, help="largest bundled cell drawn (without --samples)"
+    )
     parser.add_argument("--batch-atoms", type=int, default=None)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch and BLAS threads (more only helps on an otherwise idle machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch and BLAS threads (more only helps on an otherwise idle machine)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     use_cpu_threads(args.threads)
@@ -126,7 +141,8 @@ def main() -> None:
         source, distinct = "bundled, perturbed", args.n
     else:
         records, distinct = generated_structures(
-            args.samples, args.n, args.seed, ChemicalSystem.parse(args.chemsys), ValidityLimits())
+            args.samples, args.n, args.seed, ChemicalSystem.parse(args.chemsys), ValidityLimits()
+        )
         source = str(args.samples)
     atoms = sum(r.natoms for r in records)
     settings = RelaxSettings(fmax=args.fmax, max_steps=args.max_steps)
@@ -135,39 +151,60 @@ def main() -> None:
     with contextlib.redirect_stdout(sys.stderr):  # CHGNet announces itself on stdout
         model, calculator = batched_model(spec), ase_calculator(spec)
     batched, batched_s, batched_cpu_s = timed(
-        relax_batched, records, model, settings, args.batch_atoms, progress=False)
+        relax_batched, records, model, settings, args.batch_atoms, progress=False
+    )
     sequential, sequential_s, sequential_cpu_s = timed(
-        relax_sequential, records, calculator, settings, progress=False)
+        relax_sequential, records, calculator, settings, progress=False
+    )
 
     # Same status after the same number of steps: both relaxers took the same path, so
     # their energies must agree (converged or stopped at the step limit alike).
-    same_path = [(b, s) for b, s in zip(batched, sequential)
-                 if b.status == s.status and b.steps == s.steps
-                 and np.isfinite(b.energy_per_atom) and np.isfinite(s.energy_per_atom)]
+    same_path = [
+        (b, s)
+        for b, s in zip(batched, sequential)
+        if b.status == s.status
+        and b.steps == s.steps
+        and np.isfinite(b.energy_per_atom)
+        and np.isfinite(s.energy_per_atom)
+    ]
     differences = [abs(b.energy_per_atom - s.energy_per_atom) * 1000 for b, s in same_path]
     steps = sum(r.steps for r in batched)
-    print(json.dumps({
-        "potential": describe(spec), "device": spec.device, "threads": args.threads,
-        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
-        "source": source, "structures": args.n, "distinct_structures": distinct,
-        "atoms": atoms, "max_steps": args.max_steps,
-        "structure_steps": [steps, sum(r.steps for r in sequential)],
-        "batched_s": round(batched_s, 1), "sequential_s": round(sequential_s, 1),
-        "batched_cpu_s": round(batched_cpu_s, 1), "sequential_cpu_s": round(sequential_cpu_s, 1),
-        "batched_structures_per_s": round(args.n / batched_s, 3),
-        "sequential_structures_per_s": round(args.n / sequential_s, 3),
-        "batched_atoms_per_s": round(atoms / batched_s, 2),
-        "sequential_atoms_per_s": round(atoms / sequential_s, 2),
-        "speedup": round(sequential_s / batched_s, 2),
-        "speedup_cpu": round(sequential_cpu_s / batched_cpu_s, 2),
-        "converged_batched": sum(r.ok for r in batched),
-        "converged_sequential": sum(r.ok for r in sequential),
-        "energy_compared": len(differences),
-        "median_energy_difference_meV_per_atom": round(float(np.median(differences)), 3)
-        if differences else None,
-        "max_energy_difference_meV_per_atom": round(float(max(differences)), 3)
-        if differences else None,
-    }))
+    print(
+        json.dumps(
+            {
+                "potential": describe(spec),
+                "device": spec.device,
+                "threads": args.threads,
+                "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                "source": source,
+                "structures": args.n,
+                "distinct_structures": distinct,
+                "atoms": atoms,
+                "max_steps": args.max_steps,
+                "structure_steps": [steps, sum(r.steps for r in sequential)],
+                "batched_s": round(batched_s, 1),
+                "sequential_s": round(sequential_s, 1),
+                "batched_cpu_s": round(batched_cpu_s, 1),
+                "sequential_cpu_s": round(sequential_cpu_s, 1),
+                "batched_structures_per_s": round(args.n / batched_s, 3),
+                "sequential_structures_per_s": round(args.n / sequential_s, 3),
+                "batched_atoms_per_s": round(atoms / batched_s, 2),
+                "sequential_atoms_per_s": round(atoms / sequential_s, 2),
+                "speedup": round(sequential_s / batched_s, 2),
+                "speedup_cpu": round(sequential_cpu_s / batched_cpu_s, 2),
+                "converged_batched": sum(r.ok for r in batched),
+                "converged_sequential": sum(r.ok for r in sequential),
+                "energy_compared": len(differences),
+                "median_energy_difference_meV_per_atom": round(float(np.median(differences)), 3)
+                if differences
+                else None,
+                "max_energy_difference_meV_per_atom": round(float(max(differences)), 3)
+                if differences
+                else None,
+            }
+        )
+    )
+
 
 if __name__ == "__main__":
     sys.exit(main())

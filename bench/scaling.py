@@ -27,8 +27,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from pipeline.records import read_records, write_records  # noqa: E402
 from workflow_helpers import nested, run_snakemake, tiny_config  # noqa: E402
+
+from pipeline.records import read_records, write_records  # noqa: E402
 
 TO_RELAX = "results/screen/prescreened.json.gz"
 RELAXED = "results/screen/relaxed.json.gz"
@@ -44,8 +45,9 @@ class ScalingRun:
 
 def rattled_structures(n: int, seed: int = 0) -> list:
     """``n`` small bundled structures, every atom moved 0.1 Å in a random direction."""
-    records = [r for r in read_records(REPO / "resources/datasets/mgmno_kim2020.json.gz")
-               if r.natoms <= 10][:n]
+    records = [
+        r for r in read_records(REPO / "resources/datasets/mgmno_kim2020.json.gz") if r.natoms <= 10
+    ][:n]
     for i, record in enumerate(records):
         structure = record.to_structure()
         structure.perturb(0.1, seed=seed + i)
@@ -65,8 +67,18 @@ def time_relax(workdir: Path, shards: int, cores: int) -> ScalingRun:
     """Rerun relax (all shards) and gather with `screen.shards = shards`; time it."""
     config = tiny_config(workdir / f"shards_{shards}.yaml", **nested("screen.shards", shards))
     start = time.perf_counter()
-    run_snakemake(workdir, config, RELAXED, "--forcerun", "relax", "--allowed-rules", "relax",
-                  "gather_relaxed", cores=cores, timeout=3600)
+    run_snakemake(
+        workdir,
+        config,
+        RELAXED,
+        "--forcerun",
+        "relax",
+        "--allowed-rules",
+        "relax",
+        "gather_relaxed",
+        cores=cores,
+        timeout=3600,
+    )
     wall_s = time.perf_counter() - start
     shard_files = sorted((workdir / "results/screen/relax").glob("shard_*.json.gz"))
     if len(shard_files) < shards:

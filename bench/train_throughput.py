@@ -40,8 +40,14 @@ def options(scale: str) -> dict:
 
 
 def timed_run(data: Path, out: Path, opts: dict, steps: int, device: torch.device) -> float:
-    job = TrainJob(data=data, out_dir=out, options={**opts, "steps": steps}, seed=0,
-                   device=device, checkpoint_every=10**9)
+    job = TrainJob(
+        data=data,
+        out_dir=out,
+        options={**opts, "steps": steps},
+        seed=0,
+        device=device,
+        checkpoint_every=10**9,
+    )
     start = time.perf_counter()
     registry.create("ccgan").train(job)
     if device.type == "cuda":
@@ -50,8 +56,9 @@ def timed_run(data: Path, out: Path, opts: dict, steps: int, device: torch.devic
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--scale", default="default", choices=["default", "paper"])
     parser.add_argument("--steps", type=int, default=60)
@@ -70,14 +77,25 @@ def main() -> None:
         t_short = timed_run(data, Path(tmp) / "short", opts, short, device)
         t_long = timed_run(data, Path(tmp) / "long", opts, args.steps, device)
     steps_per_s = (args.steps - short) / (t_long - t_short)
-    print(json.dumps({
-        "bench": "train_throughput", "model": "ccgan", "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-        "scale": args.scale, "threads": args.threads, "amp": bool(opts.get("amp")) and device.type == "cuda",
-        "batch_size": opts["batch_size"], "critic_steps": opts["critic_steps"],
-        "steps_per_s": round(steps_per_s, 2),
-        "samples_per_s": round(steps_per_s * opts["batch_size"] * opts["critic_steps"], 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "train_throughput",
+                "model": "ccgan",
+                "device": str(device),
+                "device_name": torch.cuda.get_device_name(device)
+                if device.type == "cuda"
+                else "cpu",
+                "scale": args.scale,
+                "threads": args.threads,
+                "amp": bool(opts.get("amp")) and device.type == "cuda",
+                "batch_size": opts["batch_size"],
+                "critic_steps": opts["critic_steps"],
+                "steps_per_s": round(steps_per_s, 2),
+                "samples_per_s": round(steps_per_s * opts["batch_size"] * opts["critic_steps"], 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

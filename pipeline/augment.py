@@ -21,9 +21,9 @@ import json
 import sys
 import zlib
 from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 from tqdm import tqdm
@@ -70,8 +70,12 @@ def translate(record: CrystalRecord, shift: np.ndarray, tag: str) -> CrystalReco
     """Every atom moved by the fractional vector ``shift``, wrapped into the cell."""
     coords = (np.asarray(record.frac_coords) + shift) % 1.0
     return CrystalRecord(
-        id=f"{record.id}~tr{tag}", lattice=record.lattice, species=list(record.species),
-        frac_coords=coords.tolist(), source="augment:translate", parent=record.id,
+        id=f"{record.id}~tr{tag}",
+        lattice=record.lattice,
+        species=list(record.species),
+        frac_coords=coords.tolist(),
+        source="augment:translate",
+        parent=record.id,
     )
 
 
@@ -82,8 +86,11 @@ def swap_axes(record: CrystalRecord, axes: tuple[int, int], tag: str) -> Crystal
     lattice = np.asarray(record.lattice)[order]
     coords = np.asarray(record.frac_coords)[:, order]
     return CrystalRecord(
-        id=f"{record.id}~sw{axes[0]}{axes[1]}{tag}", lattice=lattice.tolist(),
-        species=list(record.species), frac_coords=coords.tolist(), source="augment:swap",
+        id=f"{record.id}~sw{axes[0]}{axes[1]}{tag}",
+        lattice=lattice.tolist(),
+        species=list(record.species),
+        frac_coords=coords.tolist(),
+        source="augment:swap",
         parent=record.id,
     )
 
@@ -145,8 +152,11 @@ def augment(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.augment", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.augment",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--dataset", type=Path, required=True, help="input dataset (.json.gz)")
     add_system_arguments(parser)
     parser.add_argument("--per-composition", type=int, default=50)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
 
 from pymatgen.core import Element
 
@@ -22,7 +22,7 @@ class ChemicalSystem:
     elements: tuple[str, ...]
 
     @classmethod
-    def parse(cls, text: str) -> "ChemicalSystem":
+    def parse(cls, text: str) -> ChemicalSystem:
         """Parse ``"Mg-Mn-O"`` (or ``"Mg Mn O"``, ``"Mg,Mn,O"``)."""
         tokens = [t for t in text.replace(",", "-").replace(" ", "-").split("-") if t]
         if not tokens:

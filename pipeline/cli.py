@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from pipeline.chemsys import ChemicalSystem, parse_caps, resolve_atom_caps
 
@@ -11,9 +11,12 @@ from pipeline.chemsys import ChemicalSystem, parse_caps, resolve_atom_caps
 def add_system_arguments(parser: argparse.ArgumentParser) -> None:
     """``--chemsys`` and ``--max-atoms``: the chemical system and the encoding's caps."""
     parser.add_argument("--chemsys", default="Mg-Mn-O", help="chemical system, e.g. Mg-Mn-O")
-    parser.add_argument("--max-atoms", nargs="*", metavar="EL=N",
-                        help="per-element atom caps of the encoding; derived from the data if"
-                        " omitted")
+    parser.add_argument(
+        "--max-atoms",
+        nargs="*",
+        metavar="EL=N",
+        help="per-element atom caps of the encoding; derived from the data if omitted",
+    )
 
 
 def system_and_caps(

@@ -21,9 +21,9 @@ import itertools
 import json
 import sys
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -44,13 +44,15 @@ class OxidationRange:
     high: int
 
     @classmethod
-    def parse(cls, text: str) -> "OxidationRange":
+    def parse(cls, text: str) -> OxidationRange:
         """``"2"`` or ``"2:4"`` or ``"-2"``."""
         low, _, high = text.partition(":")
         try:
             result = cls(int(low), int(high or low))
         except ValueError:
-            raise PipelineInputError(f"oxidation state range {text!r}: write N or LOW:HIGH") from None
+            raise PipelineInputError(
+                f"oxidation state range {text!r}: write N or LOW:HIGH"
+            ) from None
         if result.low > result.high:
             raise PipelineInputError(f"oxidation state range {text!r}: low above high")
         return result
@@ -115,15 +117,17 @@ def target_table(
             status = "new_cell"
         else:
             status = "new"
-        rows.append({
-            "composition": label,
-            "reduced_formula": reduced,
-            **{f"n_{el}": n for el, n in zip(elements, counts)},
-            "natoms": sum(counts),
-            "status": status,
-            "n_dataset_structures": int(dataset_structures.get(label, 0)),
-            "n_training_structures": int(training_counts.get(counts, 0)),
-        })
+        rows.append(
+            {
+                "composition": label,
+                "reduced_formula": reduced,
+                **{f"n_{el}": n for el, n in zip(elements, counts)},
+                "natoms": sum(counts),
+                "status": status,
+                "n_dataset_structures": int(dataset_structures.get(label, 0)),
+                "n_training_structures": int(training_counts.get(counts, 0)),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -134,24 +138,46 @@ def select_targets(table: pd.DataFrame, selection: str, max_targets: int | None)
     table = table.assign(_rank=table["status"].map(STATUS_ORDER))
     table = table.sort_values(
         ["_rank", "n_dataset_structures", "n_training_structures", "natoms", "composition"],
-        ascending=[True, False, False, True, True]).drop(columns="_rank")
-    eligible = table["status"].isin(["known", "new", "new_cell"] if selection == "all"
-                                    else [selection])
+        ascending=[True, False, False, True, True],
+    ).drop(columns="_rank")
+    eligible = table["status"].isin(
+        ["known", "new", "new_cell"] if selection == "all" else [selection]
+    )
     chosen = eligible.cumsum() <= (max_targets if max_targets else len(table))
     return table.assign(selected=eligible & chosen).reset_index(drop=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.compositions", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--encoded", type=Path, required=True,
-                        help="point-cloud training set (.npz): elements, caps, compositions")
-    parser.add_argument("--summary", type=Path, required=True,
-                        help="the data stage's summary.csv (reduced formulas of the data set)")
-    parser.add_argument("--oxidation-states", nargs="+", required=True, metavar="EL=LOW:HIGH",
-                        help="e.g. Mg=2 Mn=2:4 O=-2")
-    parser.add_argument("--require-all-elements", action=argparse.BooleanOptionalAction,
-                        default=True, help="only compositions containing every element")
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.compositions",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--encoded",
+        type=Path,
+        required=True,
+        help="point-cloud training set (.npz): elements, caps, compositions",
+    )
+    parser.add_argument(
+        "--summary",
+        type=Path,
+        required=True,
+        help="the data stage's summary.csv (reduced formulas of the data set)",
+    )
+    parser.add_argument(
+        "--oxidation-states",
+        nargs="+",
+        required=True,
+        metavar="EL=LOW:HIGH",
+        help="e.g. Mg=2 Mn=2:4 O=-2",
+    )
+    parser.add_argument(
+        "--require-all-elements",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="only compositions containing every element",
+    )
     parser.add_argument("--select", choices=SELECTIONS, default="known")
     parser.add_argument("--max-targets", type=int, default=0, help="0: no limit")
     parser.add_argument("--out", type=Path, required=True, help="targets (.csv)")
@@ -168,18 +194,24 @@ def main(argv: list[str] | None = None) -> int:
         caps = [int(c) for c in encoded["caps"]]
         training_counts = Counter(map(tuple, encoded["counts"].tolist()))
     summary = pd.read_csv(args.summary)
-    compositions = enumerate_compositions(elements, caps,
-                                          parse_oxidation_states(args.oxidation_states),
-                                          args.require_all_elements)
+    compositions = enumerate_compositions(
+        elements, caps, parse_oxidation_states(args.oxidation_states), args.require_all_elements
+    )
     if not compositions:
         raise PipelineInputError("no charge-balanced composition within the atom caps")
     table = target_table(elements, compositions, training_counts, summary)
     table = select_targets(table, args.select, args.max_targets or None)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
-    print(json.dumps({"compositions": len(table),
-                      **table["status"].value_counts().to_dict(),
-                      "selected": int(table["selected"].sum())}))
+    print(
+        json.dumps(
+            {
+                "compositions": len(table),
+                **table["status"].value_counts().to_dict(),
+                "selected": int(table["selected"].sum()),
+            }
+        )
+    )
     return 0
 
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.arrays import load_arrays, save_arrays
 from pipeline.chemsys import composition_label
 from pipeline.cli import add_system_arguments, system_and_caps
-from pipeline.arrays import load_arrays, save_arrays
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import CrystalRecord, read_records
 from pipeline.represent.pointcloud import PointCloudEncoding
@@ -60,31 +60,44 @@ def encode_records(records: list[CrystalRecord], encoding: PointCloudEncoding) -
     compositions = sorted(set(labels), key=lambda s: (len(s), s))
     index = {label: i for i, label in enumerate(compositions)}
     return EncodedDataset(
-        encoding=encoding, x=x, counts=counts,
+        encoding=encoding,
+        x=x,
+        counts=counts,
         composition_class=np.array([index[label] for label in labels], dtype=np.int64),
-        compositions=compositions, ids=[r.id for r in records],
+        compositions=compositions,
+        ids=[r.id for r in records],
         parents=[r.parent or r.id for r in records],
     )
 
 
 def save_encoded(data: EncodedDataset, path: str | Path) -> None:
     save_arrays(
-        path, x=data.x, counts=data.counts, condition=data.condition,
-        composition_class=data.composition_class, compositions=np.array(data.compositions),
-        ids=np.array(data.ids), parents=np.array(data.parents),
-        elements=np.array(data.encoding.elements), caps=np.array(data.encoding.caps),
+        path,
+        x=data.x,
+        counts=data.counts,
+        condition=data.condition,
+        composition_class=data.composition_class,
+        compositions=np.array(data.compositions),
+        ids=np.array(data.ids),
+        parents=np.array(data.parents),
+        elements=np.array(data.encoding.elements),
+        caps=np.array(data.encoding.caps),
     )
 
 
 def load_encoded(path: str | Path) -> EncodedDataset:
     """Read an ``.npz`` written by :func:`save_encoded`."""
     f = load_arrays(path, "point-cloud dataset", marker="composition_class")
-    encoding = PointCloudEncoding(tuple(str(e) for e in f["elements"]),
-                                  tuple(int(c) for c in f["caps"]))
+    encoding = PointCloudEncoding(
+        tuple(str(e) for e in f["elements"]), tuple(int(c) for c in f["caps"])
+    )
     return EncodedDataset(
-        encoding=encoding, x=f["x"], counts=f["counts"],
+        encoding=encoding,
+        x=f["x"],
+        counts=f["counts"],
         composition_class=f["composition_class"],
-        compositions=[str(s) for s in f["compositions"]], ids=[str(s) for s in f["ids"]],
+        compositions=[str(s) for s in f["compositions"]],
+        ids=[str(s) for s in f["ids"]],
         parents=[str(s) for s in f["parents"]],
     )
 
@@ -95,20 +108,29 @@ def composition_table(data: EncodedDataset) -> pd.DataFrame:
     rows = []
     for i, label in enumerate(data.compositions):
         counts = data.counts[data.composition_class == i][0]
-        rows.append({"class": i, "composition": label,
-                     **{f"n_{el}": int(n) for el, n in zip(data.encoding.elements, counts)},
-                     "n_structures": int(n_per_class[i])})
+        rows.append(
+            {
+                "class": i,
+                "composition": label,
+                **{f"n_{el}": int(n) for el, n in zip(data.encoding.elements, counts)},
+                "n_structures": int(n_per_class[i]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.encode", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.encode",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--dataset", type=Path, required=True)
     add_system_arguments(parser)
     parser.add_argument("--out", type=Path, required=True, help="point clouds (.npz)")
-    parser.add_argument("--out-compositions", type=Path, required=True,
-                        help="composition classes (.csv)")
+    parser.add_argument(
+        "--out-compositions", type=Path, required=True, help="composition classes (.csv)"
+    )
     return parser
 
 
@@ -121,8 +143,16 @@ def main(argv: list[str] | None = None) -> int:
     save_encoded(data, args.out)
     args.out_compositions.parent.mkdir(parents=True, exist_ok=True)
     composition_table(data).to_csv(args.out_compositions, index=False)
-    print(json.dumps({"structures": len(data), "compositions": len(data.compositions),
-                      "shape": list(data.x.shape[1:]), "caps": caps}))
+    print(
+        json.dumps(
+            {
+                "structures": len(data),
+                "compositions": len(data.compositions),
+                "shape": list(data.x.shape[1:]),
+                "caps": caps,
+            }
+        )
+    )
     return 0
 
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.chemsys import ChemicalSystem
 from pipeline.arrays import load_arrays, save_arrays
+from pipeline.chemsys import ChemicalSystem
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import CrystalRecord, read_records
 from pipeline.represent import crystens
@@ -61,18 +61,28 @@ def encode_records(
             raise PipelineInputError(f"{record.id}: elements {foreign} are not in {system}")
         space_group[i] = crystens.space_group_number(record)
         x[i] = crystens.normalize(crystens.encode(record, space_group=space_group[i]))
-    counts = np.array([[Counter(r.species).get(el, 0) for el in system.elements]
-                       for r in records], dtype=np.int64)
+    counts = np.array(
+        [[Counter(r.species).get(el, 0) for el in system.elements] for r in records], dtype=np.int64
+    )
     return CrysTensDataset(
-        elements=tuple(system.elements), x=x, space_group=space_group, counts=counts,
-        ids=[r.id for r in records], parents=[r.parent or r.id for r in records],
+        elements=tuple(system.elements),
+        x=x,
+        space_group=space_group,
+        counts=counts,
+        ids=[r.id for r in records],
+        parents=[r.parent or r.id for r in records],
     )
 
 
 def save_crystens(data: CrysTensDataset, path: str | Path) -> None:
     save_arrays(
-        path, x=data.x, space_group=data.space_group, counts=data.counts,
-        ids=np.array(data.ids), parents=np.array(data.parents), elements=np.array(data.elements),
+        path,
+        x=data.x,
+        space_group=data.space_group,
+        counts=data.counts,
+        ids=np.array(data.ids),
+        parents=np.array(data.parents),
+        elements=np.array(data.elements),
     )
 
 
@@ -80,15 +90,21 @@ def load_crystens(path: str | Path) -> CrysTensDataset:
     """Read an ``.npz`` written by :func:`save_crystens`."""
     f = load_arrays(path, "CrysTens dataset", marker="space_group")
     return CrysTensDataset(
-        elements=tuple(str(e) for e in f["elements"]), x=f["x"],
-        space_group=f["space_group"], counts=f["counts"],
-        ids=[str(s) for s in f["ids"]], parents=[str(s) for s in f["parents"]],
+        elements=tuple(str(e) for e in f["elements"]),
+        x=f["x"],
+        space_group=f["space_group"],
+        counts=f["counts"],
+        ids=[str(s) for s in f["ids"]],
+        parents=[str(s) for s in f["parents"]],
     )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.encode_crystens", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.encode_crystens",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--dataset", type=Path, required=True, help="records (.json.gz)")
     parser.add_argument("--chemsys", default="Mg-Mn-O")
     parser.add_argument("--out", type=Path, required=True, help="CrysTens tensors (.npz)")
@@ -101,8 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     system = ChemicalSystem.parse(args.chemsys)
     data = encode_records(read_records(args.dataset), system, progress=True)
     save_crystens(data, args.out)
-    print(json.dumps({"structures": len(data), "shape": list(data.x.shape[1:]),
-                      "max_atoms": int(data.counts.sum(axis=1).max())}))
+    print(
+        json.dumps(
+            {
+                "structures": len(data),
+                "shape": list(data.x.shape[1:]),
+                "max_atoms": int(data.counts.sum(axis=1).max()),
+            }
+        )
+    )
     return 0
 
 

@@ -39,24 +39,33 @@ def teacher_band_gaps(records: list[CrystalRecord]) -> np.ndarray:
     """CGCNN's PBE band gap of every record, predicted once per parent structure."""
     from pipeline.screen.properties import CGCNN_TARGETS, CGCNNPredictor
 
-    predictor = CGCNNPredictor([t for t in CGCNN_TARGETS
-                                if t.column in ("band_gap_pbe", "metal_probability")])
+    predictor = CGCNNPredictor(
+        [t for t in CGCNN_TARGETS if t.column in ("band_gap_pbe", "metal_probability")]
+    )
     first_of_parent: dict[str, CrystalRecord] = {}
     for record in records:
         first_of_parent.setdefault(record.parent or record.id, record)
-    gaps = {parent: predictor.predict(record.to_structure())["band_gap_pbe"]
-            for parent, record in tqdm(first_of_parent.items(), desc="CGCNN band gaps",
-                                       mininterval=2.0)}
+    gaps = {
+        parent: predictor.predict(record.to_structure())["band_gap_pbe"]
+        for parent, record in tqdm(first_of_parent.items(), desc="CGCNN band gaps", mininterval=2.0)
+    }
     return np.array([gaps[r.parent or r.id] for r in records])
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.encode_graph", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.encode_graph",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--dataset", type=Path, required=True, help="augmented dataset (.json.gz)")
     parser.add_argument("--chemsys", default="Mg-Mn-O", help="chemical system, e.g. Mg-Mn-O")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for torch (CGCNN's small layers run fastest on one)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads for torch (CGCNN's small layers run fastest on one)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="graph dataset (.npz)")
     return parser
 
@@ -69,9 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     system = ChemicalSystem.parse(args.chemsys)
     data = graph_dataset(records, system, teacher_band_gaps(records))
     save_graph_dataset(data, args.out)
-    print(json.dumps({"structures": len(data), "atoms": int(data.num_atoms.sum()),
-                      "band_gap_mean": round(float(data.band_gap.mean()), 4),
-                      "metals": int((data.band_gap == 0).sum())}))
+    print(
+        json.dumps(
+            {
+                "structures": len(data),
+                "atoms": int(data.num_atoms.sum()),
+                "band_gap_mean": round(float(data.band_gap.mean()), 4),
+                "metals": int((data.band_gap == 0).sum()),
+            }
+        )
+    )
     return 0
 
 

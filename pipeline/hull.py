@@ -38,15 +38,21 @@ from pipeline.screen.relax import summarize
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.hull", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.hull",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     refs = commands.add_parser("references", help="relax the hull's reference structures")
     refs.add_argument("--references", type=Path, required=True, help="reference phases")
     refs.add_argument("--dataset", type=Path, required=True, help="training structures")
-    refs.add_argument("--training-structures", type=int, default=24,
-                      help="how many training structures join the hull (-1: one per"
-                      " reduced formula)")
+    refs.add_argument(
+        "--training-structures",
+        type=int,
+        default=24,
+        help="how many training structures join the hull (-1: one per reduced formula)",
+    )
     add_relax_arguments(refs)
     refs.add_argument("--out", type=Path, required=True)
     refs.add_argument("--out-status", type=Path, required=True)
@@ -54,15 +60,32 @@ def build_parser() -> argparse.ArgumentParser:
     ehull = commands.add_parser("ehull", help="E_hull of the relaxed candidates")
     ehull.add_argument("--relaxed", type=Path, required=True, help="relaxed candidates")
     ehull.add_argument("--references-relaxed", type=Path, required=True)
-    ehull.add_argument("--mp-entries", type=Path, default=None,
-                       help="Materials Project entries (monty JSON); empty list: skipped")
-    ehull.add_argument("--consensus", nargs=3, action="append", default=[],
-                       metavar=("POTENTIAL", "RELAXED", "REFERENCES"),
-                       help="another potential's relaxed candidates and references")
-    ehull.add_argument("--e-hull-max", type=float, default=0.2,
-                       help="a candidate passes within this E_hull, eV/atom")
-    ehull.add_argument("--e-hull-synthesizable", type=float, default=0.08,
-                       help="flagged synthesizable within this E_hull, eV/atom")
+    ehull.add_argument(
+        "--mp-entries",
+        type=Path,
+        default=None,
+        help="Materials Project entries (monty JSON); empty list: skipped",
+    )
+    ehull.add_argument(
+        "--consensus",
+        nargs=3,
+        action="append",
+        default=[],
+        metavar=("POTENTIAL", "RELAXED", "REFERENCES"),
+        help="another potential's relaxed candidates and references",
+    )
+    ehull.add_argument(
+        "--e-hull-max",
+        type=float,
+        default=0.2,
+        help="a candidate passes within this E_hull, eV/atom",
+    )
+    ehull.add_argument(
+        "--e-hull-synthesizable",
+        type=float,
+        default=0.08,
+        help="flagged synthesizable within this E_hull, eV/atom",
+    )
     ehull.add_argument("--out", type=Path, required=True, help="hull.csv")
     return parser
 
@@ -71,14 +94,16 @@ def run_references(args: argparse.Namespace) -> dict:
     spec, settings = relax_options(args)
     limit = None if args.training_structures < 0 else args.training_structures
     records = read_records(args.references) + select_hull_training(
-        read_records(args.dataset), limit)
+        read_records(args.dataset), limit
+    )
     results = relax_records(records, spec, settings, args.mode, args.batch_atoms)
     potential = describe(spec)
     relaxed = [res.to_record(rec, potential) for rec, res in zip(records, results) if res.ok]
     write_records(relaxed, args.out)
     args.out_status.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame([r.table_row(potential) for r in results], columns=STATUS_COLUMNS).to_csv(
-        args.out_status, index=False)
+        args.out_status, index=False
+    )
     return {"references": len(records), **summarize(results), "potential": potential}
 
 
@@ -93,13 +118,29 @@ def hull_table(
     rows = []
     for record in candidates:
         result = e_above_hull(diagram, pd_entry(record))
-        rows.append({"id": record.id, "formula": record.formula, "model": record.source,
-                     "energy_per_atom": record.properties["energy_per_atom"],
-                     "e_above_hull": result.e_above_hull,
-                     "decomposition": result.decomposition,
-                     "potential": record.provenance.get("potential", "")})
-    table = pd.DataFrame(rows, columns=["id", "formula", "model", "energy_per_atom",
-                                        "e_above_hull", "decomposition", "potential"])
+        rows.append(
+            {
+                "id": record.id,
+                "formula": record.formula,
+                "model": record.source,
+                "energy_per_atom": record.properties["energy_per_atom"],
+                "e_above_hull": result.e_above_hull,
+                "decomposition": result.decomposition,
+                "potential": record.provenance.get("potential", ""),
+            }
+        )
+    table = pd.DataFrame(
+        rows,
+        columns=[
+            "id",
+            "formula",
+            "model",
+            "energy_per_atom",
+            "e_above_hull",
+            "decomposition",
+            "potential",
+        ],
+    )
     table["synthesizable"] = table["e_above_hull"] <= e_hull_synthesizable
     table["passes_hull"] = table["e_above_hull"] <= e_hull_max
     return table
@@ -119,8 +160,12 @@ def add_consensus(
 
 def run_ehull(args: argparse.Namespace) -> dict:
     candidates = read_records(args.relaxed)
-    table = hull_table(candidates, read_records(args.references_relaxed), args.e_hull_max,
-                       args.e_hull_synthesizable)
+    table = hull_table(
+        candidates,
+        read_records(args.references_relaxed),
+        args.e_hull_max,
+        args.e_hull_synthesizable,
+    )
     if args.mp_entries is not None:
         mp_entries = _load_mp_entries(args.mp_entries)
         if mp_entries:
@@ -129,8 +174,11 @@ def run_ehull(args: argparse.Namespace) -> dict:
         add_consensus(table, potential, Path(relaxed), Path(references), args.e_hull_max)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
-    return {"candidates": len(table), "passes_hull": int(table["passes_hull"].sum()),
-            "synthesizable": int(table["synthesizable"].sum())}
+    return {
+        "candidates": len(table),
+        "passes_hull": int(table["passes_hull"].sum()),
+        "synthesizable": int(table["synthesizable"].sum()),
+    }
 
 
 def _load_mp_entries(path: Path) -> list:

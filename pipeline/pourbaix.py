@@ -38,25 +38,54 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pipeline.pourbaix",
         description="Pourbaix stability (Delta G_pbx, eV/atom) of relaxed candidates.",
     )
-    parser.add_argument("--relaxed", type=Path, required=True,
-                        help="relaxed candidates with properties.energy_per_atom (.json.gz)")
-    parser.add_argument("--references", type=Path, required=True,
-                        help="relaxed hull references with properties.energy_per_atom (.json.gz)")
-    parser.add_argument("--experimental", type=Path,
-                        default=Path("resources/thermo/oxide_formation_free_energies.csv"),
-                        help="experimental free energies of formation of oxides (CSV)")
-    parser.add_argument("--ion-source", choices=ION_SOURCES, default="ase",
-                        help="aqueous ion free energies: ase (bundled table, offline) or mp"
-                        " (Materials Project ion reference data; needs MP_API_KEY and network)")
+    parser.add_argument(
+        "--relaxed",
+        type=Path,
+        required=True,
+        help="relaxed candidates with properties.energy_per_atom (.json.gz)",
+    )
+    parser.add_argument(
+        "--references",
+        type=Path,
+        required=True,
+        help="relaxed hull references with properties.energy_per_atom (.json.gz)",
+    )
+    parser.add_argument(
+        "--experimental",
+        type=Path,
+        default=Path("resources/thermo/oxide_formation_free_energies.csv"),
+        help="experimental free energies of formation of oxides (CSV)",
+    )
+    parser.add_argument(
+        "--ion-source",
+        choices=ION_SOURCES,
+        default="ase",
+        help="aqueous ion free energies: ase (bundled table, offline) or mp"
+        " (Materials Project ion reference data; needs MP_API_KEY and network)",
+    )
     parser.add_argument("--v-rhe", type=float, default=1.5, help="potential vs RHE, V")
-    parser.add_argument("--ph-range", type=float, nargs=2, default=(0.0, 14.0),
-                        metavar=("MIN", "MAX"), help="pH scan range")
+    parser.add_argument(
+        "--ph-range",
+        type=float,
+        nargs=2,
+        default=(0.0, 14.0),
+        metavar=("MIN", "MAX"),
+        help="pH scan range",
+    )
     parser.add_argument("--ph-step", type=float, default=0.1, help="pH scan step")
-    parser.add_argument("--ion-concentration", type=float, default=1e-6,
-                        help="concentration of each aqueous ion, mol/L")
+    parser.add_argument(
+        "--ion-concentration",
+        type=float,
+        default=1e-6,
+        help="concentration of each aqueous ion, mol/L",
+    )
     parser.add_argument("--out", type=Path, required=True, help="Pourbaix table (.csv)")
-    parser.add_argument("--out-scheme", type=Path, required=True,
-                        help="fitted chemical potentials, residuals and ions used (.json)")
+    parser.add_argument(
+        "--out-scheme",
+        type=Path,
+        required=True,
+        help="fitted chemical potentials, residuals and ions used (.json)",
+    )
     return parser
 
 
@@ -72,13 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     references = read_records(args.references)
     fit = fit_chemical_potentials(references, read_experimental_free_energies(args.experimental))
     elements = sorted(fit.mu)
-    ions = (ase_aqueous_species(elements) if args.ion_source == "ase"
-            else fetch_mp_aqueous_species(elements))
-    solids = [(c, fit.formation_energy(c, e))
-              for c, e in lowest_energy_per_formula(references).values()]
+    ions = (
+        ase_aqueous_species(elements)
+        if args.ion_source == "ase"
+        else fetch_mp_aqueous_species(elements)
+    )
+    solids = [
+        (c, fit.formation_energy(c, e)) for c, e in lowest_energy_per_formula(references).values()
+    ]
     ph_grid = np.arange(ph_min, ph_max + 0.5 * args.ph_step, args.ph_step)
-    screen = PourbaixScreen(solids, ions, v_rhe=args.v_rhe, ph_grid=ph_grid,
-                            concentration=args.ion_concentration)
+    screen = PourbaixScreen(
+        solids, ions, v_rhe=args.v_rhe, ph_grid=ph_grid, concentration=args.ion_concentration
+    )
     rows = []
     for record in tqdm(candidates, desc="pourbaix", unit="structure"):
         composition = Composition(record.formula)
@@ -91,14 +125,20 @@ def main(argv: list[str] | None = None) -> int:
         if math.isfinite(energy):
             formation = fit.formation_energy(composition, energy)
             result = screen.evaluate(composition, formation)
-            row.update(formation_free_energy_per_atom=formation / composition.num_atoms,
-                       delta_g_pbx=result.delta_g_pbx, ph_at_min=result.ph_at_min)
+            row.update(
+                formation_free_energy_per_atom=formation / composition.num_atoms,
+                delta_g_pbx=result.delta_g_pbx,
+                ph_at_min=result.ph_at_min,
+            )
         rows.append(row)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows, columns=COLUMNS).to_csv(args.out, index=False, float_format="%.6g")
     scheme = {
-        "v_rhe": args.v_rhe, "ph_range": [ph_min, ph_max], "ph_step": args.ph_step,
-        "ion_concentration": args.ion_concentration, "ion_source": args.ion_source,
+        "v_rhe": args.v_rhe,
+        "ph_range": [ph_min, ph_max],
+        "ph_step": args.ph_step,
+        "ion_concentration": args.ion_concentration,
+        "ion_source": args.ion_source,
         "chemical_potentials": {k: float(v) for k, v in fit.mu.items()},
         "potential_elemental_energies": {k: float(v) for k, v in fit.elemental.items()},
         "fit_residuals_ev_per_atom": fit.residuals,
@@ -107,8 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out_scheme.parent.mkdir(parents=True, exist_ok=True)
     args.out_scheme.write_text(json.dumps(scheme, indent=1))
     rms = math.sqrt(np.mean(np.square(list(fit.residuals.values())))) if fit.residuals else 0.0
-    print(f"{len(rows)} candidates; chemical potentials fitted to {len(fit.residuals)} oxides"
-          f" (rms residual {rms:.3f} eV/atom); {len(ions)} aqueous species from {args.ion_source}")
+    print(
+        f"{len(rows)} candidates; chemical potentials fitted to {len(fit.residuals)} oxides"
+        f" (rms residual {rms:.3f} eV/atom); {len(ions)} aqueous species from {args.ion_source}"
+    )
     return 0
 
 

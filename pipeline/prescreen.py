@@ -36,19 +36,39 @@ COLUMNS = [name for name in PrescreenRow.__dataclass_fields__] + ["potential"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.prescreen", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--validated", type=Path, required=True,
-                        help="unique valid candidates (validate's .json.gz)")
-    parser.add_argument("--validation-table", type=Path, required=True,
-                        help="validate's table (.csv), for which candidates are novel")
-    parser.add_argument("--references-relaxed", type=Path, required=True,
-                        help="hull references relaxed with the same potential")
-    parser.add_argument("--max-candidates", type=int, default=None,
-                        help="most candidates passed on to relaxation (default: all)")
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.prescreen",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--validated",
+        type=Path,
+        required=True,
+        help="unique valid candidates (validate's .json.gz)",
+    )
+    parser.add_argument(
+        "--validation-table",
+        type=Path,
+        required=True,
+        help="validate's table (.csv), for which candidates are novel",
+    )
+    parser.add_argument(
+        "--references-relaxed",
+        type=Path,
+        required=True,
+        help="hull references relaxed with the same potential",
+    )
+    parser.add_argument(
+        "--max-candidates",
+        type=int,
+        default=None,
+        help="most candidates passed on to relaxation (default: all)",
+    )
     add_relax_arguments(parser)
-    parser.add_argument("--out", type=Path, required=True,
-                        help="candidates to relax (.json.gz), best first")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="candidates to relax (.json.gz), best first"
+    )
     parser.add_argument("--out-table", type=Path, required=True, help="prescreen.csv")
     return parser
 
@@ -67,18 +87,27 @@ def main(argv: list[str] | None = None) -> int:
     diagram = phase_diagram(read_records(args.references_relaxed))
 
     energies = single_point_records(records, spec, args.mode, args.batch_atoms)
-    rows = choose_for_relaxation(unrelaxed_rows(records, energies, diagram, novel),
-                                 args.max_candidates)
+    rows = choose_for_relaxation(
+        unrelaxed_rows(records, energies, diagram, novel), args.max_candidates
+    )
     by_id = {record.id: record for record in records}
     chosen = [by_id[row.id] for row in rows if row.status == SELECTED]
     write_records(chosen, args.out)
 
     potential = describe(spec)
     args.out_table.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame([{**asdict(row), "potential": potential} for row in rows],
-                 columns=COLUMNS).to_csv(args.out_table, index=False)
-    print(json.dumps({"candidates": len(records), **Counter(row.status for row in rows),
-                      "potential": potential}))
+    pd.DataFrame([{**asdict(row), "potential": potential} for row in rows], columns=COLUMNS).to_csv(
+        args.out_table, index=False
+    )
+    print(
+        json.dumps(
+            {
+                "candidates": len(records),
+                **Counter(row.status for row in rows),
+                "potential": potential,
+            }
+        )
+    )
     return 0
 
 

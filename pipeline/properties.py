@@ -46,19 +46,36 @@ def build_parser() -> argparse.ArgumentParser:
         description="CGCNN property predictions and the screened band gap of relaxed candidates.",
     )
     parser.add_argument("--relaxed", type=Path, required=True, help="relaxed candidates (.json.gz)")
-    parser.add_argument("--predictor", choices=PREDICTORS, default="auto",
-                        help="band gap used by the screen: cgcnn (PBE level, offline), megnet"
-                        " (multi-fidelity MEGNet at HSE level, needs matgl's hub) or auto (megnet"
-                        " when the hub is reachable, else cgcnn)")
+    parser.add_argument(
+        "--predictor",
+        choices=PREDICTORS,
+        default="auto",
+        help="band gap used by the screen: cgcnn (PBE level, offline), megnet"
+        " (multi-fidelity MEGNet at HSE level, needs matgl's hub) or auto (megnet"
+        " when the hub is reachable, else cgcnn)",
+    )
     parser.add_argument("--gap-min", type=float, default=1.6, help="band-gap window minimum, eV")
     parser.add_argument("--gap-max", type=float, default=3.0, help="band-gap window maximum, eV")
-    parser.add_argument("--gap-level", choices=("PBE", "HSE"), default="HSE",
-                        help="level of theory the window is stated at")
-    parser.add_argument("--pbe-to-hse", type=float, nargs=2, metavar=("SLOPE", "INTERCEPT"),
-                        help="linear map of PBE gaps to HSE level (used only when the window is"
-                        " at HSE level and the gaps come from CGCNN)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (more than one per core slows these small graphs)")
+    parser.add_argument(
+        "--gap-level",
+        choices=("PBE", "HSE"),
+        default="HSE",
+        help="level of theory the window is stated at",
+    )
+    parser.add_argument(
+        "--pbe-to-hse",
+        type=float,
+        nargs=2,
+        metavar=("SLOPE", "INTERCEPT"),
+        help="linear map of PBE gaps to HSE level (used only when the window is"
+        " at HSE level and the gaps come from CGCNN)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (more than one per core slows these small graphs)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="properties table (.csv)")
     return parser
 
@@ -75,8 +92,10 @@ def band_gap_model(choice: str) -> tuple[MEGNetBandGap | None, str]:
     except Exception as exc:  # the hub's failure modes are many: network, cache, format
         if choice == "megnet":
             raise PipelineInputError(f"cannot load the MEGNet band-gap model ({exc})") from None
-        print(f"MEGNet band-gap model unavailable ({type(exc).__name__}); using CGCNN PBE gaps",
-              file=sys.stderr)
+        print(
+            f"MEGNet band-gap model unavailable ({type(exc).__name__}); using CGCNN PBE gaps",
+            file=sys.stderr,
+        )
         return None, "PBE"
 
 
@@ -92,8 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for record in tqdm(records, desc="properties", unit="structure"):
         structure = record.to_structure()
-        row = {"id": record.id, "formula": structure.composition.reduced_formula,
-               **cgcnn.predict(structure)}
+        row = {
+            "id": record.id,
+            "formula": structure.composition.reduced_formula,
+            **cgcnn.predict(structure),
+        }
         gap = megnet.predict(structure) if megnet else row["band_gap_pbe"]
         if megnet:
             row["band_gap_hse_megnet"] = gap
@@ -102,13 +124,19 @@ def main(argv: list[str] | None = None) -> int:
         row["band_gap_predictor"] = "megnet" if megnet else "cgcnn"
         row["in_band_gap_window"] = window.contains(row["band_gap"])
         rows.append(row)
-    table = pd.DataFrame(rows, columns=None if rows else [
-        "id", "band_gap", "band_gap_level", "band_gap_predictor", "in_band_gap_window"])
+    table = pd.DataFrame(
+        rows,
+        columns=None
+        if rows
+        else ["id", "band_gap", "band_gap_level", "band_gap_predictor", "in_band_gap_window"],
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False, float_format="%.6g")
     inside = int(table["in_band_gap_window"].sum()) if rows else 0
-    print(f"{len(table)} candidates, {inside} inside the {window.level} band-gap window"
-          f" [{window.min}, {window.max}] eV")
+    print(
+        f"{len(table)} candidates, {inside} inside the {window.level} band-gap window"
+        f" [{window.min}, {window.max}] eV"
+    )
     return 0
 
 

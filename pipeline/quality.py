@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import functools
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from pymatgen.analysis.structure_matcher import StructureMatcher
@@ -52,12 +52,22 @@ LATTICE_PARAMETERS = ("a", "b", "c", "alpha", "beta", "gamma")
 
 # Kim et al., ACS Cent. Sci. 6, 1412 (2020): the same screen on their GAN's samples.
 KIM2020_REFERENCE = {
-    "known_compositions": {"compositions": 11, "structures": 3300, "e_hull_le_0.2": 368,
-                           "fraction_e_hull_le_0.2": 368 / 3300, "e_hull_le_0.08": 35,
-                           "fraction_e_hull_le_0.08": 35 / 3300},
-    "new_compositions": {"compositions": 20, "structures": 6000, "e_hull_le_0.2": 753,
-                         "fraction_e_hull_le_0.2": 753 / 6000, "e_hull_le_0.08": 113,
-                         "fraction_e_hull_le_0.08": 113 / 6000},
+    "known_compositions": {
+        "compositions": 11,
+        "structures": 3300,
+        "e_hull_le_0.2": 368,
+        "fraction_e_hull_le_0.2": 368 / 3300,
+        "e_hull_le_0.08": 35,
+        "fraction_e_hull_le_0.08": 35 / 3300,
+    },
+    "new_compositions": {
+        "compositions": 20,
+        "structures": 6000,
+        "e_hull_le_0.2": 753,
+        "fraction_e_hull_le_0.2": 753 / 6000,
+        "e_hull_le_0.08": 113,
+        "fraction_e_hull_le_0.08": 113 / 6000,
+    },
     "source": "S. Kim et al., ACS Cent. Sci. 6, 1412-1420 (2020), doi:10.1021/acscentsci.0c00426",
 }
 
@@ -69,15 +79,21 @@ def structurally_valid(structure: Structure, min_distance: float = MIN_DISTANCE)
     return len(structure.get_neighbor_list(min_distance, exclude_self=True)[0]) == 0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def compositionally_valid(reduced_formula: str, mixed_valence: bool = False) -> bool:
     """SMACT charge neutrality and Pauling electronegativity test (CDVAE's settings)."""
     from smact.screening import smact_validity
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return bool(smact_validity(Composition(reduced_formula), use_pauling_test=True,
-                                   include_alloys=True, mixed_valence=mixed_valence))
+        return bool(
+            smact_validity(
+                Composition(reduced_formula),
+                use_pauling_test=True,
+                include_alloys=True,
+                mixed_valence=mixed_valence,
+            )
+        )
 
 
 def lattice_parameters(structures: Iterable[Structure]) -> dict[str, np.ndarray]:
@@ -86,7 +102,9 @@ def lattice_parameters(structures: Iterable[Structure]) -> dict[str, np.ndarray]
     return {name: values[:, i] for i, name in enumerate(LATTICE_PARAMETERS)}
 
 
-def ks_statistics(generated: Sequence[Structure], training: Sequence[Structure]) -> dict[str, float]:
+def ks_statistics(
+    generated: Sequence[Structure], training: Sequence[Structure]
+) -> dict[str, float]:
     """Two-sample K-S statistic of each lattice parameter (NaN without generated structures)."""
     if not generated or not training:
         return dict.fromkeys(LATTICE_PARAMETERS, float("nan"))
@@ -143,8 +161,9 @@ def evaluate_model(
     mixed = [compositionally_valid(f, mixed_valence=True) for f in formulas]
     valid_prepared = [prepare(s) for s, ok in zip(raw, structural) if ok]
     unique_generated = unique_indices(valid_prepared, matcher)
-    novel_generated = novel_mask([valid_prepared[i] for i in unique_generated],
-                                 training_prepared, matcher)
+    novel_generated = novel_mask(
+        [valid_prepared[i] for i in unique_generated], training_prepared, matcher
+    )
     relaxed_structures = [r.to_structure() for r in relaxed]
     relaxed_prepared = [prepare(s) for s in relaxed_structures]
     unique = unique_indices(relaxed_prepared, matcher)
@@ -159,12 +178,15 @@ def evaluate_model(
         return float(count) / total if total else float("nan")
 
     return ModelQuality(
-        model=model, n_generated=n, n_relaxed=len(relaxed),
+        model=model,
+        n_generated=n,
+        n_relaxed=len(relaxed),
         structural_validity=rate(sum(structural)),
         compositional_validity=rate(sum(compositional)),
         compositional_validity_mixed_valence=rate(sum(mixed)),
         validity=rate(sum(a and b for a, b in zip(structural, compositional))),
-        uniqueness=rate(len(unique_generated)), novelty=rate(int(np.sum(novel_generated))),
+        uniqueness=rate(len(unique_generated)),
+        novelty=rate(int(np.sum(novel_generated))),
         fraction_e_hull_le_metastable=rate(metastable_count),
         fraction_e_hull_le_synthesizable=rate(synthesizable_count),
         fraction_of_relaxed_e_hull_le_metastable=rate(metastable_count, len(relaxed)),

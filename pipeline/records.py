@@ -10,9 +10,10 @@ from __future__ import annotations
 import gzip
 import json
 import zlib
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 from pymatgen.core import Lattice, Structure
@@ -49,7 +50,7 @@ class CrystalRecord:
         source: str = "",
         parent: str | None = None,
         properties: dict[str, float] | None = None,
-    ) -> "CrystalRecord":
+    ) -> CrystalRecord:
         """Build a record from an ordered pymatgen structure."""
         if not structure.is_ordered:
             raise PipelineInputError(f"{id}: structure has partial occupancies")
@@ -72,7 +73,7 @@ class CrystalRecord:
         return len(self.species)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "") -> "CrystalRecord":
+    def from_dict(cls, data: dict[str, Any], where: str = "") -> CrystalRecord:
         """Build a record from its JSON form, naming the first missing key if any."""
         missing = [k for k in REQUIRED_KEYS if k not in data]
         if missing:
@@ -149,7 +150,10 @@ def write_records(records: Iterable[CrystalRecord], path: str | Path) -> None:
     if path.suffix == ".gz":
         # mtime=0 keeps the bytes identical for identical records, so Snakemake's
         # checksum-based rerun detection sees "unchanged" when nothing changed.
-        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
+        with (
+            open(tmp, "wb") as raw,
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
+        ):
             gz.write(payload.encode("utf-8"))
     else:
         tmp.write_text(payload, encoding="utf-8")

@@ -23,13 +23,24 @@ from pipeline.screen.modes import add_relax_arguments, relax_options, relax_reco
 from pipeline.screen.potentials import describe
 from pipeline.screen.relax import summarize
 
-STATUS_COLUMNS = ["id", "status", "reason", "steps", "energy_per_atom", "max_force",
-                  "volume_ratio", "potential"]
+STATUS_COLUMNS = [
+    "id",
+    "status",
+    "reason",
+    "steps",
+    "energy_per_atom",
+    "max_force",
+    "volume_ratio",
+    "potential",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.relax", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.relax",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     shard = commands.add_parser("shard", help="relax one shard of the structures")
     shard.add_argument("--input", type=Path, required=True, help="validated structures")
@@ -50,15 +61,22 @@ def run_shard(args: argparse.Namespace) -> dict:
     if not 0 <= args.shard < args.shards:
         raise PipelineInputError(f"--shard must be in 0..{args.shards - 1}, not {args.shard}")
     spec, settings = relax_options(args)
-    records = read_records(args.input)[args.shard::args.shards]
+    records = read_records(args.input)[args.shard :: args.shards]
     results = relax_records(records, spec, settings, args.mode, args.batch_atoms)
     potential = describe(spec)
     relaxed = [res.to_record(rec, potential) for rec, res in zip(records, results) if res.ok]
     write_records(relaxed, args.out)
-    _write_csv(pd.DataFrame([r.table_row(potential) for r in results], columns=STATUS_COLUMNS),
-               args.out_status)
-    return {"shard": args.shard, "structures": len(records), **summarize(results),
-            "potential": potential, "mode": args.mode}
+    _write_csv(
+        pd.DataFrame([r.table_row(potential) for r in results], columns=STATUS_COLUMNS),
+        args.out_status,
+    )
+    return {
+        "shard": args.shard,
+        "structures": len(records),
+        **summarize(results),
+        "potential": potential,
+        "mode": args.mode,
+    }
 
 
 def run_gather(args: argparse.Namespace) -> dict:
@@ -66,8 +84,10 @@ def run_gather(args: argparse.Namespace) -> dict:
         raise PipelineInputError("give one status file per shard file")
     relaxed = [record for path in args.shard_files for record in read_records(path)]
     relaxed.sort(key=lambda r: r.id)
-    status = pd.concat([pd.read_csv(path, keep_default_na=False, na_values=[""])
-                        for path in args.status_files], ignore_index=True)
+    status = pd.concat(
+        [pd.read_csv(path, keep_default_na=False, na_values=[""]) for path in args.status_files],
+        ignore_index=True,
+    )
     status = status.sort_values("id", kind="stable").reset_index(drop=True)
     write_records(relaxed, args.out)
     _write_csv(status, args.out_status)

@@ -41,14 +41,20 @@ def read_targets(path: Path) -> list[TargetComposition]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.sample", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.sample",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model", required=True, help=f"one of {sorted(registry.MODELS)}")
     parser.add_argument("--model-path", type=Path, required=True, help="trained model.pt")
     parser.add_argument("--targets", type=Path, required=True, help="targets.csv")
     parser.add_argument("--per-composition", type=int, default=100)
-    parser.add_argument("--options", default="{}",
-                        help="the model's sampling options as a JSON object (config sample.<model>)")
+    parser.add_argument(
+        "--options",
+        default="{}",
+        help="the model's sampling options as a JSON object (config sample.<model>)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--out", type=Path, required=True, help="samples (.json.gz)")
@@ -64,18 +70,32 @@ def main(argv: list[str] | None = None) -> int:
     if not args.model_path.is_file():
         raise PipelineInputError(f"trained model not found: {args.model_path}")
     model = registry.create(args.model)
-    job = SampleJob(model_path=args.model_path, targets=read_targets(args.targets),
-                    per_composition=args.per_composition, options=parse_options(args.options),
-                    seed=args.seed, device=resolve_device(args.device))
+    job = SampleJob(
+        model_path=args.model_path,
+        targets=read_targets(args.targets),
+        per_composition=args.per_composition,
+        options=parse_options(args.options),
+        seed=args.seed,
+        device=resolve_device(args.device),
+    )
     result = model.sample(job)
     write_records(result.records, args.out)
-    report = pd.DataFrame([asdict(r) for r in result.reports],
-                          columns=["label", "asked", "decoded", "kept"])
+    report = pd.DataFrame(
+        [asdict(r) for r in result.reports], columns=["label", "asked", "decoded", "kept"]
+    )
     args.out_report.parent.mkdir(parents=True, exist_ok=True)
     report.rename(columns={"label": "composition"}).to_csv(args.out_report, index=False)
-    print(json.dumps({"model": model.name, "targets": len(job.targets),
-                      "asked": int(report["asked"].sum()), "decoded": int(report["decoded"].sum()),
-                      "kept": len(result.records)}))
+    print(
+        json.dumps(
+            {
+                "model": model.name,
+                "targets": len(job.targets),
+                "asked": int(report["asked"].sum()),
+                "decoded": int(report["decoded"].sum()),
+                "kept": len(result.records),
+            }
+        )
+    )
     return 0
 
 

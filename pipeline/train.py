@@ -23,18 +23,29 @@ from pipeline.models.training import DEVICES, plot_losses, resolve_device
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model", required=True, help=f"one of {sorted(registry.MODELS)}")
-    parser.add_argument("--data", type=Path, required=True,
-                        help="encoded training data of the model's representation (.npz)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="encoded training data of the model's representation (.npz)",
+    )
     parser.add_argument("--out-dir", type=Path, required=True)
-    parser.add_argument("--options", default="{}",
-                        help="the model's hyperparameters as a JSON object (config train.<model>)")
+    parser.add_argument(
+        "--options",
+        default="{}",
+        help="the model's hyperparameters as a JSON object (config train.<model>)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=DEVICES, default="auto")
-    parser.add_argument("--threads", type=int, default=0,
-                        help="CPU threads for torch (0: torch's default)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)"
+    )
     parser.add_argument("--checkpoint-every", type=int, default=100, metavar="STEPS")
     parser.add_argument("--out-plot", type=Path, help="loss curve (default OUT_DIR/loss_curve.png)")
     return parser
@@ -60,14 +71,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     model = registry.create(args.model)
-    job = TrainJob(data=args.data, out_dir=args.out_dir, options=parse_options(args.options),
-                   seed=args.seed, device=resolve_device(args.device),
-                   checkpoint_every=args.checkpoint_every)
+    job = TrainJob(
+        data=args.data,
+        out_dir=args.out_dir,
+        options=parse_options(args.options),
+        seed=args.seed,
+        device=resolve_device(args.device),
+        checkpoint_every=args.checkpoint_every,
+    )
     print(json.dumps({"model": model.name, "device": str(job.device), "options": job.options}))
     model.train(job)
     losses = pd.read_csv(job.losses_path)
-    plot_losses(losses, args.out_plot or args.out_dir / "loss_curve.png",
-                title=f"{model.name}: {len(losses)} steps")
+    plot_losses(
+        losses,
+        args.out_plot or args.out_dir / "loss_curve.png",
+        title=f"{model.name}: {len(losses)} steps",
+    )
     return 0
 
 

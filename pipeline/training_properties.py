@@ -22,8 +22,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 import torch
@@ -45,22 +45,28 @@ def predict(records: Sequence[CrystalRecord], progress: bool = True) -> pd.DataF
     """CGCNN's formation energy, PBE band gap and metal probability of each record, in order."""
     predictor = CGCNNPredictor(tuple(t for t in CGCNN_TARGETS if t.column in PREDICTED_COLUMNS))
     rows = []
-    for index, record in enumerate(tqdm(records, desc="CGCNN", unit="structure",
-                                        disable=not progress, mininterval=2.0)):
+    for index, record in enumerate(
+        tqdm(records, desc="CGCNN", unit="structure", disable=not progress, mininterval=2.0)
+    ):
         values = predictor.predict(record.to_structure())
-        rows.append({"index": index, "id": record.id, "formula": record.formula,
-                     **{column: values[column] for column in PREDICTED_COLUMNS}})
+        rows.append(
+            {
+                "index": index,
+                "id": record.id,
+                "formula": record.formula,
+                **{column: values[column] for column in PREDICTED_COLUMNS},
+            }
+        )
     return pd.DataFrame(rows, columns=["index", "id", "formula", *PREDICTED_COLUMNS])
 
 
 def check_aligned(records: Sequence[CrystalRecord], encoded_ids: Sequence[str]) -> None:
     """The point clouds must be the records, one for one and in order."""
-    if len(records) != len(encoded_ids) or any(
-        r.id != i for r, i in zip(records, encoded_ids)
-    ):
+    if len(records) != len(encoded_ids) or any(r.id != i for r, i in zip(records, encoded_ids)):
         raise PipelineInputError(
             f"the encoded file ({len(encoded_ids)} structures) was not encoded from this"
-            f" dataset ({len(records)} structures) in its order")
+            f" dataset ({len(records)} structures) in its order"
+        )
 
 
 def plot_properties(table: pd.DataFrame, path: Path) -> None:
@@ -74,19 +80,34 @@ def plot_properties(table: pd.DataFrame, path: Path) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.training_properties",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", type=Path, required=True,
-                        help="the training structures (results/augment/augmented.json.gz)")
-    parser.add_argument("--encoded", type=Path, required=True,
-                        help="their point clouds (results/encoded/pointcloud.npz)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="CPU threads for torch; CGCNN's graphs are small, so more than"
-                        " one thread rarely helps and hurts on a busy machine")
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.training_properties",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        required=True,
+        help="the training structures (results/augment/augmented.json.gz)",
+    )
+    parser.add_argument(
+        "--encoded",
+        type=Path,
+        required=True,
+        help="their point clouds (results/encoded/pointcloud.npz)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads for torch; CGCNN's graphs are small, so more than"
+        " one thread rarely helps and hurts on a busy machine",
+    )
     parser.add_argument("--out", type=Path, required=True, help="per-structure predictions (.csv)")
-    parser.add_argument("--out-labelled", type=Path, required=True,
-                        help="labelled point clouds (.npz)")
+    parser.add_argument(
+        "--out-labelled", type=Path, required=True, help="labelled point clouds (.npz)"
+    )
     parser.add_argument("--out-plot", type=Path, required=True, help="histograms (.png)")
     return parser
 
@@ -106,13 +127,22 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.perf_counter() - start
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False, float_format="%.6g")
-    save_labelled(args.encoded, {name: table[name].to_numpy() for name in CONDITION_PROPERTIES},
-                  args.out_labelled)
+    save_labelled(
+        args.encoded,
+        {name: table[name].to_numpy() for name in CONDITION_PROPERTIES},
+        args.out_labelled,
+    )
     plot_properties(table, args.out_plot)
-    print(json.dumps({"structures": len(records),
-                      "seconds": round(elapsed, 1),
-                      "ms_per_structure": round(1000 * elapsed / max(1, len(records)), 2),
-                      "threads": torch.get_num_threads()}))
+    print(
+        json.dumps(
+            {
+                "structures": len(records),
+                "seconds": round(elapsed, 1),
+                "ms_per_structure": round(1000 * elapsed / max(1, len(records)), 2),
+                "threads": torch.get_num_threads(),
+            }
+        )
+    )
     return 0
 
 

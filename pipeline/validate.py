@@ -20,9 +20,9 @@ import argparse
 import json
 import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 from tqdm import tqdm
@@ -40,8 +40,17 @@ from pipeline.screen.validity import (
 )
 
 VALID, REJECTED = "valid", "rejected"
-COLUMNS = ["id", "model", "formula", "status", "reason", "novel", "known_as",
-           "min_distance", "volume_per_atom"]
+COLUMNS = [
+    "id",
+    "model",
+    "formula",
+    "status",
+    "reason",
+    "novel",
+    "known_as",
+    "min_distance",
+    "volume_per_atom",
+]
 
 
 @dataclass
@@ -65,8 +74,11 @@ def check_record(record: CrystalRecord, system: ChemicalSystem, limits: Validity
     verdict = Verdict(id=record.id, model=record.source, formula=record.formula)
     verdict.volume_per_atom = structure.volume / len(structure)
     verdict.min_distance = min_interatomic_distance(structure)
-    reason = (element_problem(structure, system) or structural_problem(structure, limits)
-              or charge_problem(structure))
+    reason = (
+        element_problem(structure, system)
+        or structural_problem(structure, limits)
+        or charge_problem(structure)
+    )
     if reason:
         verdict.status, verdict.reason = REJECTED, reason
     return verdict
@@ -84,9 +96,10 @@ def validate(
     repeated = [i for i, n in ids.items() if n > 1]
     if repeated:
         raise PipelineInputError(f"candidate ids must be unique; repeated: {repeated[:5]}")
-    verdicts = [check_record(r, system, limits)
-                for r in tqdm(candidates, desc="validity", unit="structure",
-                              disable=not progress)]
+    verdicts = [
+        check_record(r, system, limits)
+        for r in tqdm(candidates, desc="validity", unit="structure", disable=not progress)
+    ]
     passing = [(r, v) for r, v in zip(candidates, verdicts) if v.status == VALID]
     matches = find_matches(
         [(r.id, r.to_structure()) for r, _ in passing],
@@ -103,17 +116,31 @@ def validate(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.validate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples", type=Path, nargs="+", required=True,
-                        help="generated structures, one dataset file per model")
-    parser.add_argument("--training", type=Path, required=True,
-                        help="training dataset, to tell novel from known structures")
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.validate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--samples",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="generated structures, one dataset file per model",
+    )
+    parser.add_argument(
+        "--training",
+        type=Path,
+        required=True,
+        help="training dataset, to tell novel from known structures",
+    )
     parser.add_argument("--chemsys", default="Mg-Mn-O")
     parser.add_argument("--min-distance", type=float, default=0.5, help="Å")
     parser.add_argument("--min-volume-per-atom", type=float, default=4.0, help="Å^3")
     parser.add_argument("--max-volume-per-atom", type=float, default=40.0, help="Å^3")
-    parser.add_argument("--out", type=Path, required=True, help="unique valid structures (.json.gz)")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="unique valid structures (.json.gz)"
+    )
     parser.add_argument("--out-table", type=Path, required=True, help="validation.csv")
     return parser
 
@@ -131,8 +158,15 @@ def main(argv: list[str] | None = None) -> int:
     table = pd.DataFrame([vars(v) for v in verdicts], columns=COLUMNS)
     table.to_csv(args.out_table, index=False)
     counts = Counter(v.status for v in verdicts)
-    print(json.dumps({"candidates": len(candidates), **counts,
-                      "novel": sum(v.novel is True for v in verdicts)}))
+    print(
+        json.dumps(
+            {
+                "candidates": len(candidates),
+                **counts,
+                "novel": sum(v.novel is True for v in verdicts),
+            }
+        )
+    )
     return 0
 
 

@@ -38,7 +38,9 @@ def chgnet():
 def with_energy(record: CrystalRecord, source: str | None = None) -> CrystalRecord:
     """A copy of ``record`` with its CHGNet energy per atom (and a new source if given)."""
     out = copy.deepcopy(record)
-    out.properties["energy_per_atom"] = float(chgnet().predict_structure(record.to_structure())["e"])
+    out.properties["energy_per_atom"] = float(
+        chgnet().predict_structure(record.to_structure())["e"]
+    )
     if source is not None:
         out.source = source
     return out
@@ -82,13 +84,22 @@ def screen_data() -> ScreenData:
 
 def hull_table(data: ScreenData) -> pd.DataFrame:
     """E_hull of the candidates against the references (pymatgen's PhaseDiagram)."""
-    diagram = PhaseDiagram([PDEntry(Composition(r.formula), r.properties["energy_per_atom"] * r.natoms)
-                            for r in data.references])
+    diagram = PhaseDiagram(
+        [
+            PDEntry(Composition(r.formula), r.properties["energy_per_atom"] * r.natoms)
+            for r in data.references
+        ]
+    )
     rows = []
     for r in data.candidates:
         entry = PDEntry(Composition(r.formula), r.properties["energy_per_atom"] * r.natoms)
-        rows.append({"id": r.id, "energy_per_atom": r.properties["energy_per_atom"],
-                     "e_above_hull": diagram.get_e_above_hull(entry, allow_negative=True)})
+        rows.append(
+            {
+                "id": r.id,
+                "energy_per_atom": r.properties["energy_per_atom"],
+                "e_above_hull": diagram.get_e_above_hull(entry, allow_negative=True),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -112,16 +123,30 @@ def write_screen_inputs(folder: Path) -> dict[str, Path]:
         # One raw sample with two atoms 0.3 Å apart: structurally invalid, never relaxed.
         broken = copy.deepcopy(samples[0])
         broken.id, broken.properties = f"{model}-broken", {}
-        broken.frac_coords[1] = list(broken.to_structure().lattice.get_fractional_coords(
-            broken.to_structure()[0].coords + [0.3, 0.0, 0.0]))
+        broken.frac_coords[1] = list(
+            broken.to_structure().lattice.get_fractional_coords(
+                broken.to_structure()[0].coords + [0.3, 0.0, 0.0]
+            )
+        )
         paths[f"samples_{model}"] = folder / f"results/samples/{model}/samples.json.gz"
         write_records(samples + [broken], paths[f"samples_{model}"])
     hull_table(data).to_csv(paths["hull"], index=False)
-    pd.DataFrame({"id": [r.id for r in data.candidates],
-                  "model": [r.source for r in data.candidates], "status": "ok", "reason": "",
-                  "novel": True}).to_csv(paths["validation"], index=False)
-    pd.DataFrame({"id": [r.id for r in data.candidates], "status": "converged", "reason": "",
-                  "steps": 0, "energy_per_atom": [r.properties["energy_per_atom"]
-                                                  for r in data.candidates]}
-                 ).to_csv(paths["relax_status"], index=False)
+    pd.DataFrame(
+        {
+            "id": [r.id for r in data.candidates],
+            "model": [r.source for r in data.candidates],
+            "status": "ok",
+            "reason": "",
+            "novel": True,
+        }
+    ).to_csv(paths["validation"], index=False)
+    pd.DataFrame(
+        {
+            "id": [r.id for r in data.candidates],
+            "status": "converged",
+            "reason": "",
+            "steps": 0,
+            "energy_per_atom": [r.properties["energy_per_atom"] for r in data.candidates],
+        }
+    ).to_csv(paths["relax_status"], index=False)
     return paths

@@ -7,8 +7,9 @@ import numpy as np
 from pipeline.records import CrystalRecord
 
 
-def perturbed(record: CrystalRecord, new_id: str, seed: int, distance: float = 0.08,
-              strain: float = 0.03) -> CrystalRecord:
+def perturbed(
+    record: CrystalRecord, new_id: str, seed: int, distance: float = 0.08, strain: float = 0.03
+) -> CrystalRecord:
     """``record`` with every atom moved ``distance`` Å and the axes strained up to ``strain``."""
     rng = np.random.default_rng(seed)
     structure = record.to_structure()

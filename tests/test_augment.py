@@ -1,12 +1,11 @@
 from collections import Counter
 
 import pytest
+from conftest import DEFAULT_CAPS
 from pymatgen.analysis.structure_matcher import StructureMatcher
 
 from pipeline.augment import AugmentSettings, augment, composition_key, supercell, swap_axes
 from pipeline.errors import PipelineInputError
-
-from conftest import DEFAULT_CAPS
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +24,11 @@ def test_every_composition_is_topped_up_to_the_target(augmented, parents, mgmno)
     counts = Counter(composition_key(r, mgmno) for r in augmented)
     for record in parents:
         assert counts[composition_key(record, mgmno)] >= 12
-    assert set(Counter(r.source for r in augmented)) >= {"augment:translate", "augment:swap",
-                                                         "augment:supercell"}
+    assert set(Counter(r.source for r in augmented)) >= {
+        "augment:translate",
+        "augment:swap",
+        "augment:supercell",
+    }
 
 
 def test_augmented_structures_stay_within_the_caps(augmented):

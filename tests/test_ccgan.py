@@ -15,14 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import DEFAULT_CAPS, REPO
 
 from pipeline.chemsys import composition_label
 from pipeline.encode import encode_records, save_encoded
 from pipeline.models import registry
 from pipeline.models.base import SampleJob, TargetComposition, TrainJob
 from pipeline.represent.pointcloud import PointCloudEncoding
-
-from conftest import DEFAULT_CAPS, REPO
 
 TINY = {"latent_dim": 8, "channels": [8, 16, 8], "batch_size": 8, "critic_steps": 2, "lr": 1e-3}
 CPU = torch.device("cpu")
@@ -51,8 +50,14 @@ def tiny_data(bundled_records, mgmno, tmp_path_factory) -> Path:
 
 
 def train(data: Path, out_dir: Path, steps: int, checkpoint_every: int = 1000, **options):
-    job = TrainJob(data=data, out_dir=out_dir, options={**TINY, **options, "steps": steps},
-                   seed=3, device=CPU, checkpoint_every=checkpoint_every)
+    job = TrainJob(
+        data=data,
+        out_dir=out_dir,
+        options={**TINY, **options, "steps": steps},
+        seed=3,
+        device=CPU,
+        checkpoint_every=checkpoint_every,
+    )
     registry.create("ccgan").train(job)
     return job
 
@@ -94,17 +99,32 @@ def checkpoint_names(folder: Path) -> list[str]:
 @pytest.mark.slow
 def test_sampling_returns_the_requested_composition(bundled_records, mgmno, tmp_path):
     label = "Mg2Mn2O4"
-    records = [r for r in bundled_records
-               if composition_label(mgmno.elements, [r.species.count(e) for e in mgmno.elements])
-               == label][:40]
+    records = [
+        r
+        for r in bundled_records
+        if composition_label(mgmno.elements, [r.species.count(e) for e in mgmno.elements]) == label
+    ][:40]
     data = encoded_file(records, mgmno, tmp_path / "one.npz")
     # One composition, small networks: ~600 steps put the atoms in the right slots for
     # about half of the draws.
-    job = train(data, tmp_path / "train", steps=600, critic_steps=1, batch_size=16,
-                channels=[16, 32, 16], random_condition_fraction=0.0)
+    job = train(
+        data,
+        tmp_path / "train",
+        steps=600,
+        critic_steps=1,
+        batch_size=16,
+        channels=[16, 32, 16],
+        random_condition_fraction=0.0,
+    )
     target = TargetComposition(label, {"Mg": 2, "Mn": 2, "O": 4})
-    sample = SampleJob(model_path=job.model_path, targets=[target], per_composition=64,
-                       options={}, seed=0, device=CPU)
+    sample = SampleJob(
+        model_path=job.model_path,
+        targets=[target],
+        per_composition=64,
+        options={},
+        seed=0,
+        device=CPU,
+    )
     result = registry.create("ccgan").sample(sample)
 
     (report,) = result.reports
@@ -116,8 +136,9 @@ def test_sampling_returns_the_requested_composition(bundled_records, mgmno, tmp_
         assert record.to_structure().volume > 1.0
     # The latent seed reproduces the structure.
     again = registry.create("ccgan").sample(sample)
-    assert [r.properties["latent_seed"] for r in again.records] == \
-        [r.properties["latent_seed"] for r in result.records]
+    assert [r.properties["latent_seed"] for r in again.records] == [
+        r.properties["latent_seed"] for r in result.records
+    ]
     assert np.allclose(again.records[0].frac_coords, result.records[0].frac_coords)
 
 
@@ -130,20 +151,38 @@ def test_undecodable_output_is_dropped_and_counted(tiny_data, tmp_path):
     torch.save(saved, job.model_path)
     targets = [TargetComposition("Mg2Mn2O4", {"Mg": 2, "Mn": 2, "O": 4})]
     result = registry.create("ccgan").sample(
-        SampleJob(job.model_path, targets, per_composition=5, options={}, seed=0, device=CPU))
+        SampleJob(job.model_path, targets, per_composition=5, options={}, seed=0, device=CPU)
+    )
     assert result.records == []
     assert [(r.asked, r.decoded, r.kept) for r in result.reports] == [(5, 0, 0)]
 
 
 def test_target_beyond_the_caps_is_an_input_error(tiny_data, tmp_path):
     job = train(tiny_data, tmp_path, steps=1)
-    cli = [sys.executable, "-m", "pipeline.sample", "--model", "ccgan",
-           "--model-path", str(job.model_path), "--per-composition", "2", "--device", "cpu",
-           "--out", str(tmp_path / "s.json.gz"), "--out-report", str(tmp_path / "r.csv")]
+    cli = [
+        sys.executable,
+        "-m",
+        "pipeline.sample",
+        "--model",
+        "ccgan",
+        "--model-path",
+        str(job.model_path),
+        "--per-composition",
+        "2",
+        "--device",
+        "cpu",
+        "--out",
+        str(tmp_path / "s.json.gz"),
+        "--out-report",
+        str(tmp_path / "r.csv"),
+    ]
     targets = tmp_path / "targets.csv"
-    pd.DataFrame([{"composition": "Mg9Mn1O10", "n_Mg": 9, "n_Mn": 1, "n_O": 10,
-                   "selected": True}]).to_csv(targets, index=False)
-    run = subprocess.run(cli + ["--targets", str(targets)], cwd=REPO, capture_output=True, text=True)
+    pd.DataFrame(
+        [{"composition": "Mg9Mn1O10", "n_Mg": 9, "n_Mn": 1, "n_O": 10, "selected": True}]
+    ).to_csv(targets, index=False)
+    run = subprocess.run(
+        cli + ["--targets", str(targets)], cwd=REPO, capture_output=True, text=True
+    )
     assert run.returncode == 2
     assert run.stderr.strip().splitlines()[-1].startswith("error: target Mg9Mn1O10")
 
@@ -154,13 +193,31 @@ def test_killed_training_resumes_where_it_stopped(tiny_data, tmp_path):
     out = tmp_path / "run"
 
     def cli(steps: int) -> list[str]:
-        return [sys.executable, "-m", "pipeline.train", "--model", "ccgan",
-                "--data", str(tiny_data), "--out-dir", str(out),
-                "--options", json.dumps({**TINY, "steps": steps}), "--seed", "3",
-                "--device", "cpu", "--threads", "1", "--checkpoint-every", "5"]
+        return [
+            sys.executable,
+            "-m",
+            "pipeline.train",
+            "--model",
+            "ccgan",
+            "--data",
+            str(tiny_data),
+            "--out-dir",
+            str(out),
+            "--options",
+            json.dumps({**TINY, "steps": steps}),
+            "--seed",
+            "3",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--checkpoint-every",
+            "5",
+        ]
 
-    process = subprocess.Popen(cli(100_000), cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        cli(100_000), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     while not (out / "checkpoints" / "step_10.pt").exists() and time.time() < deadline:
         time.sleep(0.2)

@@ -15,8 +15,9 @@ def test_parse_keeps_the_users_order():
     assert ChemicalSystem.parse("O, Mn Mg").elements == ("O", "Mn", "Mg")
 
 
-@pytest.mark.parametrize("text, message", [("Mg-Xx-O", "'Xx' is not an element"),
-                                           ("Mg-Mg", "repeats"), ("", "empty")])
+@pytest.mark.parametrize(
+    "text, message", [("Mg-Xx-O", "'Xx' is not an element"), ("Mg-Mg", "repeats"), ("", "empty")]
+)
 def test_parse_rejects_bad_systems(text, message):
     with pytest.raises(PipelineInputError, match=message):
         ChemicalSystem.parse(text)

@@ -7,29 +7,35 @@ import sys
 
 import pandas as pd
 import pytest
+from conftest import DEFAULT_CAPS, REPO
 
 from pipeline.compositions import (
-    OxidationRange, enumerate_compositions, is_charge_balanced, parse_oxidation_states,
-    select_targets, target_table,
+    OxidationRange,
+    enumerate_compositions,
+    is_charge_balanced,
+    parse_oxidation_states,
+    select_targets,
+    target_table,
 )
 from pipeline.data.summary import composition_summary
 from pipeline.errors import PipelineInputError
-
-from conftest import DEFAULT_CAPS, REPO
 
 MGMNO_STATES = parse_oxidation_states(["Mg=2", "Mn=2:4", "O=-2"])
 ELEMENTS = ("Mg", "Mn", "O")
 
 
-@pytest.mark.parametrize("counts, balanced", [
-    ((1, 1, 2), True),    # MgMnO2: Mn(II)
-    ((1, 2, 4), True),    # MgMn2O4 spinel: Mn(III)
-    ((1, 1, 3), True),    # MgMnO3: Mn(IV)
-    ((0, 3, 4), True),    # Mn3O4: Mn(II)/Mn(III) mixed
-    ((1, 1, 1), False),   # at least +4 against -2
-    ((1, 1, 4), False),   # at most +6 against -8
-    ((2, 0, 1), False),
-])
+@pytest.mark.parametrize(
+    "counts, balanced",
+    [
+        ((1, 1, 2), True),  # MgMnO2: Mn(II)
+        ((1, 2, 4), True),  # MgMn2O4 spinel: Mn(III)
+        ((1, 1, 3), True),  # MgMnO3: Mn(IV)
+        ((0, 3, 4), True),  # Mn3O4: Mn(II)/Mn(III) mixed
+        ((1, 1, 1), False),  # at least +4 against -2
+        ((1, 1, 4), False),  # at most +6 against -8
+        ((2, 0, 1), False),
+    ],
+)
 def test_charge_balance_with_mixed_valence(counts, balanced):
     ranges = [MGMNO_STATES[el] for el in ELEMENTS]
     assert is_charge_balanced(counts, ranges) is balanced
@@ -43,8 +49,9 @@ def test_enumeration_stays_within_caps_and_finds_every_training_composition(bund
     summary = composition_summary(bundled_records, mgmno)
     data_counts = set(map(tuple, summary[["n_Mg", "n_Mn", "n_O"]].to_numpy().tolist()))
     assert data_counts <= set(compositions)
-    with_binaries = enumerate_compositions(ELEMENTS, (8, 8, 12), MGMNO_STATES,
-                                           require_all_elements=False)
+    with_binaries = enumerate_compositions(
+        ELEMENTS, (8, 8, 12), MGMNO_STATES, require_all_elements=False
+    )
     assert (0, 3, 4) in with_binaries and (0, 3, 4) not in compositions
 
 
@@ -54,9 +61,12 @@ def test_status_and_selection(bundled_records, mgmno):
     compositions = [(4, 4, 8), (1, 2, 4), (2, 4, 8), (3, 3, 7)]
     table = target_table(ELEMENTS, compositions, training, summary)
     status = dict(zip(table["composition"], table["status"]))
-    assert status == {"Mg4Mn4O8": "known", "Mg1Mn2O4": "known",
-                      "Mg2Mn4O8": "new_cell" if "MgMn2O4" in set(summary["reduced_formula"])
-                      else "new", "Mg3Mn3O7": "new"}
+    assert status == {
+        "Mg4Mn4O8": "known",
+        "Mg1Mn2O4": "known",
+        "Mg2Mn4O8": "new_cell" if "MgMn2O4" in set(summary["reduced_formula"]) else "new",
+        "Mg3Mn3O7": "new",
+    }
 
     known = select_targets(table, "known", max_targets=1)
     assert known.loc[known["selected"], "composition"].tolist() == ["Mg4Mn4O8"]  # most data
@@ -79,15 +89,36 @@ def test_cli_writes_the_targets_table(tmp_path, bundled_records, mgmno):
     from pipeline.represent.pointcloud import PointCloudEncoding
 
     records = bundled_records[:200]
-    save_encoded(encode_records(records, PointCloudEncoding.for_system(mgmno, DEFAULT_CAPS)),
-                 tmp_path / "pointcloud.npz")
+    save_encoded(
+        encode_records(records, PointCloudEncoding.for_system(mgmno, DEFAULT_CAPS)),
+        tmp_path / "pointcloud.npz",
+    )
     composition_summary(records, mgmno).to_csv(tmp_path / "summary.csv", index=False)
     out = tmp_path / "targets.csv"
     run = subprocess.run(
-        [sys.executable, "-m", "pipeline.compositions", "--encoded", str(tmp_path / "pointcloud.npz"),
-         "--summary", str(tmp_path / "summary.csv"), "--oxidation-states", "Mg=2", "Mn=2:4",
-         "O=-2", "--select", "known", "--max-targets", "3", "--out", str(out)],
-        cwd=REPO, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "pipeline.compositions",
+            "--encoded",
+            str(tmp_path / "pointcloud.npz"),
+            "--summary",
+            str(tmp_path / "summary.csv"),
+            "--oxidation-states",
+            "Mg=2",
+            "Mn=2:4",
+            "O=-2",
+            "--select",
+            "known",
+            "--max-targets",
+            "3",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr
     table = pd.read_csv(out)
     assert table["selected"].sum() == 3

@@ -4,11 +4,10 @@ import sys
 
 import pytest
 import yaml
+from conftest import REPO
 
 from pipeline.config import check_config, config_problems, load_schema
 from pipeline.errors import PipelineInputError
-
-from conftest import REPO
 
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
 
@@ -40,6 +39,10 @@ def test_every_problem_is_reported_with_its_key(default_config):
 
 @pytest.mark.parametrize("stage", ["data", "augment", "encode"])
 def test_each_stage_has_a_cli(stage):
-    result = subprocess.run([sys.executable, "-m", f"pipeline.{stage}", "--help"],
-                            capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", f"pipeline.{stage}", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert result.returncode == 0 and "usage: python -m pipeline." in result.stdout

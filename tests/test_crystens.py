@@ -33,8 +33,13 @@ def test_layout_follows_the_paper(small_records):
     i = ct.FIRST_SITE  # first site
     frac = np.mod(record.frac_coords, 1.0)
     for k in range(4):  # header mirrored on both axes of every channel
-        assert x[k, 0, i] == x[k, i, 0] == pytest.approx(12 if record.species[0] == "Mg"
-                                                        else {"Mn": 25, "O": 8}[record.species[0]])
+        assert (
+            x[k, 0, i]
+            == x[k, i, 0]
+            == pytest.approx(
+                12 if record.species[0] == "Mg" else {"Mn": 25, "O": 8}[record.species[0]]
+            )
+        )
         assert np.allclose(x[k, 1:4, i], frac[0]) and np.allclose(x[k, i, 1:4], frac[0])
         assert np.allclose(x[k, 4:7, i], record.to_structure().lattice.abc)
         assert x[k, 10, i] == 12
@@ -61,9 +66,13 @@ def test_decode_inverts_encode(varied_records):
         tensor = ct.normalize(ct.encode(record)).astype(np.float32)
         decoded = ct.decode(tensor, ELEMENTS, id=record.id)
         assert decoded.species == record.species
-        assert np.allclose(decoded.lattice, record.to_structure().lattice.matrix, atol=1e-4) or \
-            np.allclose(decoded.to_structure().lattice.parameters,
-                        record.to_structure().lattice.parameters, atol=1e-4)
+        assert np.allclose(
+            decoded.lattice, record.to_structure().lattice.matrix, atol=1e-4
+        ) or np.allclose(
+            decoded.to_structure().lattice.parameters,
+            record.to_structure().lattice.parameters,
+            atol=1e-4,
+        )
         assert periodic_difference(decoded.frac_coords, record.frac_coords).max() < 2e-3
         assert matcher.fit(decoded.to_structure(), record.to_structure())
 
@@ -74,8 +83,16 @@ def test_reconstruction_reports_space_group_and_zero_metrics_for_real_tensors(sm
     assert result.space_group == ct.space_group_number(record)
     q = result.quality
     assert q.n_atoms == record.natoms
-    assert max(q.var_lattice_lengths, q.var_lattice_angles, q.var_space_group,
-               q.var_coordinates, q.var_atomic_number) < 1e-12
+    assert (
+        max(
+            q.var_lattice_lengths,
+            q.var_lattice_angles,
+            q.var_space_group,
+            q.var_coordinates,
+            q.var_atomic_number,
+        )
+        < 1e-12
+    )
     assert q.coordinate_disagreement < 1e-9 and q.distance_mismatch < 1e-9
 
 
@@ -106,13 +123,19 @@ def test_reconstruction_averages_noise_away(small_records):
 
 
 def test_coordinate_kmeans_merges_close_values():
-    record = CrystalRecord(id="t", lattice=np.diag([4.0, 4.0, 4.0]).tolist(),
-                           species=["Mg", "O"], frac_coords=[[0.0, 0.0, 0.0], [0.5, 0.5, 0.5004]])
-    decoded = ct.reconstruct(ct.encode(record, 1), ELEMENTS, normalized=False,
-                             coord_merge_tol=1e-3).record
+    record = CrystalRecord(
+        id="t",
+        lattice=np.diag([4.0, 4.0, 4.0]).tolist(),
+        species=["Mg", "O"],
+        frac_coords=[[0.0, 0.0, 0.0], [0.5, 0.5, 0.5004]],
+    )
+    decoded = ct.reconstruct(
+        ct.encode(record, 1), ELEMENTS, normalized=False, coord_merge_tol=1e-3
+    ).record
     assert np.ptp(np.asarray(decoded.frac_coords)[1]) == 0.0  # 0.5 and 0.5004 merged
-    kept = ct.reconstruct(ct.encode(record, 1), ELEMENTS, normalized=False,
-                          coord_merge_tol=1e-5).record
+    kept = ct.reconstruct(
+        ct.encode(record, 1), ELEMENTS, normalized=False, coord_merge_tol=1e-5
+    ).record
     assert np.asarray(kept.frac_coords)[1, 2] == pytest.approx(0.5004)
 
 
@@ -139,13 +162,26 @@ def test_too_many_atoms_is_an_input_error(small_records):
 def test_encode_crystens_stage(tmp_path, small_records, mgmno):
     path = tmp_path / "records.json.gz"
     write_records(small_records, path)
-    assert main(["--dataset", str(path), "--chemsys", "Mg-Mn-O",
-                 "--out", str(tmp_path / "crystens.npz")]) == 0
+    assert (
+        main(
+            [
+                "--dataset",
+                str(path),
+                "--chemsys",
+                "Mg-Mn-O",
+                "--out",
+                str(tmp_path / "crystens.npz"),
+            ]
+        )
+        == 0
+    )
     data = load_crystens(tmp_path / "crystens.npz")
     assert data.x.shape == (12, 4, 64, 64) and data.x.dtype == np.float32
     assert data.elements == ELEMENTS and data.ids == [r.id for r in small_records]
     assert data.counts.sum(axis=1).tolist() == [r.natoms for r in small_records]
     direct = encode_records(small_records[:2], mgmno)
     assert np.array_equal(direct.x, data.x[:2])
-    assert main(["--dataset", str(tmp_path / "missing.json.gz"),
-                 "--out", str(tmp_path / "x.npz")]) == 2
+    assert (
+        main(["--dataset", str(tmp_path / "missing.json.gz"), "--out", str(tmp_path / "x.npz")])
+        == 2
+    )

@@ -25,8 +25,13 @@ from pipeline.represent import crystens
 
 ELEMENTS = ("Mg", "Mn", "O")
 CPU = torch.device("cpu")
-TINY_DDPM = {"channels": [8, 16], "attention": False, "timesteps": 100, "batch_size": 4,
-             "prediction": "epsilon"}
+TINY_DDPM = {
+    "channels": [8, 16],
+    "attention": False,
+    "timesteps": 100,
+    "batch_size": 4,
+    "prediction": "epsilon",
+}
 TINY_GAN = {"width": 4, "latent_dim": 16, "batch_size": 4}
 CRYSTENS_MODELS = ("crystens_ddpm", "crystens_gan", "crystens_wgan")
 
@@ -53,8 +58,14 @@ def crystens_npz(tmp_path_factory, one_composition) -> Path:
 
 
 def train_job(data: Path, out_dir: Path, options: dict, checkpoint_every: int = 1000) -> TrainJob:
-    return TrainJob(data=data, out_dir=out_dir, options=options, seed=3, device=CPU,
-                    checkpoint_every=checkpoint_every)
+    return TrainJob(
+        data=data,
+        out_dir=out_dir,
+        options=options,
+        seed=3,
+        device=CPU,
+        checkpoint_every=checkpoint_every,
+    )
 
 
 def target(records) -> TargetComposition:
@@ -67,25 +78,32 @@ def target(records) -> TargetComposition:
 def test_registry_and_config_agree_with_the_models(repo):
     config = yaml.safe_load((repo / "config.yaml").read_text())
     assert not set(CRYSTENS_MODELS) & set(config["train"]["models"])  # opt-in only
-    train_options = {"crystens_ddpm": crystens_ddpm.TrainOptions,
-                     "crystens_gan": crystens_gan.GANOptions,
-                     "crystens_wgan": crystens_gan.WGANOptions}
-    sample_options = {"crystens_ddpm": crystens_ddpm.SampleOptions,
-                      "crystens_gan": crystens_gan.SampleOptions,
-                      "crystens_wgan": crystens_gan.SampleOptions}
+    train_options = {
+        "crystens_ddpm": crystens_ddpm.TrainOptions,
+        "crystens_gan": crystens_gan.GANOptions,
+        "crystens_wgan": crystens_gan.WGANOptions,
+    }
+    sample_options = {
+        "crystens_ddpm": crystens_ddpm.SampleOptions,
+        "crystens_gan": crystens_gan.SampleOptions,
+        "crystens_wgan": crystens_gan.SampleOptions,
+    }
     for name in CRYSTENS_MODELS:
         cls = registry.model_class(name)
         assert cls.name == name and cls.representation == "crystens"
         configured = options_from_mapping(train_options[name], config["train"][name], name)
         assert configured == train_options[name]()  # config.yaml documents the defaults
-        assert options_from_mapping(sample_options[name], config["sample"][name], name) \
+        assert (
+            options_from_mapping(sample_options[name], config["sample"][name], name)
             == sample_options[name]()
+        )
 
 
 def test_bad_options_are_input_errors(crystens_npz, tmp_path):
     with pytest.raises(crystens.PipelineInputError, match="norm_groups"):
-        crystens_ddpm.CrysTensDDPM().train(train_job(crystens_npz, tmp_path,
-                                                     {"channels": [12], "norm_groups": 8}))
+        crystens_ddpm.CrysTensDDPM().train(
+            train_job(crystens_npz, tmp_path, {"channels": [12], "norm_groups": 8})
+        )
     with pytest.raises(crystens.PipelineInputError, match="unknown options"):
         crystens_gan.CrysTensWGAN().train(train_job(crystens_npz, tmp_path, {"depth": 3}))
 
@@ -97,8 +115,9 @@ def test_ddpm_training_reduces_the_denoising_loss(crystens_npz, tmp_path):
     options = {**TINY_DDPM, "steps": 12, "lr": 3e-3}
     job = train_job(crystens_npz, tmp_path, options)
     x0 = torch.from_numpy(np.load(crystens_npz)["x"][:8])
-    opts = crystens_ddpm.TrainOptions(**{k: tuple(v) if isinstance(v, list) else v
-                                         for k, v in options.items()})
+    opts = crystens_ddpm.TrainOptions(
+        **{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+    )
     scheduler = crystens_ddpm.build_scheduler(opts)
 
     def fixed_loss(denoiser) -> float:
@@ -127,10 +146,13 @@ def test_gan_training_reduces_the_discriminator_loss(model, crystens_npz, tmp_pa
     assert torch.load(job.model_path, weights_only=False)["model"] == model.name
 
 
-@pytest.mark.parametrize("model, options", [
-    (crystens_gan.CrysTensWGAN, {**TINY_GAN, "critic_steps": 2}),
-    (crystens_ddpm.CrysTensDDPM, TINY_DDPM),
-])
+@pytest.mark.parametrize(
+    "model, options",
+    [
+        (crystens_gan.CrysTensWGAN, {**TINY_GAN, "critic_steps": 2}),
+        (crystens_ddpm.CrysTensDDPM, TINY_DDPM),
+    ],
+)
 def test_interrupted_training_resumes_to_the_same_model(model, options, crystens_npz, tmp_path):
     whole = train_job(crystens_npz, tmp_path / "whole", {**options, "steps": 4})
     model().train(whole)
@@ -150,8 +172,10 @@ def test_interrupted_training_resumes_to_the_same_model(model, options, crystens
 
 def test_sampling_keeps_exactly_the_target_compositions(bundled_records, one_composition):
     """The filter, fed real tensors: structures of the target are kept, others counted."""
-    pool = one_composition[:3] + [r for r in bundled_records[:40]
-                                  if Counter(r.species) != {"Mg": 2, "Mn": 2, "O": 4}][:5]
+    pool = (
+        one_composition[:3]
+        + [r for r in bundled_records[:40] if Counter(r.species) != {"Mg": 2, "Mn": 2, "O": 4}][:5]
+    )
     tensors = np.stack([crystens.normalize(crystens.encode(r)) for r in pool])
     tensors[-1] = 0.0  # a tensor without atoms: not decodable
     calls = []
@@ -161,8 +185,16 @@ def test_sampling_keeps_exactly_the_target_compositions(bundled_records, one_com
         start = sum(calls[:-1])
         return tensors[[(start + i) % len(tensors) for i in range(len(seeds))]]
 
-    result = sample_for_targets(generate, ELEMENTS, [target(one_composition)], per_composition=2,
-                                model_name="crystens_test", seed=5, batch_size=3, max_draws=100)
+    result = sample_for_targets(
+        generate,
+        ELEMENTS,
+        [target(one_composition)],
+        per_composition=2,
+        model_name="crystens_test",
+        seed=5,
+        batch_size=3,
+        max_draws=100,
+    )
     assert calls == [3]  # stopped as soon as the target had its 2 structures
     assert [r.source for r in result.records] == ["crystens_test"] * 2
     assert all(Counter(r.species) == {"Mg": 2, "Mn": 2, "O": 4} for r in result.records)
@@ -173,29 +205,60 @@ def test_sampling_keeps_exactly_the_target_compositions(bundled_records, one_com
     assert props["crystens_var_lattice_lengths"] < 1e-10 and props["crystens_n_atoms"] == 8
 
     other = TargetComposition("MgO", {"Mg": 1, "O": 1})  # never generated: gives up at max_draws
-    result = sample_for_targets(generate, ELEMENTS, [other], per_composition=1,
-                                model_name="crystens_test", seed=5, batch_size=4, max_draws=10)
+    result = sample_for_targets(
+        generate,
+        ELEMENTS,
+        [other],
+        per_composition=1,
+        model_name="crystens_test",
+        seed=5,
+        batch_size=4,
+        max_draws=10,
+    )
     assert sum(calls[1:]) == 10 and result.records == [] and result.reports[0].kept == 0
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model, train_options, sample_options", [
-    (crystens_ddpm.CrysTensDDPM, {**TINY_DDPM, "steps": 60, "lr": 3e-3, "prediction": "sample"},
-     {"sampling_steps": 10, "batch_size": 8, "max_draws": 8}),
-    (crystens_gan.CrysTensGAN, {**TINY_GAN, "steps": 500, "lr": 1e-3},
-     {"batch_size": 16, "max_draws": 16}),
-    (crystens_gan.CrysTensWGAN, {**TINY_GAN, "steps": 80, "lr": 1e-3, "critic_steps": 2},
-     {"batch_size": 16, "max_draws": 16}),
-])
-def test_trained_models_sample_decodable_structures(model, train_options, sample_options,
-                                                    crystens_npz, one_composition, tmp_path):
+@pytest.mark.parametrize(
+    "model, train_options, sample_options",
+    [
+        (
+            crystens_ddpm.CrysTensDDPM,
+            {**TINY_DDPM, "steps": 60, "lr": 3e-3, "prediction": "sample"},
+            {"sampling_steps": 10, "batch_size": 8, "max_draws": 8},
+        ),
+        (
+            crystens_gan.CrysTensGAN,
+            {**TINY_GAN, "steps": 500, "lr": 1e-3},
+            {"batch_size": 16, "max_draws": 16},
+        ),
+        (
+            crystens_gan.CrysTensWGAN,
+            {**TINY_GAN, "steps": 80, "lr": 1e-3, "critic_steps": 2},
+            {"batch_size": 16, "max_draws": 16},
+        ),
+    ],
+)
+def test_trained_models_sample_decodable_structures(
+    model, train_options, sample_options, crystens_npz, one_composition, tmp_path
+):
     job = train_job(crystens_npz, tmp_path, train_options)
     model().train(job)
-    sample = SampleJob(model_path=job.model_path, targets=[target(one_composition)],
-                       per_composition=2, options=sample_options, seed=0, device=CPU)
+    sample = SampleJob(
+        model_path=job.model_path,
+        targets=[target(one_composition)],
+        per_composition=2,
+        options=sample_options,
+        seed=0,
+        device=CPU,
+    )
     opts = options_from_mapping(
-        crystens_ddpm.SampleOptions if model is crystens_ddpm.CrysTensDDPM
-        else crystens_gan.SampleOptions, sample_options, "test")
+        crystens_ddpm.SampleOptions
+        if model is crystens_ddpm.CrysTensDDPM
+        else crystens_gan.SampleOptions,
+        sample_options,
+        "test",
+    )
     sampler_args = (opts,) if model is crystens_ddpm.CrysTensDDPM else ()
     generate, elements = model().tensor_sampler(job.model_path, *sampler_args, device=CPU)
     seeds = [latent_seed(0, i) for i in range(opts.max_draws)]

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO
+
 from pipeline.encode_crystens import load_crystens
 from pipeline.records import read_records
 
@@ -21,15 +21,28 @@ def test_opt_in_crystens_gan_trains_and_samples(tmp_path):
     config["augment"]["per_composition"] = 2
     config["train"].update({"models": ["crystens_gan"], "device": "cpu", "threads": 1})
     config["train"]["crystens_gan"].update(
-        {"steps": 300, "lr": 1.0e-3, "width": 4, "latent_dim": 16, "batch_size": 4})
+        {"steps": 300, "lr": 1.0e-3, "width": 4, "latent_dim": 16, "batch_size": 4}
+    )
     config["sample"].update({"targets": "known", "max_targets": 2, "per_composition": 2})
     config["sample"]["crystens_gan"].update({"batch_size": 32, "max_draws": 64})
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
 
     run = subprocess.run(
-        ["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(tmp_path), "--configfile",
-         str(tmp_path / "tiny.yaml"), "--cores", "2"],
-        capture_output=True, text=True, timeout=600)
+        [
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(tmp_path),
+            "--configfile",
+            str(tmp_path / "tiny.yaml"),
+            "--cores",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
     results = tmp_path / "results"
@@ -43,7 +56,8 @@ def test_opt_in_crystens_gan_trains_and_samples(tmp_path):
     assert len(report) == 2 and (report["asked"] == 2).all()
     samples = read_records(results / "samples" / "crystens_gan" / "samples.json.gz")
     assert len(samples) == report["kept"].sum()
-    assert all(r.source == "crystens_gan" and "crystens_var_coordinates" in r.properties
-               for r in samples)
+    assert all(
+        r.source == "crystens_gan" and "crystens_var_coordinates" in r.properties for r in samples
+    )
     log = (tmp_path / "logs" / "sample" / "crystens_gan.log").read_text()
     assert '"drawn": 64' in log or all(report["kept"] == 2)

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import DEFAULT_CAPS
+from workflow_helpers import nested, planned_jobs, run_snakemake, tiny_config
 
 from pipeline import training_properties
 from pipeline.encode import encode_records, load_encoded, save_encoded
@@ -20,13 +22,16 @@ from pipeline.records import read_records, write_records
 from pipeline.represent.labelled import load_labelled
 from pipeline.represent.pointcloud import ATOM_THRESHOLD, PointCloudEncoding
 
-from conftest import DEFAULT_CAPS
-from workflow_helpers import nested, planned_jobs, run_snakemake, tiny_config
-
 CPU = torch.device("cpu")
 # Two short phases: seconds on a CPU.
-QUICK = {"autoencoder_steps": 300, "cvae_steps": 200, "batch_size": 16, "hidden": 64,
-         "basis_latent_dim": 24, "latent_dim": 8}
+QUICK = {
+    "autoencoder_steps": 300,
+    "cvae_steps": 200,
+    "batch_size": 16,
+    "hidden": 64,
+    "basis_latent_dim": 24,
+    "latent_dim": 8,
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,18 +51,33 @@ def labelled_file(tmp_path_factory, training_records, mgmno):
     write_records(training_records, folder / "dataset.json.gz")
     encoding = PointCloudEncoding.for_system(mgmno, DEFAULT_CAPS)
     save_encoded(encode_records(training_records, encoding), folder / "pointcloud.npz")
-    code = training_properties.main([
-        "--dataset", str(folder / "dataset.json.gz"), "--encoded", str(folder / "pointcloud.npz"),
-        "--out", str(folder / "training.csv"), "--out-labelled", str(folder / "labelled.npz"),
-        "--out-plot", str(folder / "hist.png"),
-    ])
+    code = training_properties.main(
+        [
+            "--dataset",
+            str(folder / "dataset.json.gz"),
+            "--encoded",
+            str(folder / "pointcloud.npz"),
+            "--out",
+            str(folder / "training.csv"),
+            "--out-labelled",
+            str(folder / "labelled.npz"),
+            "--out-plot",
+            str(folder / "hist.png"),
+        ]
+    )
     assert code == 0
     return folder / "labelled.npz"
 
 
 def train(data, out_dir, options, checkpoint_every=1000, seed=0):
-    job = TrainJob(data=data, out_dir=out_dir, options=options, seed=seed, device=CPU,
-                   checkpoint_every=checkpoint_every)
+    job = TrainJob(
+        data=data,
+        out_dir=out_dir,
+        options=options,
+        seed=seed,
+        device=CPU,
+        checkpoint_every=checkpoint_every,
+    )
     CVAE().train(job)
     return job
 
@@ -80,7 +100,8 @@ def targets_of(records):
 
 
 def test_training_properties_are_cgcnn_predictions_aligned_with_the_point_clouds(
-        labelled_file, training_records):
+    labelled_file, training_records
+):
     table = pd.read_csv(labelled_file.parent / "training.csv")
     labelled = load_labelled(labelled_file)
     assert list(table["id"]) == labelled.data.ids == [r.id for r in training_records]
@@ -96,14 +117,23 @@ def test_training_properties_are_cgcnn_predictions_aligned_with_the_point_clouds
 
 
 def test_training_properties_refuses_a_point_cloud_file_of_other_structures(
-        labelled_file, training_records, tmp_path, capsys):
+    labelled_file, training_records, tmp_path, capsys
+):
     write_records(training_records[:-1], tmp_path / "fewer.json.gz")
-    code = training_properties.main([
-        "--dataset", str(tmp_path / "fewer.json.gz"),
-        "--encoded", str(labelled_file.parent / "pointcloud.npz"),
-        "--out", str(tmp_path / "t.csv"), "--out-labelled", str(tmp_path / "l.npz"),
-        "--out-plot", str(tmp_path / "p.png"),
-    ])
+    code = training_properties.main(
+        [
+            "--dataset",
+            str(tmp_path / "fewer.json.gz"),
+            "--encoded",
+            str(labelled_file.parent / "pointcloud.npz"),
+            "--out",
+            str(tmp_path / "t.csv"),
+            "--out-labelled",
+            str(tmp_path / "l.npz"),
+            "--out-plot",
+            str(tmp_path / "p.png"),
+        ]
+    )
     assert code == 2
     assert "was not encoded from this dataset" in capsys.readouterr().err
 
@@ -125,9 +155,11 @@ def test_a_few_steps_on_cpu_reduce_both_phases_losses(trained):
     losses = pd.read_csv(trained.losses_path)
     assert len(losses) == QUICK["autoencoder_steps"] + QUICK["cvae_steps"]
     phase1 = losses.iloc[: QUICK["autoencoder_steps"]]
-    phase2 = losses.iloc[QUICK["autoencoder_steps"]:]
-    for phase, columns in ((phase1, ["cell_reconstruction", "basis_reconstruction"]),
-                           (phase2, ["code_reconstruction"])):
+    phase2 = losses.iloc[QUICK["autoencoder_steps"] :]
+    for phase, columns in (
+        (phase1, ["cell_reconstruction", "basis_reconstruction"]),
+        (phase2, ["code_reconstruction"]),
+    ):
         for column in columns:
             first, last = phase[column].iloc[:10].mean(), phase[column].iloc[-10:].mean()
             assert last < 0.5 * first, (column, first, last)
@@ -135,22 +167,32 @@ def test_a_few_steps_on_cpu_reduce_both_phases_losses(trained):
 
 
 @pytest.mark.slow
-def test_decode_encode_through_the_autoencoders_gives_back_the_structures(
-        tmp_path, labelled_file):
+def test_decode_encode_through_the_autoencoders_gives_back_the_structures(tmp_path, labelled_file):
     """``decode(encode(x)) ~ x``. The point cloud's own round trip is exact (test_pointcloud);
     through the autoencoders it is approximate. Trained on these 48 structures for 1,500
     steps they gave back 47 of 48 compositions and atom coordinates (cell parameters) with
     0.22 (0.15) of the error of the best constant guess, the training mean (measured on a
     2-core CPU); the bounds below leave room for other seeds and BLAS. Full-set figures:
     bench/cvae_quality.py."""
-    job = train(labelled_file, tmp_path, {**QUICK, "autoencoder_steps": 1500, "cvae_steps": 1,
-                                          "hidden": 128, "basis_latent_dim": 48})
+    job = train(
+        labelled_file,
+        tmp_path,
+        {
+            **QUICK,
+            "autoencoder_steps": 1500,
+            "cvae_steps": 1,
+            "hidden": 128,
+            "basis_latent_dim": 48,
+        },
+    )
     nets, _ = load_trained(job.model_path, CPU)
     data = load_labelled(labelled_file).data
     with torch.no_grad():
         clouds = nets.autoencode(torch.from_numpy(data.x).float()).numpy()
-    same_composition = [data.encoding.decode(cloud).species == data.encoding.decode(x).species
-                        for x, cloud in zip(data.x, clouds)]
+    same_composition = [
+        data.encoding.decode(cloud).species == data.encoding.decode(x).species
+        for x, cloud in zip(data.x, clouds)
+    ]
     assert np.mean(same_composition) >= 0.95
     atoms = data.x[:, 2:] > ATOM_THRESHOLD
     error, baseline = np.abs(clouds - data.x), np.abs(data.x.mean(axis=0) - data.x)
@@ -163,7 +205,7 @@ def test_an_interrupted_run_resumes_to_the_same_model(tmp_path, labelled_file):
     # checkpoints at 7, 14, 20 (end of phase 1), 21, 28, 35, 40: the newest two are kept
     full = train(labelled_file, tmp_path / "full", options, checkpoint_every=7)
     shutil.copytree(tmp_path / "full", tmp_path / "cut")
-    (tmp_path / "cut" / "checkpoints" / "step_40.pt").unlink()   # died after step 35
+    (tmp_path / "cut" / "checkpoints" / "step_40.pt").unlink()  # died after step 35
     (tmp_path / "cut" / "model.pt").unlink()
     resumed = train(labelled_file, tmp_path / "cut", options, checkpoint_every=7)
     a = torch.load(full.model_path, weights_only=False)["networks"]
@@ -174,11 +216,14 @@ def test_an_interrupted_run_resumes_to_the_same_model(tmp_path, labelled_file):
     pd.testing.assert_frame_equal(pd.read_csv(full.losses_path), pd.read_csv(resumed.losses_path))
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"property": "band_gap_hse"}, "property 'band_gap_hse'"),
-    ({"latent_size": 3}, "unknown options"),
-    ({"cvae_steps": 0}, "must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"property": "band_gap_hse"}, "property 'band_gap_hse'"),
+        ({"latent_size": 3}, "unknown options"),
+        ({"cvae_steps": 0}, "must be >= 1"),
+    ],
+)
 def test_bad_training_options_are_input_errors(tmp_path, labelled_file, options, message):
     with pytest.raises(PipelineInputError, match=message):
         train(labelled_file, tmp_path, options)
@@ -188,9 +233,16 @@ def test_bad_training_options_are_input_errors(tmp_path, labelled_file, options,
 
 
 def sample(job, targets, per_composition=12, seed=0, **options):
-    return CVAE().sample(SampleJob(model_path=job.model_path, targets=targets,
-                                   per_composition=per_composition, options=options, seed=seed,
-                                   device=CPU))
+    return CVAE().sample(
+        SampleJob(
+            model_path=job.model_path,
+            targets=targets,
+            per_composition=per_composition,
+            options=options,
+            seed=seed,
+            device=CPU,
+        )
+    )
 
 
 def test_random_samples_are_crystals_of_the_target_with_their_seed(trained, training_records):
@@ -213,7 +265,8 @@ def test_random_samples_are_crystals_of_the_target_with_their_seed(trained, trai
 
 def test_the_property_condition_changes_the_samples(trained, training_records, labelled_file):
     low_value, high_value = np.percentile(
-        load_labelled(labelled_file).values("formation_energy_per_atom"), [10, 90])
+        load_labelled(labelled_file).values("formation_energy_per_atom"), [10, 90]
+    )
     targets = targets_of(training_records)
     low = sample(trained, targets, target_property=float(low_value))
     high = sample(trained, targets, target_property=float(high_value))
@@ -227,8 +280,13 @@ def test_slerp_joins_two_training_structures(trained, training_records):
     result = sample(trained, [target], per_composition=6, mode="slerp")
     ts = [r.properties["latent_t"] for r in result.records]
     assert len(ts) >= 3 and ts == sorted(ts) and set(ts) <= set(np.linspace(0, 1, 6))
-    named = sample(trained, [target], per_composition=6, mode="slerp",
-                   slerp_pairs={target.label: [ids[2], ids[3]]})
+    named = sample(
+        trained,
+        [target],
+        per_composition=6,
+        mode="slerp",
+        slerp_pairs={target.label: [ids[2], ids[3]]},
+    )
     assert [r.lattice for r in named.records] != [r.lattice for r in result.records]
     with pytest.raises(PipelineInputError, match="not a training structure"):
         sample(trained, [target], mode="slerp", slerp_pairs={target.label: ["nope", ids[0]]})
@@ -258,7 +316,8 @@ def test_the_cvae_is_opt_in(tmp_path):
 @pytest.mark.slow
 def test_the_workflow_trains_and_samples_the_cvae(tmp_path):
     config = tiny_config(
-        tmp_path, train={"models": ["cvae"], "device": "cpu", "cvae": QUICK},
+        tmp_path,
+        train={"models": ["cvae"], "device": "cpu", "cvae": QUICK},
         **nested("sample.per_composition", 4),
     )
     run_snakemake(tmp_path, config)

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
+from conftest import BUNDLED_DATASET, BUNDLED_REFERENCES
 from monty.serialization import loadfn
 from pymatgen.core import Lattice, Structure
 from pymatgen.io.cif import CifWriter
@@ -17,22 +18,38 @@ from pipeline.data.filtering import split_usable
 from pipeline.errors import PipelineInputError
 from pipeline.records import read_records
 
-from conftest import BUNDLED_DATASET, BUNDLED_REFERENCES
-
 
 def outputs(tmp_path):
-    names = {"dataset": "dataset.json.gz", "references": "references.json.gz",
-             "mp-entries": "mp_entries.json.gz", "summary": "summary.csv",
-             "rejected": "rejected.csv", "plot": "composition.png"}
+    names = {
+        "dataset": "dataset.json.gz",
+        "references": "references.json.gz",
+        "mp-entries": "mp_entries.json.gz",
+        "summary": "summary.csv",
+        "rejected": "rejected.csv",
+        "plot": "composition.png",
+    }
     args = [arg for key, name in names.items() for arg in (f"--out-{key}", str(tmp_path / name))]
     return args, {key: tmp_path / name for key, name in names.items()}
 
 
 def test_bundled_source_writes_dataset_summary_and_plot(tmp_path):
     args, out = outputs(tmp_path)
-    assert data_main(["--bundled-dataset", str(BUNDLED_DATASET),
-                      "--bundled-references", str(BUNDLED_REFERENCES),
-                      "--max-atoms", "Mg=8", "Mn=8", "O=12", *args]) == 0
+    assert (
+        data_main(
+            [
+                "--bundled-dataset",
+                str(BUNDLED_DATASET),
+                "--bundled-references",
+                str(BUNDLED_REFERENCES),
+                "--max-atoms",
+                "Mg=8",
+                "Mn=8",
+                "O=12",
+                *args,
+            ]
+        )
+        == 0
+    )
     dataset = read_records(out["dataset"])
     assert len(dataset) == 2627
     assert len({r.id for r in dataset}) == 2627  # the authors' names repeat: made unique
@@ -53,11 +70,15 @@ def cif_folder(tmp_path, small_records):
     for record in small_records[:3]:
         CifWriter(record.to_structure()).write_file(folder / f"{record.id}.cif")
     (folder / "garbage.cif").write_text("data_x\n_cell_length_a 3.0\nthis is not a CIF loop\n")
-    disordered = Structure(Lattice.cubic(4.2), [{"Mg": 0.5, "Mn": 0.5}, "O"],
-                           [[0, 0, 0], [0.5, 0.5, 0.5]])
+    disordered = Structure(
+        Lattice.cubic(4.2), [{"Mg": 0.5, "Mn": 0.5}, "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]
+    )
     CifWriter(disordered).write_file(folder / "disordered.cif")
-    iron = Structure(Lattice.cubic(4.3), ["Fe", "Mg", "Mn", "O"],
-                     [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    iron = Structure(
+        Lattice.cubic(4.3),
+        ["Fe", "Mg", "Mn", "O"],
+        [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+    )
     CifWriter(iron).write_file(folder / "with_iron.cif")
     big = small_records[0].to_structure()
     big.make_supercell([3, 3, 3])
@@ -65,13 +86,30 @@ def cif_folder(tmp_path, small_records):
     return folder
 
 
-def test_cif_dir_keeps_good_files_and_lists_the_rest_with_reasons(tmp_path, cif_folder,
-                                                                  small_records):
+def test_cif_dir_keeps_good_files_and_lists_the_rest_with_reasons(
+    tmp_path, cif_folder, small_records
+):
     args, out = outputs(tmp_path)
-    assert data_main(["--source", "cif_dir", "--cif-dir", str(cif_folder),
-                      "--bundled-dataset", str(BUNDLED_DATASET),
-                      "--bundled-references", str(BUNDLED_REFERENCES),
-                      "--max-atoms", "Mg=8", "Mn=8", "O=12", *args]) == 0
+    assert (
+        data_main(
+            [
+                "--source",
+                "cif_dir",
+                "--cif-dir",
+                str(cif_folder),
+                "--bundled-dataset",
+                str(BUNDLED_DATASET),
+                "--bundled-references",
+                str(BUNDLED_REFERENCES),
+                "--max-atoms",
+                "Mg=8",
+                "Mn=8",
+                "O=12",
+                *args,
+            ]
+        )
+        == 0
+    )
     kept = read_records(out["dataset"])
     assert sorted(r.id for r in kept) == sorted(r.id for r in small_records[:3])
     for record in kept:
@@ -89,9 +127,22 @@ def test_cif_dir_with_nothing_usable_fails_with_one_line(tmp_path, capsys):
     folder.mkdir()
     (folder / "a.cif").write_text("not a cif")
     args, out = outputs(tmp_path)
-    assert data_main(["--source", "cif_dir", "--cif-dir", str(folder),
-                      "--bundled-dataset", str(BUNDLED_DATASET),
-                      "--bundled-references", str(BUNDLED_REFERENCES), *args]) == 2
+    assert (
+        data_main(
+            [
+                "--source",
+                "cif_dir",
+                "--cif-dir",
+                str(folder),
+                "--bundled-dataset",
+                str(BUNDLED_DATASET),
+                "--bundled-references",
+                str(BUNDLED_REFERENCES),
+                *args,
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no usable structures") and "\n" not in err
     assert pd.read_csv(out["rejected"])["id"].tolist() == ["a"]
@@ -116,6 +167,7 @@ def test_caps_reject_structures_that_do_not_fit(mgmno, bundled_records):
 
 # --- Materials Project: query building and conversion, offline -------------------------
 
+
 def test_subsystems_cover_every_element_combination(mgmno):
     assert mp.subsystems(mgmno) == ["Mg", "Mn", "O", "Mg-Mn", "Mg-O", "Mn-O", "Mg-Mn-O"]
 
@@ -127,18 +179,38 @@ def recorded_summary_docs(reference_records):
     kind the Materials Project reports, enough to check the conversion.
     """
     by_id = {r.id: r.to_structure() for r in reference_records}
-    rows = [("mp-1265", "MgO", -5.96, 0.0, 4.45), ("mp-19006", "MnO", -8.34, 0.0, 1.9),
-            ("mp-1009", "MgMn2O4", -7.05, 0.0, 1.2), ("mp-9999999", "MnO2", -7.5, 0.05, 0.3)]
-    docs = [SimpleNamespace(material_id=mid, structure=by_id[name], energy_per_atom=e,
-                            uncorrected_energy_per_atom=e + 0.3,
-                            formation_energy_per_atom=None, energy_above_hull=ehull,
-                            band_gap=gap, is_stable=ehull == 0.0)
-            for mid, name, e, ehull, gap in rows]
+    rows = [
+        ("mp-1265", "MgO", -5.96, 0.0, 4.45),
+        ("mp-19006", "MnO", -8.34, 0.0, 1.9),
+        ("mp-1009", "MgMn2O4", -7.05, 0.0, 1.2),
+        ("mp-9999999", "MnO2", -7.5, 0.05, 0.3),
+    ]
+    docs = [
+        SimpleNamespace(
+            material_id=mid,
+            structure=by_id[name],
+            energy_per_atom=e,
+            uncorrected_energy_per_atom=e + 0.3,
+            formation_energy_per_atom=None,
+            energy_above_hull=ehull,
+            band_gap=gap,
+            is_stable=ehull == 0.0,
+        )
+        for mid, name, e, ehull, gap in rows
+    ]
     # A ternary that is not in the reference set, to land in the training structures.
-    docs.append(SimpleNamespace(material_id="mp-ternary", structure=by_id["MgMn2O4"],
-                                energy_per_atom=-7.0, uncorrected_energy_per_atom=-6.7,
-                                formation_energy_per_atom=-2.1, energy_above_hull=0.03,
-                                band_gap=1.0, is_stable=False))
+    docs.append(
+        SimpleNamespace(
+            material_id="mp-ternary",
+            structure=by_id["MgMn2O4"],
+            energy_per_atom=-7.0,
+            uncorrected_energy_per_atom=-6.7,
+            formation_energy_per_atom=-2.1,
+            energy_above_hull=0.03,
+            band_gap=1.0,
+            is_stable=False,
+        )
+    )
     return docs
 
 
@@ -149,8 +221,12 @@ def test_docs_become_training_records_and_hull_references(mgmno, reference_recor
     assert [r.id for r in references] == ["mp-1009", "mp-1265", "mp-19006"]
     mgo = next(r for r in references if r.id == "mp-1265")
     assert mgo.source == "mp"
-    assert mgo.properties == {"energy_per_atom": -5.96, "uncorrected_energy_per_atom": -5.66,
-                              "e_above_hull": 0.0, "band_gap": 4.45}
+    assert mgo.properties == {
+        "energy_per_atom": -5.96,
+        "uncorrected_energy_per_atom": -5.66,
+        "e_above_hull": 0.0,
+        "band_gap": 4.45,
+    }
     ternary = training[1]
     assert ternary.properties["formation_energy_per_atom"] == -2.1
 
@@ -166,8 +242,12 @@ def test_missing_api_key_is_one_line(tmp_path, monkeypatch, capsys):
 
 
 def test_cli_help_runs_as_a_module():
-    result = subprocess.run([sys.executable, "-m", "pipeline.data", "--help"],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pipeline.data", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "--source {bundled,mp,cif_dir}" in result.stdout
 
 

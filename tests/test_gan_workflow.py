@@ -14,16 +14,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 
 TINY = {
     "augment": {"per_composition": 2},
-    "train": {"models": ["ccgan"], "device": "cpu", "threads": 1, "checkpoint_every": 5,
-              "ccgan": {"latent_dim": 8, "channels": [8, 16, 8],
-                        "batch_size": 8, "critic_steps": 1}},
+    "train": {
+        "models": ["ccgan"],
+        "device": "cpu",
+        "threads": 1,
+        "checkpoint_every": 5,
+        "ccgan": {"latent_dim": 8, "channels": [8, 16, 8], "batch_size": 8, "critic_steps": 1},
+    },
     "sample": {"targets": "known", "max_targets": 2, "per_composition": 4},
 }
 
@@ -41,18 +44,33 @@ def tiny_config(path: Path, steps: int) -> Path:
 
 def snakemake(workdir: Path, config: Path, *targets: str) -> subprocess.Popen:
     return subprocess.Popen(
-        ["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
-         str(config), "--cores", "2", *targets],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        [
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(workdir),
+            "--configfile",
+            str(config),
+            "--cores",
+            "2",
+            *targets,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def training_pid(workdir: Path) -> int:
     """The ``python -m pipeline.train`` process running in ``workdir`` (this test's job)."""
     for proc in Path("/proc").iterdir():
         try:
-            if (proc.name.isdigit()
-                    and b"pipeline.train" in (proc / "cmdline").read_bytes().split(b"\0")
-                    and os.path.realpath(proc / "cwd") == str(workdir.resolve())):
+            if (
+                proc.name.isdigit()
+                and b"pipeline.train" in (proc / "cmdline").read_bytes().split(b"\0")
+                and os.path.realpath(proc / "cwd") == str(workdir.resolve())
+            ):
                 return int(proc.name)
         except OSError:
             continue
@@ -87,8 +105,9 @@ def test_killed_training_resumes_and_samples_are_written(tmp_path):
 
     targets = pd.read_csv(tmp_path / "results" / "compositions" / "targets.csv")
     report = pd.read_csv(tmp_path / "results" / "samples" / "ccgan" / "sample_report.csv")
-    assert report["composition"].tolist() == \
-        targets.loc[targets["selected"], "composition"].tolist()
+    assert (
+        report["composition"].tolist() == targets.loc[targets["selected"], "composition"].tolist()
+    )
     assert (report["asked"] == 4).all() and (report["kept"] <= report["decoded"]).all()
     with gzip.open(tmp_path / "results" / "samples" / "ccgan" / "samples.json.gz", "rt") as f:
         samples = json.load(f)

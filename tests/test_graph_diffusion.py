@@ -15,15 +15,27 @@ from pipeline.errors import PipelineInputError
 from pipeline.models import registry
 from pipeline.models.base import SampleJob, TargetComposition, TrainJob
 from pipeline.models.graph_diffusion import (
-    CrystalDiffusion, LatticeScaler, TrainOptions, continues, interpolate_crystals, load_model,
+    CrystalDiffusion,
+    LatticeScaler,
+    TrainOptions,
+    continues,
+    interpolate_crystals,
+    load_model,
     training_graphs,
 )
 from pipeline.represent.graph import graph_dataset, load_graph_dataset, save_graph_dataset
 
 CPU = torch.device("cpu")
 # Small enough for a few seconds of CPU training.
-TINY = {"batch_size": 8, "hidden": 32, "layers": 2, "predictor_layers": 1, "timesteps": 10,
-        "lr": 2e-3, "guide_steps": 0}
+TINY = {
+    "batch_size": 8,
+    "hidden": 32,
+    "layers": 2,
+    "predictor_layers": 1,
+    "timesteps": 10,
+    "lr": 2e-3,
+    "guide_steps": 0,
+}
 TRAINED_STEPS = 150
 GUIDANCE = 20.0
 MGMNO3 = TargetComposition("Mg1Mn1O3", {"Mg": 1, "Mn": 1, "O": 3})
@@ -64,9 +76,17 @@ def volume_per_atom(record) -> float:
 
 def train(path, out_dir, steps, checkpoint_every=1000, seed=0, **options):
     model = registry.create("graph_diffusion")
-    with one_thread():   # also in session fixtures, which start before the autouse one
-        model.train(TrainJob(data=path, out_dir=out_dir, options={**TINY, "steps": steps, **options},
-                             seed=seed, device=CPU, checkpoint_every=checkpoint_every))
+    with one_thread():  # also in session fixtures, which start before the autouse one
+        model.train(
+            TrainJob(
+                data=path,
+                out_dir=out_dir,
+                options={**TINY, "steps": steps, **options},
+                seed=seed,
+                device=CPU,
+                checkpoint_every=checkpoint_every,
+            )
+        )
     return out_dir / "model.pt"
 
 
@@ -86,8 +106,9 @@ def fixed_noise_losses(model_path, graph_data) -> dict[str, float]:
 
 
 def rotation(seed: int) -> torch.Tensor:
-    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(seed),
-                                       dtype=torch.float64))
+    q, _ = torch.linalg.qr(
+        torch.randn(3, 3, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    )
     return q.float()
 
 
@@ -105,8 +126,9 @@ def test_denoiser_is_equivariant(graph_data):
     fractional-coordinate scores nor the lattice noise; swapping atoms swaps their scores."""
     batch = Batch.from_data_list(training_graphs(load_graph_dataset(graph_data))[:4])
     torch.manual_seed(0)
-    model = CrystalDiffusion(3, TrainOptions(**TINY),
-                             LatticeScaler.fit(batch.lattice.double(), torch.diff(batch.ptr)))
+    model = CrystalDiffusion(
+        3, TrainOptions(**TINY), LatticeScaler.fit(batch.lattice.double(), torch.diff(batch.ptr))
+    )
     t, z = torch.tensor([0.3, 0.5, 0.7, 0.9]), torch.randn(4, 6)
 
     def outputs(frac=batch.frac_coords, lattices=batch.lattice, species=batch.species):
@@ -123,7 +145,9 @@ def test_denoiser_is_equivariant(graph_data):
         assert torch.allclose(eps, other_eps, atol=1e-5)
     order = torch.arange(len(batch.species))
     order[[0, 1]] = order[[1, 0]]
-    swapped_score, swapped_eps = outputs(frac=batch.frac_coords[order], species=batch.species[order])
+    swapped_score, swapped_eps = outputs(
+        frac=batch.frac_coords[order], species=batch.species[order]
+    )
     assert torch.allclose(score[order], swapped_score, atol=1e-5)
     assert torch.allclose(eps, swapped_eps, atol=1e-5)
 
@@ -145,8 +169,9 @@ def test_training_reduces_the_loss(graph_data, trained, tmp_path):
 def test_resume_equals_an_uninterrupted_run(graph_data, tmp_path):
     whole = torch.load(train(graph_data, tmp_path / "whole", steps=6), weights_only=False)
     train(graph_data, tmp_path / "parts", steps=3, checkpoint_every=3)
-    resumed = torch.load(train(graph_data, tmp_path / "parts", steps=6, checkpoint_every=3),
-                         weights_only=False)
+    resumed = torch.load(
+        train(graph_data, tmp_path / "parts", steps=6, checkpoint_every=3), weights_only=False
+    )
     for key, value in whole["state"].items():
         assert torch.equal(value, resumed["state"][key]), key
     assert len(pd.read_csv(tmp_path / "parts" / "losses.csv")) == 6
@@ -161,8 +186,11 @@ def test_guide_steps_train_the_predictor_alone(graph_data, tmp_path):
     for key, value in joint["state"].items():
         if not key.startswith("predictor."):
             assert torch.equal(value, state[key]), key
-    assert any(not torch.equal(value, state[key]) for key, value in joint["state"].items()
-               if key.startswith("predictor."))
+    assert any(
+        not torch.equal(value, state[key])
+        for key, value in joint["state"].items()
+        if key.startswith("predictor.")
+    )
     losses = pd.read_csv(guided.parent / "losses.csv")
     assert len(losses) == 5
     assert losses["coords"].iloc[:2].notna().all() and losses["coords"].iloc[2:].isna().all()
@@ -173,6 +201,7 @@ def test_guide_steps_resume_and_restart(graph_data, tmp_path):
     """A joint-only run continued with guide steps, and a run stopped in its guide phase,
     end at the uninterrupted run's model; a change of ``steps`` after guide steps began
     starts afresh, to the model a fresh run trains."""
+
     def state(path):
         return torch.load(path, weights_only=False)["state"]
 
@@ -183,21 +212,26 @@ def test_guide_steps_resume_and_restart(graph_data, tmp_path):
     whole = state(train(graph_data, tmp_path / "whole", steps=2, guide_steps=3))
     train(graph_data, tmp_path / "parts", steps=2, guide_steps=0, checkpoint_every=1)
     train(graph_data, tmp_path / "parts", steps=2, guide_steps=1, checkpoint_every=1)
-    assert_same(whole, state(train(graph_data, tmp_path / "parts", steps=2, guide_steps=3,
-                                   checkpoint_every=1)))
+    assert_same(
+        whole,
+        state(train(graph_data, tmp_path / "parts", steps=2, guide_steps=3, checkpoint_every=1)),
+    )
     assert len(pd.read_csv(tmp_path / "parts" / "losses.csv")) == 5
     fresh = state(train(graph_data, tmp_path / "fresh", steps=3, guide_steps=1))
     assert_same(fresh, state(train(graph_data, tmp_path / "parts", steps=3, guide_steps=1)))
     assert len(pd.read_csv(tmp_path / "parts" / "losses.csv")) == 4
 
 
-@pytest.mark.parametrize("step, joint_steps, steps, expected", [
-    (8, 10, 20, True),     # stopped in the joint phase: more joint steps continue it
-    (10, 10, 10, True),    # joint phase done: guide steps may follow
-    (15, 10, 10, True),    # in the guide phase: same joint steps, any guide steps
-    (15, 10, 20, False),   # guide steps taken where the new run wants joint ones
-    (10, 10, 5, False),    # more joint steps taken than the new run has
-])
+@pytest.mark.parametrize(
+    "step, joint_steps, steps, expected",
+    [
+        (8, 10, 20, True),  # stopped in the joint phase: more joint steps continue it
+        (10, 10, 10, True),  # joint phase done: guide steps may follow
+        (15, 10, 10, True),  # in the guide phase: same joint steps, any guide steps
+        (15, 10, 20, False),  # guide steps taken where the new run wants joint ones
+        (10, 10, 5, False),  # more joint steps taken than the new run has
+    ],
+)
 def test_which_checkpoints_continue_a_run(step, joint_steps, steps, expected):
     opts = TrainOptions(**{**TINY, "steps": steps, "guide_steps": 5})
     assert continues({"step": step, "joint_steps": joint_steps}, opts) is expected
@@ -205,9 +239,16 @@ def test_which_checkpoints_continue_a_run(step, joint_steps, steps, expected):
 
 def sample(model_path, targets=(MGMNO3,), per_composition=6, seed=0, **options):
     model = registry.create("graph_diffusion")
-    return model.sample(SampleJob(model_path=model_path, targets=list(targets),
-                                  per_composition=per_composition, options=options, seed=seed,
-                                  device=CPU))
+    return model.sample(
+        SampleJob(
+            model_path=model_path,
+            targets=list(targets),
+            per_composition=per_composition,
+            options=options,
+            seed=seed,
+            device=CPU,
+        )
+    )
 
 
 def test_sampling_returns_decodable_structures_of_the_target(trained):
@@ -217,7 +258,7 @@ def test_sampling_returns_decodable_structures_of_the_target(trained):
     assert all(r.decoded == r.kept == 4 for r in result.reports)
     assert sorted({r.formula for r in result.records}) == ["Mg1Mn1O3", "Mg2Mn2O6"]
     for record in result.records:
-        structure = record.to_structure()           # a valid pymatgen structure
+        structure = record.to_structure()  # a valid pymatgen structure
         assert structure.volume > len(structure)
         assert np.all((np.asarray(record.frac_coords) >= 0) & (np.asarray(record.frac_coords) < 1))
         assert record.source == "graph_diffusion"
@@ -262,11 +303,14 @@ def test_guidance_moves_the_guide_prediction_away_from_the_unguided_one(trained)
     """The same seeds with and without guidance: towards a high target the guide's own
     prediction for a sample rises above that of the unguided sample, towards a low one it
     falls below (a wrong sign or a guidance too weak to matter fails this)."""
+
     def predicted(**options):
         records = sample(trained, per_composition=8, min_distance=0.0, **options).records
         assert len(records) == 8
-        return (np.array([r.properties["predicted_band_gap"] for r in records]),
-                np.array([volume_per_atom(r) for r in records]))
+        return (
+            np.array([r.properties["predicted_band_gap"] for r in records]),
+            np.array([volume_per_atom(r) for r in records]),
+        )
 
     unguided_gap, unguided_volume = predicted()
     low_gap, low_volume = predicted(target_band_gap=0.0, guidance_scale=GUIDANCE)

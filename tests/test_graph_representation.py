@@ -12,16 +12,25 @@ from pipeline.encode_graph import main, teacher_band_gaps
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
 from pipeline.represent.graph import (
-    DecodeError, GraphEncoding, graph_dataset, lattice_from_log_metric, lattice_log_metric,
-    load_graph_dataset, periodic_radius_graph, save_graph_dataset, to_poscar,
+    DecodeError,
+    GraphEncoding,
+    graph_dataset,
+    lattice_from_log_metric,
+    lattice_log_metric,
+    load_graph_dataset,
+    periodic_radius_graph,
+    save_graph_dataset,
+    to_poscar,
 )
 
 ENCODING = GraphEncoding(("Mg", "Mn", "O"), cutoff=5.0)
 
 
 def edge_set(edge_index: torch.Tensor, offsets: torch.Tensor) -> set[tuple[int, int, tuple]]:
-    return {(int(j), int(i), tuple(int(v) for v in k))
-            for j, i, k in zip(edge_index[0], edge_index[1], offsets.round().long())}
+    return {
+        (int(j), int(i), tuple(int(v) for v in k))
+        for j, i, k in zip(edge_index[0], edge_index[1], offsets.round().long())
+    }
 
 
 def test_decode_of_encode_is_the_record(small_records):
@@ -38,8 +47,11 @@ def test_edges_are_the_neighbours_within_the_cutoff(small_records):
     record = small_records[3]
     graph = ENCODING.encode(record)
     structure = record.to_structure()
-    vectors = ((graph.frac_coords[graph.edge_index[0]] + graph.edge_offset
-                - graph.frac_coords[graph.edge_index[1]]) @ graph.lattice[0])
+    vectors = (
+        graph.frac_coords[graph.edge_index[0]]
+        + graph.edge_offset
+        - graph.frac_coords[graph.edge_index[1]]
+    ) @ graph.lattice[0]
     distances = vectors.norm(dim=1).numpy()
     assert distances.max() < ENCODING.cutoff
     # Every pair closer than the cutoff is an edge, periodic images included.
@@ -54,8 +66,9 @@ def test_edges_are_the_neighbours_within_the_cutoff(small_records):
 def test_torch_radius_graph_equals_pymatgens(small_records):
     for record in small_records:
         graph = ENCODING.encode(record)
-        edge_index, offsets = periodic_radius_graph(graph.frac_coords, graph.lattice[0],
-                                                    ENCODING.cutoff)
+        edge_index, offsets = periodic_radius_graph(
+            graph.frac_coords, graph.lattice[0], ENCODING.cutoff
+        )
         assert edge_set(edge_index, offsets) == edge_set(graph.edge_index, graph.edge_offset)
 
 
@@ -85,8 +98,9 @@ def test_log_metric_describes_the_lattice_up_to_rotation(small_records):
     rebuilt = lattice_from_log_metric(lattice_log_metric(lattices))
     assert torch.allclose(rebuilt @ rebuilt.transpose(1, 2), lattices @ lattices.transpose(1, 2))
     record = small_records[0]
-    same = CrystalRecord(id="x", lattice=rebuilt[0].tolist(), species=record.species,
-                         frac_coords=record.frac_coords)
+    same = CrystalRecord(
+        id="x", lattice=rebuilt[0].tolist(), species=record.species, frac_coords=record.frac_coords
+    )
     assert StructureMatcher().fit(same.to_structure(), record.to_structure())
 
 
@@ -116,8 +130,12 @@ def test_decode_rejects_what_is_not_a_crystal(small_records):
 
 def test_encode_rejects_foreign_elements(small_records):
     record = small_records[0]
-    alien = CrystalRecord(id="a", lattice=record.lattice, species=["Fe", *record.species[1:]],
-                          frac_coords=record.frac_coords)
+    alien = CrystalRecord(
+        id="a",
+        lattice=record.lattice,
+        species=["Fe", *record.species[1:]],
+        frac_coords=record.frac_coords,
+    )
     with pytest.raises(PipelineInputError, match="Fe"):
         ENCODING.encode(alien)
 
@@ -127,8 +145,11 @@ def test_graph_dataset_round_trip(small_records, mgmno, tmp_path):
     save_graph_dataset(graph_dataset(small_records, mgmno, gaps), tmp_path / "g.npz")
     data = load_graph_dataset(tmp_path / "g.npz")
     for original, back in zip(small_records, data.records(), strict=True):
-        assert (back.id, back.species, back.lattice) == (original.id, original.species,
-                                                         original.lattice)
+        assert (back.id, back.species, back.lattice) == (
+            original.id,
+            original.species,
+            original.lattice,
+        )
         assert np.allclose(back.frac_coords, original.frac_coords)
     assert np.allclose(data.band_gap, gaps)
 
@@ -145,5 +166,7 @@ def test_teacher_gives_a_supercell_its_parents_gap(small_records):
 
 
 def test_cli_rejects_a_missing_dataset(tmp_path, capsys):
-    assert main(["--dataset", str(tmp_path / "none.json.gz"), "--out", str(tmp_path / "g.npz")]) == 2
+    assert (
+        main(["--dataset", str(tmp_path / "none.json.gz"), "--out", str(tmp_path / "g.npz")]) == 2
+    )
     assert "not found" in capsys.readouterr().err

@@ -1,13 +1,12 @@
 import numpy as np
 import pytest
+from conftest import DEFAULT_CAPS
 from pymatgen.analysis.structure_matcher import StructureMatcher
 
 from pipeline.encode import encode_records, load_encoded, save_encoded
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
 from pipeline.represent.pointcloud import ATOM_THRESHOLD, DecodeError, PointCloudEncoding
-
-from conftest import DEFAULT_CAPS
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +23,11 @@ def element_sorted_coords(record, elements):
 
 def test_layout_of_the_default_system(encoding):
     assert encoding.shape == (30, 3)
-    assert encoding.element_slices() == {"Mg": slice(2, 10), "Mn": slice(10, 18),
-                                         "O": slice(18, 30)}
+    assert encoding.element_slices() == {
+        "Mg": slice(2, 10),
+        "Mn": slice(10, 18),
+        "O": slice(18, 30),
+    }
     assert encoding.condition_size == 9 + 9 + 13
 
 
@@ -38,14 +40,20 @@ def test_decode_encode_gives_back_every_bundled_structure(encoding, bundled_reco
         assert sorted(decoded.species) == sorted(record.species)
         np.testing.assert_allclose(
             element_sorted_coords(decoded, encoding.elements),
-            element_sorted_coords(record, encoding.elements), atol=1e-6, err_msg=record.id)
+            element_sorted_coords(record, encoding.elements),
+            atol=1e-6,
+            err_msg=record.id,
+        )
         assert matcher.fit(record.to_structure(), decoded.to_structure()), record.id
 
 
 def test_an_atom_at_the_origin_is_not_padding(encoding):
-    record = CrystalRecord(id="origin", lattice=np.eye(3).dot(4.2).tolist(),
-                           species=["Mg", "Mn", "O"],
-                           frac_coords=[[0, 0, 0], [0.5, 0.5, 0.5], [0.999999999, 0, 0.5]])
+    record = CrystalRecord(
+        id="origin",
+        lattice=np.eye(3).dot(4.2).tolist(),
+        species=["Mg", "Mn", "O"],
+        frac_coords=[[0, 0, 0], [0.5, 0.5, 0.5], [0.999999999, 0, 0.5]],
+    )
     x = encoding.encode(record)
     assert x[2].min() > ATOM_THRESHOLD and np.all(x[3:10] == 0)
     decoded = encoding.decode(x)
@@ -53,12 +61,15 @@ def test_an_atom_at_the_origin_is_not_padding(encoding):
     np.testing.assert_allclose(decoded.frac_coords[0], [0, 0, 0], atol=1e-12)
 
 
-@pytest.mark.parametrize("corrupt, message", [
-    (lambda x: x.__setitem__((0, 0), np.nan), "non-finite"),
-    (lambda x: x.__setitem__((0, slice(None)), 0.0), "degenerate cell"),
-    (lambda x: x.__setitem__((1, slice(None)), [0.9, 0.9, 0.9]), "cell"),
-    (lambda x: x.__setitem__((slice(2, None), slice(None)), 0.0), "no atoms"),
-])
+@pytest.mark.parametrize(
+    "corrupt, message",
+    [
+        (lambda x: x.__setitem__((0, 0), np.nan), "non-finite"),
+        (lambda x: x.__setitem__((0, slice(None)), 0.0), "degenerate cell"),
+        (lambda x: x.__setitem__((1, slice(None)), [0.9, 0.9, 0.9]), "cell"),
+        (lambda x: x.__setitem__((slice(2, None), slice(None)), 0.0), "no atoms"),
+    ],
+)
 def test_decode_rejects_tensors_that_are_no_crystal(encoding, small_records, corrupt, message):
     x = encoding.encode(small_records[0])
     corrupt(x)
@@ -68,8 +79,12 @@ def test_decode_rejects_tensors_that_are_no_crystal(encoding, small_records, cor
 
 def test_encode_refuses_what_does_not_fit(encoding, small_records):
     record = small_records[0]
-    foreign = CrystalRecord(id="fe", lattice=record.lattice, species=["Fe"] + record.species[1:],
-                            frac_coords=record.frac_coords)
+    foreign = CrystalRecord(
+        id="fe",
+        lattice=record.lattice,
+        species=["Fe"] + record.species[1:],
+        frac_coords=record.frac_coords,
+    )
     with pytest.raises(PipelineInputError, match="not in"):
         encoding.encode(foreign)
     small = PointCloudEncoding(encoding.elements, (1, 1, 1))

@@ -7,9 +7,11 @@ import math
 
 import pandas as pd
 import pytest
+from conftest import REPO
 from pymatgen.analysis.pourbaix_diagram import PREFAC
 from pymatgen.core import Composition
 from pymatgen.entries.compatibility import MU_H2O
+from screen_data import screen_data, write_screen_inputs
 
 from pipeline.pourbaix import main as pourbaix_main
 from pipeline.screen.pourbaix import (
@@ -21,9 +23,6 @@ from pipeline.screen.pourbaix import (
     mp_aqueous_species,
     read_experimental_free_energies,
 )
-from screen_data import screen_data, write_screen_inputs
-
-from conftest import REPO
 
 EXPERIMENTAL = REPO / "resources" / "thermo" / "oxide_formation_free_energies.csv"
 MGO_KJ_PER_MOL = -569.43  # NBS tables, as in the bundled table
@@ -40,10 +39,13 @@ def fit(data):
 
 
 def screen_at(data, fit, ph_grid):
-    solids = [(c, fit.formation_energy(c, e))
-              for c, e in lowest_energy_per_formula(data.references).values()]
-    return PourbaixScreen(solids, ase_aqueous_species(["Mg", "Mn", "O"]), v_rhe=1.5,
-                          ph_grid=ph_grid)
+    solids = [
+        (c, fit.formation_energy(c, e))
+        for c, e in lowest_energy_per_formula(data.references).values()
+    ]
+    return PourbaixScreen(
+        solids, ase_aqueous_species(["Mg", "Mn", "O"]), v_rhe=1.5, ph_grid=ph_grid
+    )
 
 
 def test_ase_ions_are_named_for_pymatgen_with_their_charges():
@@ -101,18 +103,34 @@ def test_magnesia_is_only_nearly_stable_in_strong_alkali(data, fit):
 
 def test_pyrolusite_is_the_stable_phase_at_oxygen_evolution_potentials(data, fit):
     pyrolusite = Composition("MnO2")
-    formation = fit.formation_energy(pyrolusite,
-                                     lowest_energy_per_formula(data.references)["MnO2"][1])
-    assert screen_at(data, fit, [0.0, 7.0]).evaluate(pyrolusite, formation).delta_g_pbx \
-        == pytest.approx(0.0, abs=1e-6)
+    formation = fit.formation_energy(
+        pyrolusite, lowest_energy_per_formula(data.references)["MnO2"][1]
+    )
+    assert screen_at(data, fit, [0.0, 7.0]).evaluate(
+        pyrolusite, formation
+    ).delta_g_pbx == pytest.approx(0.0, abs=1e-6)
 
 
 def test_cli_writes_delta_g_for_every_candidate_and_the_scheme(tmp_path):
     paths = write_screen_inputs(tmp_path)
     out, scheme = tmp_path / "pourbaix.csv", tmp_path / "scheme.json"
-    assert pourbaix_main(["--relaxed", str(paths["relaxed"]), "--references",
-                          str(paths["references"]), "--experimental", str(EXPERIMENTAL),
-                          "--out", str(out), "--out-scheme", str(scheme)]) == 0
+    assert (
+        pourbaix_main(
+            [
+                "--relaxed",
+                str(paths["relaxed"]),
+                "--references",
+                str(paths["references"]),
+                "--experimental",
+                str(EXPERIMENTAL),
+                "--out",
+                str(out),
+                "--out-scheme",
+                str(scheme),
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(out).set_index("id")
     assert len(table) == len(screen_data().candidates)
     assert table["delta_g_pbx"].notna().all()
@@ -123,7 +141,19 @@ def test_cli_writes_delta_g_for_every_candidate_and_the_scheme(tmp_path):
 
 def test_cli_rejects_a_bad_ph_scan(tmp_path, capsys):
     paths = write_screen_inputs(tmp_path)
-    status = pourbaix_main(["--relaxed", str(paths["relaxed"]), "--references",
-                            str(paths["references"]), "--ph-range", "7", "3",
-                            "--out", str(tmp_path / "p.csv"), "--out-scheme", str(tmp_path / "s")])
+    status = pourbaix_main(
+        [
+            "--relaxed",
+            str(paths["relaxed"]),
+            "--references",
+            str(paths["references"]),
+            "--ph-range",
+            "7",
+            "3",
+            "--out",
+            str(tmp_path / "p.csv"),
+            "--out-scheme",
+            str(tmp_path / "s"),
+        ]
+    )
     assert status == 2 and "pH" in capsys.readouterr().err

@@ -6,6 +6,8 @@ import math
 
 import pandas as pd
 import pytest
+from screen_data import with_energy
+from screen_helpers import perturbed
 
 from pipeline.prescreen import main
 from pipeline.records import CrystalRecord, read_records, write_records
@@ -13,8 +15,6 @@ from pipeline.screen.hull import phase_diagram
 from pipeline.screen.modes import single_point_records
 from pipeline.screen.potentials import PotentialSpec
 from pipeline.screen.prescreen import PrescreenRow, choose_for_relaxation, unrelaxed_rows
-from screen_data import with_energy
-from screen_helpers import perturbed
 
 
 def squeezed(record: CrystalRecord, new_id: str, factor: float) -> CrystalRecord:
@@ -58,16 +58,17 @@ def test_squeezed_structures_rank_after_their_near_equilibrium_forms(candidates,
     assert {row.id for row in ranked[:2]} == {"gen-mgo", "gen-spinel"}
     assert all(abs(row.e_above_hull) < 0.05 for row in ranked[:2])  # on the hull, as built
     assert [row.status for row in ranked] == ["selected", "selected", "deferred", "deferred"]
-    assert ranked[2].reason.startswith(f"unrelaxed E_hull {ranked[2].e_above_hull:.2f} eV/atom"
-                                       " ranks 3, beyond screen.max_candidates = 2")
+    assert ranked[2].reason.startswith(
+        f"unrelaxed E_hull {ranked[2].e_above_hull:.2f} eV/atom"
+        " ranks 3, beyond screen.max_candidates = 2"
+    )
 
 
 def test_novel_candidates_come_first_and_failed_ones_last():
     rows = [
         PrescreenRow("known-low", "MgO", novel=False, energy_per_atom=-6.0, e_above_hull=0.0),
         PrescreenRow("novel-high", "MgO", novel=True, energy_per_atom=-5.0, e_above_hull=1.0),
-        PrescreenRow("broken", "MgO", novel=True, energy_per_atom=math.nan,
-                     e_above_hull=math.nan),
+        PrescreenRow("broken", "MgO", novel=True, energy_per_atom=math.nan, e_above_hull=math.nan),
         PrescreenRow("novel-low", "MgO", novel=True, energy_per_atom=-5.5, e_above_hull=0.5),
     ]
     ranked = choose_for_relaxation(rows, limit=None)
@@ -78,29 +79,60 @@ def test_novel_candidates_come_first_and_failed_ones_last():
 
 def test_cli_writes_the_best_candidates_in_rank_order(tmp_path, candidates, references):
     write_records(candidates, tmp_path / "validated.json.gz")
-    pd.DataFrame({"id": [c.id for c in candidates] + ["gen-rejected"],
-                  "novel": [True, True, True, False, None]}).to_csv(
-        tmp_path / "validation.csv", index=False)
+    pd.DataFrame(
+        {
+            "id": [c.id for c in candidates] + ["gen-rejected"],
+            "novel": [True, True, True, False, None],
+        }
+    ).to_csv(tmp_path / "validation.csv", index=False)
     write_records(references, tmp_path / "references.json.gz")
-    code = main(["--validated", str(tmp_path / "validated.json.gz"),
-                 "--validation-table", str(tmp_path / "validation.csv"),
-                 "--references-relaxed", str(tmp_path / "references.json.gz"),
-                 "--max-candidates", "2", "--out", str(tmp_path / "prescreened.json.gz"),
-                 "--out-table", str(tmp_path / "prescreen.csv")])
+    code = main(
+        [
+            "--validated",
+            str(tmp_path / "validated.json.gz"),
+            "--validation-table",
+            str(tmp_path / "validation.csv"),
+            "--references-relaxed",
+            str(tmp_path / "references.json.gz"),
+            "--max-candidates",
+            "2",
+            "--out",
+            str(tmp_path / "prescreened.json.gz"),
+            "--out-table",
+            str(tmp_path / "prescreen.csv"),
+        ]
+    )
     assert code == 0
     # gen-mgo matches a training structure (novel False): the novel spinel comes first.
     chosen = [r.id for r in read_records(tmp_path / "prescreened.json.gz")]
     assert chosen == ["gen-spinel", "gen-mgo-squeezed"]
     table = pd.read_csv(tmp_path / "prescreen.csv")
-    assert table["id"].tolist() == ["gen-spinel", "gen-mgo-squeezed", "gen-spinel-squeezed",
-                                    "gen-mgo"]
+    assert table["id"].tolist() == [
+        "gen-spinel",
+        "gen-mgo-squeezed",
+        "gen-spinel-squeezed",
+        "gen-mgo",
+    ]
     assert table["status"].tolist() == ["selected", "selected", "deferred", "deferred"]
     assert table["potential"].str.startswith("chgnet").all()
 
 
 def test_cli_rejects_a_zero_candidate_limit_in_one_line(tmp_path, capsys):
-    code = main(["--validated", "v.json.gz", "--validation-table", "v.csv",
-                 "--references-relaxed", "r.json.gz", "--max-candidates", "0",
-                 "--out", str(tmp_path / "p.json.gz"), "--out-table", str(tmp_path / "p.csv")])
+    code = main(
+        [
+            "--validated",
+            "v.json.gz",
+            "--validation-table",
+            "v.csv",
+            "--references-relaxed",
+            "r.json.gz",
+            "--max-candidates",
+            "0",
+            "--out",
+            str(tmp_path / "p.json.gz"),
+            "--out-table",
+            str(tmp_path / "p.csv"),
+        ]
+    )
     assert code == 2
     assert capsys.readouterr().err == "error: --max-candidates must be at least 1\n"

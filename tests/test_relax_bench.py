@@ -5,24 +5,26 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
+from screen_helpers import overlapping, perturbed
 
 from pipeline.errors import PipelineInputError
 from pipeline.records import write_records
 from pipeline.screen.validity import ValidityLimits
-from screen_helpers import overlapping, perturbed
 
 
 @pytest.fixture(scope="module")
 def bench(repo):
-    spec = importlib.util.spec_from_file_location("relax_throughput",
-                                                  repo / "bench" / "relax_throughput.py")
+    spec = importlib.util.spec_from_file_location(
+        "relax_throughput", repo / "bench" / "relax_throughput.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_samples_are_the_valid_ones_shuffled_and_cycled_when_too_few(bench, small_records,
-                                                                      mgmno, tmp_path):
+def test_samples_are_the_valid_ones_shuffled_and_cycled_when_too_few(
+    bench, small_records, mgmno, tmp_path
+):
     valid = [perturbed(r, f"gen-{k}", seed=k) for k, r in enumerate(small_records[:3])]
     samples = tmp_path / "samples.json.gz"
     write_records([valid[0], overlapping(small_records[3], "gen-overlap"), *valid[1:]], samples)
@@ -43,8 +45,9 @@ def test_samples_are_the_valid_ones_shuffled_and_cycled_when_too_few(bench, smal
     assert [r.id for r in same_seed] == [r.id for r in picked]
 
 
-def test_samples_without_a_valid_structure_are_an_input_error(bench, small_records, mgmno,
-                                                             tmp_path):
+def test_samples_without_a_valid_structure_are_an_input_error(
+    bench, small_records, mgmno, tmp_path
+):
     samples = tmp_path / "samples.json.gz"
     write_records([overlapping(small_records[0], "gen-overlap")], samples)
     with pytest.raises(PipelineInputError, match="no structure passes"):

@@ -15,9 +15,22 @@ TARGET = "results/screen/relaxed.json.gz"
 
 
 def snakemake(repo, workdir, *extra):
-    command = [sys.executable, "-m", "snakemake", TARGET, "-s", str(repo / "Snakefile"),
-               "--directory", str(workdir), "--cores", "2",
-               "--allowed-rules", "relax", "gather_relaxed", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        TARGET,
+        "-s",
+        str(repo / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        "2",
+        "--allowed-rules",
+        "relax",
+        "gather_relaxed",
+        *extra,
+    ]
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
 
@@ -42,6 +55,6 @@ def test_relax_shards_gather_and_a_killed_shard_reruns_alone(tmp_path, repo, ref
         path.unlink()
     (tmp_path / TARGET).unlink()
     plan = snakemake(repo, tmp_path, "--dry-run")
-    jobs = plan[plan.index("Job stats"):].split("total")[0]
+    jobs = plan[plan.index("Job stats") :].split("total")[0]
     assert "relax                 1" in jobs and "gather_relaxed        1" in jobs
     assert "shard_1.json.gz" in plan and "output: results/screen/relax/shard_0" not in plan

@@ -10,11 +10,11 @@ whatever DAG the workflow has. Add a case per stage as the DAG grows.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-
 from workflow_helpers import nested, planned_jobs, run_snakemake, tiny_config
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]

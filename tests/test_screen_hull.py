@@ -42,8 +42,7 @@ def test_training_subset_is_one_smallest_cell_per_formula_and_deterministic(bund
     assert len(set(formulas)) == 10
     assert [r.natoms for r in subset] == sorted(r.natoms for r in subset)
     everything = select_hull_training(bundled_records, None)
-    assert len(everything) == len({Composition(r.formula).reduced_formula
-                                   for r in bundled_records})
+    assert len(everything) == len({Composition(r.formula).reduced_formula for r in bundled_records})
 
 
 def test_a_hull_without_an_elemental_reference_is_an_input_error(reference_records):
@@ -88,18 +87,32 @@ def test_mp2020_path_corrects_oxides_and_places_them_on_an_mp_like_hull(relaxed_
 @pytest.mark.slow
 def test_ehull_cli_writes_the_table_and_the_consensus_column(tmp_path, relaxed_references):
     write_records(relaxed_references, tmp_path / "references.json.gz")
-    candidates = [with_energy(r, r.properties["energy_per_atom"] + 0.15)
-                  for r in relaxed_references if r.id in ("MgO", "MgMn2O4")]
+    candidates = [
+        with_energy(r, r.properties["energy_per_atom"] + 0.15)
+        for r in relaxed_references
+        if r.id in ("MgO", "MgMn2O4")
+    ]
     write_records(candidates, tmp_path / "relaxed.json.gz")
     strict = [with_energy(c, c.properties["energy_per_atom"] + 0.1) for c in candidates[:1]]
     write_records(strict, tmp_path / "other.json.gz")
     (tmp_path / "mp.json").write_text("[]")
-    code = main(["ehull", "--relaxed", str(tmp_path / "relaxed.json.gz"),
-                 "--references-relaxed", str(tmp_path / "references.json.gz"),
-                 "--mp-entries", str(tmp_path / "mp.json"),
-                 "--consensus", "sevennet", str(tmp_path / "other.json.gz"),
-                 str(tmp_path / "references.json.gz"),
-                 "--out", str(tmp_path / "hull.csv")])
+    code = main(
+        [
+            "ehull",
+            "--relaxed",
+            str(tmp_path / "relaxed.json.gz"),
+            "--references-relaxed",
+            str(tmp_path / "references.json.gz"),
+            "--mp-entries",
+            str(tmp_path / "mp.json"),
+            "--consensus",
+            "sevennet",
+            str(tmp_path / "other.json.gz"),
+            str(tmp_path / "references.json.gz"),
+            "--out",
+            str(tmp_path / "hull.csv"),
+        ]
+    )
     assert code == 0
     table = pd.read_csv(tmp_path / "hull.csv").set_index("id")
     assert table.loc["MgO", "e_above_hull"] == pytest.approx(0.15, abs=1e-4)

@@ -6,13 +6,13 @@ import math
 import platform
 
 import pytest
+from screen_helpers import perturbed
 
 from pipeline.errors import PipelineInputError
 from pipeline.screen.batched import relax_batched
 from pipeline.screen.modes import reuse_freed_memory, use_cpu_threads
 from pipeline.screen.potentials import PotentialSpec, ase_calculator, batched_model, describe
 from pipeline.screen.relax import RelaxSettings, divergence_reason, relax_one, relax_sequential
-from screen_helpers import perturbed
 
 # Experimental room-temperature lattice constants (Å) of the rock-salt oxides.
 EXPERIMENT = {"MgO": 4.212, "MnO": 4.445}
@@ -40,7 +40,9 @@ def test_divergence_reasons():
     assert divergence_reason(-7.0, -7.0, 1.0, False, settings) == "non-finite energy or forces"
     assert divergence_reason(-7.0, -7.0, 3.5, True, settings).startswith("volume changed")
     assert divergence_reason(-7.0, -7.0, 0.2, True, settings).startswith("volume changed")
-    assert divergence_reason(-19.0, -7.0, 1.0, True, settings).startswith("energy collapsed to -19.00")
+    assert divergence_reason(-19.0, -7.0, 1.0, True, settings).startswith(
+        "energy collapsed to -19.00"
+    )
     assert divergence_reason(-5.5, -7.0, 1.0, True, settings).startswith("energy rose +1.50")
     # A generated structure far above its minimum may drop a lot: that is a relaxation.
     assert divergence_reason(-7.0, -1.5, 1.0, True, settings) == ""
@@ -91,12 +93,15 @@ def test_rock_salt_oxides_relax_to_their_experimental_lattice_constant(
 
 
 @pytest.mark.slow
-def test_step_limit_and_runaway_volume_fail_with_their_reason(small_records, chgnet_calculator,
-                                                              chgnet_batched):
+def test_step_limit_and_runaway_volume_fail_with_their_reason(
+    small_records, chgnet_calculator, chgnet_batched
+):
     shaken = perturbed(small_records[0], "shaken", seed=3, distance=0.2, strain=0.06)
     few_steps = RelaxSettings(max_steps=2)
-    for result in (relax_one(shaken, chgnet_calculator, few_steps),
-                   relax_batched([shaken], chgnet_batched, few_steps, progress=False)[0]):
+    for result in (
+        relax_one(shaken, chgnet_calculator, few_steps),
+        relax_batched([shaken], chgnet_batched, few_steps, progress=False)[0],
+    ):
         assert result.status == "failed"
         assert result.reason.startswith("not converged in 2 steps")
         assert result.structure is None
@@ -104,15 +109,18 @@ def test_step_limit_and_runaway_volume_fail_with_their_reason(small_records, chg
     squeezed.scale_lattice(squeezed.volume * 0.8)
     record = type(small_records[1]).from_structure(squeezed, id="squeezed")
     tight = RelaxSettings(max_volume_ratio=1.05)
-    for result in (relax_one(record, chgnet_calculator, tight),
-                   relax_batched([record], chgnet_batched, tight, progress=False)[0]):
+    for result in (
+        relax_one(record, chgnet_calculator, tight),
+        relax_batched([record], chgnet_batched, tight, progress=False)[0],
+    ):
         assert result.status == "failed"
         assert result.reason.startswith("volume changed by a factor")
 
 
 @pytest.mark.slow
-def test_batched_relaxation_gives_the_sequential_energies(reference_records, chgnet_calculator,
-                                                          chgnet_batched):
+def test_batched_relaxation_gives_the_sequential_energies(
+    reference_records, chgnet_calculator, chgnet_batched
+):
     # Every reference phase but the spinel: its cubic starting cell is a Jahn-Teller
     # saddle, and when the two relaxations break the symmetry is numerical noise.
     records = by_id(reference_records, "MgO", "MnO", "MnO2", "Mg", "O2")
@@ -144,8 +152,14 @@ def test_m3gnet_code_path_relaxes_with_a_locally_built_model(tmp_path, reference
     from matgl.apps.pes import Potential
     from matgl.models import M3GNet
 
-    model = M3GNet(element_types=("Mg", "Mn", "O"), nblocks=1, units=16,
-                   dim_node_embedding=16, dim_edge_embedding=16, is_intensive=False)
+    model = M3GNet(
+        element_types=("Mg", "Mn", "O"),
+        nblocks=1,
+        units=16,
+        dim_node_embedding=16,
+        dim_edge_embedding=16,
+        is_intensive=False,
+    )
     Potential(model=model).save(str(tmp_path / "m3gnet"))
     spec = PotentialSpec("m3gnet", str(tmp_path / "m3gnet"))
     (mgo,) = by_id(reference_records, "MgO")

@@ -11,14 +11,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from screen_data import write_screen_inputs
 from workflow_helpers import deep_merge, nested, planned_jobs, run_snakemake, tiny_config
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
-PLOTS = ["results/report/e_hull_histogram.png", "results/report/ternary_hull.png",
-         "results/report/band_gap_vs_pourbaix.png", "results/report/lattice_parameters.png"]
+PLOTS = [
+    "results/report/e_hull_histogram.png",
+    "results/report/ternary_hull.png",
+    "results/report/band_gap_vs_pourbaix.png",
+    "results/report/lattice_parameters.png",
+]
 TARGETS = ["results/candidates.csv", "results/data/composition_distribution.png", *PLOTS]
 # Offline and deterministic: CGCNN gaps (no model-hub check).
 CGCNN_GAPS = nested("screen.band_gap.predictor", "cgcnn")
@@ -53,6 +56,8 @@ def test_the_report_collects_the_plots(finished_run):
 
 def test_a_pourbaix_threshold_change_reruns_export_and_plots_only(finished_run):
     workdir, _ = finished_run
-    changed = tiny_config(workdir / "changed.yaml", **deep_merge(
-        CGCNN_GAPS, nested("screen.pourbaix.max_delta_g", 0.3)))
+    changed = tiny_config(
+        workdir / "changed.yaml",
+        **deep_merge(CGCNN_GAPS, nested("screen.pourbaix.max_delta_g", 0.3)),
+    )
     assert set(planned_jobs(workdir, changed, *TARGETS)) == {"export", "report_plots"}

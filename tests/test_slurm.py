@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-
 from workflow_helpers import REPO, planned_jobs, run_snakemake, tiny_config
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slurm, pytest.mark.slow]
@@ -64,8 +63,7 @@ def slurm_cluster(tmp_path_factory) -> Path:
     except subprocess.CalledProcessError as error:
         _stop_cluster(state_dir)
         raise AssertionError(
-            f"start_cluster.sh failed:\n{error.stdout}\n{error.stderr}\n"
-            + _daemon_logs(state_dir)
+            f"start_cluster.sh failed:\n{error.stdout}\n{error.stderr}\n" + _daemon_logs(state_dir)
         ) from None
     yield state_dir
     _stop_cluster(state_dir)

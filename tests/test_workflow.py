@@ -4,16 +4,18 @@ import gzip
 from pathlib import Path
 
 import pytest
-
-from pipeline.records import read_records
-
 from conftest import REPO
 from workflow_helpers import planned_jobs, run_snakemake, tiny_config
 
+from pipeline.records import read_records
+
 pytestmark = pytest.mark.workflow
 
-FOUNDATION_TARGETS = ["results/encoded/pointcloud.npz", "results/data/summary.csv",
-                      "results/data/composition_distribution.png"]
+FOUNDATION_TARGETS = [
+    "results/encoded/pointcloud.npz",
+    "results/data/summary.csv",
+    "results/data/composition_distribution.png",
+]
 
 
 def snakemake(workdir: Path, configfile: Path, *args: str):
@@ -50,12 +52,17 @@ def test_an_augment_change_reruns_augment_and_encode_only(finished_run):
     assert planned_jobs(workdir, changed, *FOUNDATION_TARGETS) == {"augment": 1, "encode": 1}
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"augment": {"per_composition": "three"}},
-     "augment.per_composition: 'three' is not of type 'integer'"),
-    ({"augment": {"per_composition": 3, "colour": "red"}}, "augment.colour: unknown key"),
-    ({"data": {"source": "ftp"}}, "data.source: 'ftp' is not one of"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (
+            {"augment": {"per_composition": "three"}},
+            "augment.per_composition: 'three' is not of type 'integer'",
+        ),
+        ({"augment": {"per_composition": 3, "colour": "red"}}, "augment.colour: unknown key"),
+        ({"data": {"source": "ftp"}}, "data.source: 'ftp' is not one of"),
+    ],
+)
 def test_a_bad_config_stops_the_run_naming_the_key(tmp_path, overrides, message):
     result = snakemake(tmp_path, tiny_config(tmp_path / "bad.yaml", **overrides), "-n")
     assert result.returncode != 0
@@ -65,20 +72,40 @@ def test_a_bad_config_stops_the_run_naming_the_key(tmp_path, overrides, message)
 def test_a_corrupt_dataset_fails_the_rule_with_a_clear_log(tmp_path):
     corrupt = tmp_path / "corrupt.json.gz"
     corrupt.write_bytes(gzip.compress(b"[{")[:12])
-    config = tiny_config(tmp_path / "c.yaml", **{"data": {"source": "bundled", "bundled": {
-        "dataset": str(corrupt),
-        "references": str(REPO / "resources/datasets/mgmno_reference_phases.json")}}})
+    config = tiny_config(
+        tmp_path / "c.yaml",
+        **{
+            "data": {
+                "source": "bundled",
+                "bundled": {
+                    "dataset": str(corrupt),
+                    "references": str(REPO / "resources/datasets/mgmno_reference_phases.json"),
+                },
+            }
+        },
+    )
     result = snakemake(tmp_path, config, "results/data/dataset.json.gz")
     assert result.returncode != 0
     log = (tmp_path / "logs/fetch_data.log").read_text()
-    assert log.strip() == f"error: {corrupt}: not a readable gzip/JSON file " \
-                          "(Compressed file ended before the end-of-stream marker was reached)"
+    assert (
+        log.strip() == f"error: {corrupt}: not a readable gzip/JSON file "
+        "(Compressed file ended before the end-of-stream marker was reached)"
+    )
 
 
 def test_a_missing_dataset_file_is_named(tmp_path):
-    config = tiny_config(tmp_path / "m.yaml", **{"data": {"source": "bundled", "bundled": {
-        "dataset": "resources/datasets/absent.json.gz",
-        "references": "resources/datasets/mgmno_reference_phases.json"}}})
+    config = tiny_config(
+        tmp_path / "m.yaml",
+        **{
+            "data": {
+                "source": "bundled",
+                "bundled": {
+                    "dataset": "resources/datasets/absent.json.gz",
+                    "references": "resources/datasets/mgmno_reference_phases.json",
+                },
+            }
+        },
+    )
     result = snakemake(tmp_path, config, "-n")
     assert result.returncode != 0
     assert "absent.json.gz" in result.stdout + result.stderr

@@ -1,8 +1,8 @@
 """Run the workflow on a tiny configuration: shared by the tests that call `snakemake`.
 
-    config = tiny_config(tmp_path / "tiny.yaml", **nested("augment.per_composition", 3))
-    run_snakemake(tmp_path / "run", config)
-    planned_jobs(tmp_path / "run", config)   # {"augment": 1, ...}: what a run would do now
+config = tiny_config(tmp_path / "tiny.yaml", **nested("augment.per_composition", 3))
+run_snakemake(tmp_path / "run", config)
+planned_jobs(tmp_path / "run", config)   # {"augment": 1, ...}: what a run would do now
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ import copy
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -21,11 +22,20 @@ REPO = Path(__file__).resolve().parents[1]
 # Merged over the workflow's config.yaml: every stage sized to run in seconds.
 TINY: dict[str, Any] = {
     "augment": {"per_composition": 2},
-    "train": {"models": ["ccgan"], "device": "cpu", "checkpoint_every": 10,
-              "ccgan": {"steps": 20, "latent_dim": 16, "channels": [16, 32, 16]}},
+    "train": {
+        "models": ["ccgan"],
+        "device": "cpu",
+        "checkpoint_every": 10,
+        "ccgan": {"steps": 20, "latent_dim": 16, "channels": [16, 32, 16]},
+    },
     "sample": {"max_targets": 1, "per_composition": 8, "ccgan": {"classifier_filter": False}},
-    "screen": {"max_candidates": 3, "hull_training_structures": 2, "shards": 2,
-               "fmax": 0.2, "max_steps": 40},
+    "screen": {
+        "max_candidates": 3,
+        "hull_training_structures": 2,
+        "shards": 2,
+        "fmax": 0.2,
+        "max_steps": 40,
+    },
 }
 
 
@@ -104,9 +114,7 @@ def run_snakemake(
         "--cores", str(cores),
         *args,
     ]  # fmt: skip
-    result = subprocess.run(
-        command, capture_output=True, text=True, timeout=timeout, cwd=workdir
-    )
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=workdir)
     if check and result.returncode != 0:
         raise AssertionError(
             f"snakemake exited {result.returncode}: {' '.join(command)}\n"

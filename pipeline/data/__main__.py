@@ -30,29 +30,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--source", choices=SOURCES, default="bundled")
     add_system_arguments(parser)
-    parser.add_argument("--bundled-dataset", type=Path,
-                        default=Path("resources/datasets/mgmno_kim2020.json.gz"))
-    parser.add_argument("--bundled-references", type=Path,
-                        default=Path("resources/datasets/mgmno_reference_phases.json"))
+    parser.add_argument(
+        "--bundled-dataset", type=Path, default=Path("resources/datasets/mgmno_kim2020.json.gz")
+    )
+    parser.add_argument(
+        "--bundled-references",
+        type=Path,
+        default=Path("resources/datasets/mgmno_reference_phases.json"),
+    )
     parser.add_argument("--cif-dir", type=Path, help="folder of CIFs (source cif_dir)")
-    parser.add_argument("--mp-require-all-elements", action=argparse.BooleanOptionalAction,
-                        default=True, help="train only on structures with every element")
-    parser.add_argument("--mp-reference-ehull", type=float, default=0.0,
-                        help="MP phases within this E_hull (eV/atom) become hull references")
+    parser.add_argument(
+        "--mp-require-all-elements",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="train only on structures with every element",
+    )
+    parser.add_argument(
+        "--mp-reference-ehull",
+        type=float,
+        default=0.0,
+        help="MP phases within this E_hull (eV/atom) become hull references",
+    )
     parser.add_argument("--out-dataset", type=Path, required=True)
     parser.add_argument("--out-references", type=Path, required=True)
     parser.add_argument("--out-summary", type=Path, required=True)
     parser.add_argument("--out-rejected", type=Path, required=True)
     parser.add_argument("--out-plot", type=Path, required=True)
-    parser.add_argument("--out-mp-entries", type=Path, required=True,
-                        help="MP2020-compatible Materials Project entries of the system"
-                        " (an empty list unless the source is mp)")
+    parser.add_argument(
+        "--out-mp-entries",
+        type=Path,
+        required=True,
+        help="MP2020-compatible Materials Project entries of the system"
+        " (an empty list unless the source is mp)",
+    )
     return parser
 
 
-def load_source(args: argparse.Namespace, system: ChemicalSystem) -> tuple[
-    list[CrystalRecord], list[CrystalRecord], list[Rejection], list
-]:
+def load_source(
+    args: argparse.Namespace, system: ChemicalSystem
+) -> tuple[list[CrystalRecord], list[CrystalRecord], list[Rejection], list]:
     """Records, reference phases, the source's own rejections and its MP entries."""
     if args.source == "bundled":
         records, references = load_bundled(args.bundled_dataset, args.bundled_references)
@@ -82,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     system = ChemicalSystem.parse(args.chemsys)
     records, references, rejected, mp_entries = load_source(args, system)
     _, caps = system_and_caps(args, (r.species for r in records))
-    usable, more_rejected = split_usable(records, system, caps,
-                                         require_all_elements=args.source != "cif_dir")
+    usable, more_rejected = split_usable(
+        records, system, caps, require_all_elements=args.source != "cif_dir"
+    )
     rejected += more_rejected
     pd.DataFrame([asdict(r) for r in rejected], columns=["id", "source", "reason"]).to_csv(
         _parent(args.out_rejected), index=False
@@ -100,10 +117,20 @@ def main(argv: list[str] | None = None) -> int:
     summary = composition_summary(usable, system)
     summary.to_csv(_parent(args.out_summary), index=False)
     plot_composition_distribution(summary, system, args.out_plot)
-    print(json.dumps({"source": args.source, "chemsys": str(system), "usable": len(usable),
-                      "rejected": len(rejected), "compositions": len(summary),
-                      "references": len(references), "renamed_ids": renamed,
-                      "caps": caps}))
+    print(
+        json.dumps(
+            {
+                "source": args.source,
+                "chemsys": str(system),
+                "usable": len(usable),
+                "rejected": len(rejected),
+                "compositions": len(summary),
+                "references": len(references),
+                "renamed_ids": renamed,
+                "caps": caps,
+            }
+        )
+    )
     return 0
 
 

@@ -10,9 +10,9 @@ BUNDLED_SOURCE = "kim2020"
 REFERENCE_SOURCE = "reference"
 
 
-def load_bundled(dataset: str | Path, references: str | Path) -> tuple[
-    list[CrystalRecord], list[CrystalRecord]
-]:
+def load_bundled(
+    dataset: str | Path, references: str | Path
+) -> tuple[list[CrystalRecord], list[CrystalRecord]]:
     """Load the bundled training structures and the reference phases for the hull.
 
     Parameters

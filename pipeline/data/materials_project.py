@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from pipeline.chemsys import ChemicalSystem
 from pipeline.errors import PipelineInputError
@@ -66,9 +67,9 @@ def api_key_from_env() -> str:
     return key
 
 
-def docs_to_records(docs: Iterable[Any], query: MaterialsProjectQuery) -> tuple[
-    list[CrystalRecord], list[CrystalRecord]
-]:
+def docs_to_records(
+    docs: Iterable[Any], query: MaterialsProjectQuery
+) -> tuple[list[CrystalRecord], list[CrystalRecord]]:
     """Convert summary documents into training records and hull reference records.
 
     A document is anything with the attributes of :data:`SUMMARY_FIELDS` (mp-api's

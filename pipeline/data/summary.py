@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -59,8 +59,9 @@ def plot_composition_distribution(
     )
     right.set_xlabel("atoms per cell")
     right.set_ylabel("structures")
-    right.set_title(f"{int(summary['n_structures'].sum())} structures,"
-                    f" {len(summary)} cell compositions")
+    right.set_title(
+        f"{int(summary['n_structures'].sum())} structures, {len(summary)} cell compositions"
+    )
     save_figure(fig, path)
 
 
@@ -68,9 +69,11 @@ def _ternary(ax, summary: pd.DataFrame, system: ChemicalSystem) -> None:
     # Cells of one reduced formula share a point: sum them.
     columns = [f"n_{el}" for el in system.elements]
     fractions = summary[columns].to_numpy(float) / summary["natoms"].to_numpy(float)[:, None]
-    summary = (summary.assign(**{c: fractions[:, i] for i, c in enumerate(columns)})
-               .groupby("reduced_formula", as_index=False)
-               .agg({**{c: "first" for c in columns}, "n_structures": "sum"}))
+    summary = (
+        summary.assign(**{c: fractions[:, i] for i, c in enumerate(columns)})
+        .groupby("reduced_formula", as_index=False)
+        .agg({**{c: "first" for c in columns}, "n_structures": "sum"})
+    )
     a, b, c = (summary[f"n_{el}"].to_numpy(float) for el in system.elements)
     total = a + b + c
     # Barycentric to Cartesian: first element at the bottom left, second bottom right,
@@ -81,8 +84,15 @@ def _ternary(ax, summary: pd.DataFrame, system: ChemicalSystem) -> None:
     sizes = 15 + 200 * summary["n_structures"] / summary["n_structures"].max()
     ax.scatter(x, y, s=sizes, alpha=0.6, color="tab:blue", edgecolor="k", lw=0.5)
     for label, (px, py) in zip(system.elements, [(0, 0), (1, 0), (0.5, np.sqrt(3) / 2)]):
-        ax.annotate(label, (px, py), textcoords="offset points", xytext=(0, -14 if py == 0 else 6),
-                    ha="center", fontsize=12, weight="bold")
+        ax.annotate(
+            label,
+            (px, py),
+            textcoords="offset points",
+            xytext=(0, -14 if py == 0 else 6),
+            ha="center",
+            fontsize=12,
+            weight="bold",
+        )
     ax.set_aspect("equal")
     ax.axis("off")
     ax.set_title(f"{system}: compositions (area ~ structures)")

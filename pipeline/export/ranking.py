@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -42,16 +42,21 @@ def merge_screen_tables(
     validation: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per relaxed candidate with every metric of the screen (NaN where missing)."""
-    base = pd.DataFrame({
-        "id": [r.id for r in relaxed],
-        "model": [r.source for r in relaxed],
-        "formula": [r.to_structure().composition.reduced_formula for r in relaxed],
-        "natoms": [r.natoms for r in relaxed],
-    }).astype({"id": str, "model": str, "formula": str, "natoms": int})
+    base = pd.DataFrame(
+        {
+            "id": [r.id for r in relaxed],
+            "model": [r.source for r in relaxed],
+            "formula": [r.to_structure().composition.reduced_formula for r in relaxed],
+            "natoms": [r.natoms for r in relaxed],
+        }
+    ).astype({"id": str, "model": str, "formula": str, "natoms": int})
     table = base.merge(hull[["id", "energy_per_atom", "e_above_hull"]], on="id", how="left")
     table = table.merge(properties.drop(columns=["formula"], errors="ignore"), on="id", how="left")
-    table = table.merge(pourbaix[["id", "delta_g_pbx", "ph_at_min",
-                                  "formation_free_energy_per_atom"]], on="id", how="left")
+    table = table.merge(
+        pourbaix[["id", "delta_g_pbx", "ph_at_min", "formation_free_energy_per_atom"]],
+        on="id",
+        how="left",
+    )
     if validation is not None and "novel" in validation.columns:
         table = table.merge(validation[["id", "novel"]], on="id", how="left")
     return table
@@ -65,8 +70,9 @@ def apply_criteria(table: pd.DataFrame, criteria: ScreenCriteria) -> pd.DataFram
         "delta_g_pbx": table["delta_g_pbx"].le(criteria.max_delta_g_pbx),
         "band_gap": table["in_band_gap_window"].fillna(False).astype(bool),
     }
-    failed = [";".join(name for name, ok in checks.items() if not ok.iloc[i])
-              for i in range(len(table))]
+    failed = [
+        ";".join(name for name, ok in checks.items() if not ok.iloc[i]) for i in range(len(table))
+    ]
     out = table.copy()
     out["failed"] = failed
     out["passes"] = [not f for f in failed]
@@ -76,8 +82,11 @@ def apply_criteria(table: pd.DataFrame, criteria: ScreenCriteria) -> pd.DataFram
 def rank_candidates(table: pd.DataFrame) -> pd.DataFrame:
     """Passing candidates first, by energy above the hull then Delta G_pbx; ``rank`` 1..n for
     them and empty for the rest."""
-    ordered = table.sort_values(["passes", "e_above_hull", "delta_g_pbx", "id"],
-                                ascending=[False, True, True, True], na_position="last")
+    ordered = table.sort_values(
+        ["passes", "e_above_hull", "delta_g_pbx", "id"],
+        ascending=[False, True, True, True],
+        na_position="last",
+    )
     ordered = ordered.reset_index(drop=True)
     ordered.insert(0, "rank", np.where(ordered["passes"], np.arange(1, len(ordered) + 1), np.nan))
     ordered["rank"] = ordered["rank"].astype("Int64")

@@ -41,7 +41,14 @@ def write_dft_inputs(structure: Structure, folder: str | Path, record_id: str) -
         # that run is the relaxation above, done by the user.
         warnings.simplefilter("ignore")
         MPHSEBSSet(structure, mode="line", user_incar_settings={"LASPH": True}).write_input(
-            folder / HSE_DIR, potcar_spec=True)
-    (folder / "README.txt").write_text(README.format(
-        id=record_id, formula=structure.composition.reduced_formula, relax=RELAX_DIR, hse=HSE_DIR))
+            folder / HSE_DIR, potcar_spec=True
+        )
+    (folder / "README.txt").write_text(
+        README.format(
+            id=record_id,
+            formula=structure.composition.reduced_formula,
+            relax=RELAX_DIR,
+            hse=HSE_DIR,
+        )
+    )
     return folder

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Mapping, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -70,12 +71,12 @@ class SampleResult:
 class TrainJob:
     """Everything :meth:`GenerativeModel.train` needs; the paths derive from ``out_dir``."""
 
-    data: Path                      # results/encoded/<representation>.npz
-    out_dir: Path                   # results/train/<name>/
-    options: Mapping[str, Any]      # config["train"][<name>]
+    data: Path  # results/encoded/<representation>.npz
+    out_dir: Path  # results/train/<name>/
+    options: Mapping[str, Any]  # config["train"][<name>]
     seed: int
     device: torch.device
-    checkpoint_every: int           # steps between checkpoints
+    checkpoint_every: int  # steps between checkpoints
 
     @property
     def model_path(self) -> Path:
@@ -96,10 +97,10 @@ class TrainJob:
 class SampleJob:
     """Everything :meth:`GenerativeModel.sample` needs."""
 
-    model_path: Path                # results/train/<name>/model.pt
+    model_path: Path  # results/train/<name>/model.pt
     targets: Sequence[TargetComposition]
-    per_composition: int            # structures to draw per target
-    options: Mapping[str, Any]      # config["sample"][<name>]
+    per_composition: int  # structures to draw per target
+    options: Mapping[str, Any]  # config["sample"][<name>]
     seed: int
     device: torch.device
 

@@ -23,25 +23,34 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
+from torch import nn
 from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError
 from pipeline.models.base import (
-    GenerativeModel, SampleJob, SampleResult, TrainJob, options_from_mapping,
+    GenerativeModel,
+    SampleJob,
+    SampleResult,
+    TrainJob,
+    options_from_mapping,
 )
 from pipeline.models.crystens_sampling import load_training_tensors, noise, sample_for_targets
 from pipeline.models.training import (
-    Checkpoints, LossLog, batches, restore_rng_state, rng_state, seed_everything,
+    Checkpoints,
+    LossLog,
+    batches,
+    restore_rng_state,
+    rng_state,
+    seed_everything,
 )
 from pipeline.represent import crystens
 
@@ -54,19 +63,19 @@ PREDICTIONS = ("epsilon", "sample")
 class TrainOptions:
     """``config["train"]["crystens_ddpm"]``; defaults are sized for a few CPU minutes."""
 
-    steps: int = 300                              # optimiser steps
+    steps: int = 300  # optimiser steps
     batch_size: int = 16
-    lr: float = 2e-4                              # AdamW
-    grad_clip: float = 1.0                        # max gradient norm
-    channels: tuple[int, ...] = (16, 32, 64)      # UNet widths per resolution (64, 32, 16)
+    lr: float = 2e-4  # AdamW
+    grad_clip: float = 1.0  # max gradient norm
+    channels: tuple[int, ...] = (16, 32, 64)  # UNet widths per resolution (64, 32, 16)
     layers_per_block: int = 1
-    attention: bool = True                        # self-attention at the coarsest resolution
-    norm_groups: int = 8                          # GroupNorm groups; must divide every width
+    attention: bool = True  # self-attention at the coarsest resolution
+    norm_groups: int = 8  # GroupNorm groups; must divide every width
     timesteps: int = 1000
-    beta_schedule: str = "linear"                 # linear (Ho et al.) | squaredcos_cap_v2
-    prediction: str = "sample"                    # the network predicts: sample (x0) | epsilon
-    amp: bool = True                              # bfloat16 autocast on CUDA (never on CPU)
-    num_workers: int = 0                          # DataLoader workers
+    beta_schedule: str = "linear"  # linear (Ho et al.) | squaredcos_cap_v2
+    prediction: str = "sample"  # the network predicts: sample (x0) | epsilon
+    amp: bool = True  # bfloat16 autocast on CUDA (never on CPU)
+    num_workers: int = 0  # DataLoader workers
 
     # Do not change the trained result, so a checkpoint stays valid when they change.
     not_in_fingerprint = ("steps", "num_workers")
@@ -75,8 +84,9 @@ class TrainOptions:
         if self.steps < 1 or self.batch_size < 1 or self.timesteps < 2:
             raise ValueError("steps and batch_size must be >= 1, timesteps >= 2")
         if not self.channels or any(c % self.norm_groups for c in self.channels):
-            raise ValueError(f"every UNet width {self.channels} must divide by norm_groups "
-                             f"{self.norm_groups}")
+            raise ValueError(
+                f"every UNet width {self.channels} must divide by norm_groups {self.norm_groups}"
+            )
         if 64 % 2 ** (len(self.channels) - 1):
             raise ValueError("too many UNet levels for a 64x64 tensor")
         if self.prediction not in PREDICTIONS:
@@ -89,10 +99,10 @@ class TrainOptions:
 class SampleOptions:
     """``config["sample"]["crystens_ddpm"]``."""
 
-    sampler: str = "ddim"          # ddim (deterministic given the noise) | ddpm (ancestral)
-    sampling_steps: int = 50       # reverse steps (at most the training timesteps)
+    sampler: str = "ddim"  # ddim (deterministic given the noise) | ddpm (ancestral)
+    sampling_steps: int = 50  # reverse steps (at most the training timesteps)
     batch_size: int = 64
-    max_draws: int = 2000          # tensors drawn at most, over all targets
+    max_draws: int = 2000  # tensors drawn at most, over all targets
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:
@@ -135,13 +145,18 @@ class Denoiser(nn.Module):
 
 
 def build_scheduler(opts: TrainOptions) -> DDPMScheduler:
-    return DDPMScheduler(num_train_timesteps=opts.timesteps, beta_schedule=opts.beta_schedule,
-                         prediction_type=opts.prediction, clip_sample=True,
-                         clip_sample_range=1.0)
+    return DDPMScheduler(
+        num_train_timesteps=opts.timesteps,
+        beta_schedule=opts.beta_schedule,
+        prediction_type=opts.prediction,
+        clip_sample=True,
+        clip_sample_range=1.0,
+    )
 
 
-def diffusion_loss(denoiser: Denoiser, scheduler: DDPMScheduler, x0: torch.Tensor,
-                   autocast=nullcontext()) -> torch.Tensor:
+def diffusion_loss(
+    denoiser: Denoiser, scheduler: DDPMScheduler, x0: torch.Tensor, autocast=None
+) -> torch.Tensor:
     """Mean squared error of the prediction at a uniformly drawn step ``t``.
 
     ``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps``; the target is ``eps`` (prediction
@@ -149,7 +164,7 @@ def diffusion_loss(denoiser: Denoiser, scheduler: DDPMScheduler, x0: torch.Tenso
     """
     eps = torch.randn_like(x0)
     t = torch.randint(0, scheduler.config.num_train_timesteps, (len(x0),), device=x0.device)
-    with autocast:
+    with autocast or nullcontext():
         predicted = denoiser(scheduler.add_noise(x0, eps, t), t)
     target = eps if scheduler.config.prediction_type == "epsilon" else x0
     return F.mse_loss(predicted.float(), target)
@@ -157,7 +172,10 @@ def diffusion_loss(denoiser: Denoiser, scheduler: DDPMScheduler, x0: torch.Tenso
 
 @torch.no_grad()
 def reverse_diffusion(
-    denoiser: Denoiser, scheduler: DDPMScheduler | DDIMScheduler, x: torch.Tensor, steps: int,
+    denoiser: Denoiser,
+    scheduler: DDPMScheduler | DDIMScheduler,
+    x: torch.Tensor,
+    steps: int,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Denoise ``x`` (pure noise) in ``steps`` reverse steps; returns values in [-1, 1]."""
@@ -179,8 +197,11 @@ class CrysTensDDPM(GenerativeModel):
         denoiser = Denoiser(opts).to(device)
         scheduler = build_scheduler(opts)
         optimiser = torch.optim.AdamW(denoiser.parameters(), lr=opts.lr)
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                    if opts.amp and device.type == "cuda" else nullcontext())
+        autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if opts.amp and device.type == "cuda"
+            else nullcontext()
+        )
 
         checkpoints = Checkpoints.for_job(job, opts)
         state = checkpoints.load_latest(device)
@@ -192,12 +213,23 @@ class CrysTensDDPM(GenerativeModel):
             log, start = LossLog(state["losses"]), state["step"]
             print(f"resuming from {checkpoints.paths()[-1]} at step {start}")
 
-        loader = batches((data.x,), opts.batch_size, job.seed, start_step=start, device=device,
-                         num_workers=opts.num_workers)
+        loader = batches(
+            (data.x,),
+            opts.batch_size,
+            job.seed,
+            start_step=start,
+            device=device,
+            num_workers=opts.num_workers,
+        )
         denoiser.train()
         t0 = time.perf_counter()
-        for step in tqdm(range(start, opts.steps), initial=start, total=opts.steps,
-                         desc=self.name, mininterval=2.0):
+        for step in tqdm(
+            range(start, opts.steps),
+            initial=start,
+            total=opts.steps,
+            desc=self.name,
+            mininterval=2.0,
+        ):
             (x0,) = next(loader)
             loss = diffusion_loss(denoiser, scheduler, x0, autocast)
             optimiser.zero_grad(set_to_none=True)
@@ -206,22 +238,43 @@ class CrysTensDDPM(GenerativeModel):
             optimiser.step()
             log.append(step, denoising_mse=loss.item())
             if (step + 1) % job.checkpoint_every == 0 or step + 1 == opts.steps:
-                checkpoints.save(step + 1, {"denoiser": denoiser.state_dict(),
-                                            "optimiser": optimiser.state_dict(),
-                                            "rng": rng_state(), "losses": log.rows})
+                checkpoints.save(
+                    step + 1,
+                    {
+                        "denoiser": denoiser.state_dict(),
+                        "optimiser": optimiser.state_dict(),
+                        "rng": rng_state(),
+                        "losses": log.rows,
+                    },
+                )
         if opts.steps > start:
             elapsed = time.perf_counter() - t0
             print(f"{opts.steps - start} steps in {elapsed:.1f} s on {device}")
         job.out_dir.mkdir(parents=True, exist_ok=True)
-        torch.save({"model": self.name, "options": dataclasses.asdict(opts),
-                    "elements": data.elements, "denoiser": denoiser.state_dict()}, job.model_path)
+        torch.save(
+            {
+                "model": self.name,
+                "options": dataclasses.asdict(opts),
+                "elements": data.elements,
+                "denoiser": denoiser.state_dict(),
+            },
+            job.model_path,
+        )
         log.write_csv(job.losses_path)
 
     def sample(self, job: SampleJob) -> SampleResult:
         opts = options_from_mapping(SampleOptions, job.options, f"sample.{self.name}")
         generate, elements = self.tensor_sampler(job.model_path, opts, job.device)
-        return sample_for_targets(generate, elements, job.targets, job.per_composition,
-                                  self.name, job.seed, opts.batch_size, opts.max_draws)
+        return sample_for_targets(
+            generate,
+            elements,
+            job.targets,
+            job.per_composition,
+            self.name,
+            job.seed,
+            opts.batch_size,
+            opts.max_draws,
+        )
 
     def tensor_sampler(
         self, model_path: Path, opts: SampleOptions, device: torch.device
@@ -232,20 +285,29 @@ class CrysTensDDPM(GenerativeModel):
             raise PipelineInputError(f"{model_path} is not a {self.name} model")
         train_opts = options_from_mapping(TrainOptions, saved["options"], str(model_path))
         if opts.sampling_steps > train_opts.timesteps:
-            raise PipelineInputError(f"sample.{self.name}.sampling_steps {opts.sampling_steps}"
-                                     f" exceeds the {train_opts.timesteps} training timesteps")
+            raise PipelineInputError(
+                f"sample.{self.name}.sampling_steps {opts.sampling_steps}"
+                f" exceeds the {train_opts.timesteps} training timesteps"
+            )
         denoiser = Denoiser(train_opts).to(device)
         denoiser.load_state_dict(saved["denoiser"])
         denoiser.eval()
         training_schedule = build_scheduler(train_opts)
-        scheduler = (DDIMScheduler.from_config(training_schedule.config)
-                     if opts.sampler == "ddim" else training_schedule)
+        scheduler = (
+            DDIMScheduler.from_config(training_schedule.config)
+            if opts.sampler == "ddim"
+            else training_schedule
+        )
 
         def generate(seeds: list[int]) -> np.ndarray:
             x = noise(seeds, crystens.SHAPE).to(device)
             # Ancestral steps draw fresh noise: seeded by the batch's first sample.
             generator = torch.Generator(device).manual_seed(seeds[0])
-            return reverse_diffusion(denoiser, scheduler, x, opts.sampling_steps,
-                                     generator).float().cpu().numpy()
+            return (
+                reverse_diffusion(denoiser, scheduler, x, opts.sampling_steps, generator)
+                .float()
+                .cpu()
+                .numpy()
+            )
 
         return generate, tuple(saved["elements"])

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -36,11 +37,20 @@ from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError
 from pipeline.models.base import (
-    GenerativeModel, SampleJob, SampleResult, TrainJob, options_from_mapping,
+    GenerativeModel,
+    SampleJob,
+    SampleResult,
+    TrainJob,
+    options_from_mapping,
 )
 from pipeline.models.crystens_sampling import load_training_tensors, noise, sample_for_targets
 from pipeline.models.training import (
-    Checkpoints, LossLog, batches, restore_rng_state, rng_state, seed_everything,
+    Checkpoints,
+    LossLog,
+    batches,
+    restore_rng_state,
+    rng_state,
+    seed_everything,
 )
 from pipeline.represent import crystens
 
@@ -51,16 +61,16 @@ from pipeline.represent import crystens
 class GANOptions:
     """``config["train"]["crystens_gan"]``; defaults are sized for a few CPU minutes."""
 
-    steps: int = 300                              # generator steps
+    steps: int = 300  # generator steps
     batch_size: int = 16
-    lr: float = 2e-4                              # Adam, both networks (DCGAN)
+    lr: float = 2e-4  # Adam, both networks (DCGAN)
     betas: tuple[float, float] = (0.5, 0.999)
-    critic_steps: int = 1                         # discriminator batches per generator step
-    gp_lambda: float = 0.0                        # gradient penalty weight (WGAN-GP only)
+    critic_steps: int = 1  # discriminator batches per generator step
+    gp_lambda: float = 0.0  # gradient penalty weight (WGAN-GP only)
     latent_dim: int = 64
-    width: int = 16                               # channels of the widest-resolution layer
-    amp: bool = True                              # bfloat16 autocast on CUDA (never on CPU)
-    num_workers: int = 0                          # DataLoader workers
+    width: int = 16  # channels of the widest-resolution layer
+    amp: bool = True  # bfloat16 autocast on CUDA (never on CPU)
+    num_workers: int = 0  # DataLoader workers
 
     # Do not change the trained result, so a checkpoint stays valid when they change.
     not_in_fingerprint = ("steps", "num_workers")
@@ -87,7 +97,7 @@ class SampleOptions:
     """``config["sample"]["crystens_gan"]`` and ``["crystens_wgan"]``."""
 
     batch_size: int = 256
-    max_draws: int = 5000          # tensors drawn at most, over all targets
+    max_draws: int = 5000  # tensors drawn at most, over all targets
 
     def __post_init__(self) -> None:
         if min(self.batch_size, self.max_draws) < 1:
@@ -103,12 +113,16 @@ class Generator(nn.Module):
     def __init__(self, latent_dim: int, width: int) -> None:
         super().__init__()
         w = width
-        self.dense = nn.Sequential(nn.Linear(latent_dim, 8 * w * 16), nn.BatchNorm1d(8 * w * 16),
-                                   nn.ReLU(True))
+        self.dense = nn.Sequential(
+            nn.Linear(latent_dim, 8 * w * 16), nn.BatchNorm1d(8 * w * 16), nn.ReLU(True)
+        )
         layers: list[nn.Module] = []
         for c_in, c_out in [(8 * w, 4 * w), (4 * w, 2 * w), (2 * w, w)]:  # 4 -> 8 -> 16 -> 32
-            layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(c_out), nn.ReLU(True)]
+            layers += [
+                nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(True),
+            ]
         layers += [nn.ConvTranspose2d(w, crystens.CHANNELS, 4, 2, 1), nn.Tanh()]  # 32 -> 64
         self.deconv = nn.Sequential(*layers)
 
@@ -122,12 +136,17 @@ class Discriminator(nn.Module):
     def __init__(self, width: int, norm: str) -> None:
         super().__init__()
         w = width
-        layers: list[nn.Module] = [nn.Conv2d(crystens.CHANNELS, w, 4, 2, 1),
-                                   nn.LeakyReLU(0.2, True)]                  # 64 -> 32
-        for c_in, c_out in [(w, 2 * w), (2 * w, 4 * w), (4 * w, 8 * w)]:    # 32 -> 16 -> 8 -> 4
+        layers: list[nn.Module] = [
+            nn.Conv2d(crystens.CHANNELS, w, 4, 2, 1),
+            nn.LeakyReLU(0.2, True),
+        ]  # 64 -> 32
+        for c_in, c_out in [(w, 2 * w), (2 * w, 4 * w), (4 * w, 8 * w)]:  # 32 -> 16 -> 8 -> 4
             normalisation = nn.BatchNorm2d(c_out) if norm == "batch" else nn.GroupNorm(1, c_out)
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), normalisation,
-                       nn.LeakyReLU(0.2, True)]
+            layers += [
+                nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False),
+                normalisation,
+                nn.LeakyReLU(0.2, True),
+            ]
         self.conv = nn.Sequential(*layers)
         self.score = nn.Linear(8 * w * 16, 1)
 
@@ -157,13 +176,15 @@ def gradient_penalty(critic: Discriminator, real: torch.Tensor, fake: torch.Tens
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
-def discriminator_loss(wasserstein: bool, real_score: torch.Tensor,
-                       fake_score: torch.Tensor) -> torch.Tensor:
+def discriminator_loss(
+    wasserstein: bool, real_score: torch.Tensor, fake_score: torch.Tensor
+) -> torch.Tensor:
     """WGAN: ``E[D(fake)] - E[D(real)]``; GAN: BCE of real as 1 and generated as 0."""
     if wasserstein:
         return fake_score.mean() - real_score.mean()
-    return (F.binary_cross_entropy_with_logits(real_score, torch.ones_like(real_score))
-            + F.binary_cross_entropy_with_logits(fake_score, torch.zeros_like(fake_score)))
+    return F.binary_cross_entropy_with_logits(
+        real_score, torch.ones_like(real_score)
+    ) + F.binary_cross_entropy_with_logits(fake_score, torch.zeros_like(fake_score))
 
 
 def generator_loss(wasserstein: bool, fake_score: torch.Tensor) -> torch.Tensor:
@@ -195,27 +216,44 @@ class CrysTensGAN(GenerativeModel):
         critic.apply(_dcgan_init)
         opt_g = torch.optim.Adam(generator.parameters(), lr=opts.lr, betas=opts.betas)
         opt_d = torch.optim.Adam(critic.parameters(), lr=opts.lr, betas=opts.betas)
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                    if opts.amp and device.type == "cuda" else nullcontext())
+        autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if opts.amp and device.type == "cuda"
+            else nullcontext()
+        )
 
         checkpoints = Checkpoints.for_job(job, opts)
         state = checkpoints.load_latest(device)
         log, start = LossLog(), 0
         if state is not None:
-            for key, obj in [("generator", generator), ("critic", critic),
-                             ("opt_g", opt_g), ("opt_d", opt_d)]:
+            for key, obj in [
+                ("generator", generator),
+                ("critic", critic),
+                ("opt_g", opt_g),
+                ("opt_d", opt_d),
+            ]:
                 obj.load_state_dict(state[key])
             restore_rng_state(state["rng"])
             log, start = LossLog(state["losses"]), state["step"]
             print(f"resuming from {checkpoints.paths()[-1]} at step {start}")
 
-        loader = batches((data.x,), opts.batch_size, job.seed,
-                         start_step=start * opts.critic_steps, device=device,
-                         num_workers=opts.num_workers)
+        loader = batches(
+            (data.x,),
+            opts.batch_size,
+            job.seed,
+            start_step=start * opts.critic_steps,
+            device=device,
+            num_workers=opts.num_workers,
+        )
         generator.train(), critic.train()
         t0 = time.perf_counter()
-        for step in tqdm(range(start, opts.steps), initial=start, total=opts.steps,
-                         desc=self.name, mininterval=2.0):
+        for step in tqdm(
+            range(start, opts.steps),
+            initial=start,
+            total=opts.steps,
+            desc=self.name,
+            mininterval=2.0,
+        ):
             for _ in range(opts.critic_steps):
                 (real,) = next(loader)
                 z = torch.randn(len(real), opts.latent_dim, device=device)
@@ -223,10 +261,14 @@ class CrysTensGAN(GenerativeModel):
                     fake = generator(z)
                 fake = fake.float()
                 with autocast:
-                    loss_d = discriminator_loss(self.wasserstein, critic(real).float(),
-                                                critic(fake).float())
-                penalty = (gradient_penalty(critic, real, fake) if opts.gp_lambda > 0
-                           else torch.zeros((), device=device))  # fp32: double backward
+                    loss_d = discriminator_loss(
+                        self.wasserstein, critic(real).float(), critic(fake).float()
+                    )
+                penalty = (
+                    gradient_penalty(critic, real, fake)
+                    if opts.gp_lambda > 0
+                    else torch.zeros((), device=device)
+                )  # fp32: double backward
                 opt_d.zero_grad(set_to_none=True)
                 (loss_d + opts.gp_lambda * penalty).backward()
                 opt_d.step()
@@ -240,26 +282,51 @@ class CrysTensGAN(GenerativeModel):
             critic.requires_grad_(True)
             opt_g.step()
 
-            log.append(step, discriminator=loss_d.item(), gradient_penalty=penalty.item(),
-                       generator=loss_g.item())
+            log.append(
+                step,
+                discriminator=loss_d.item(),
+                gradient_penalty=penalty.item(),
+                generator=loss_g.item(),
+            )
             if (step + 1) % job.checkpoint_every == 0 or step + 1 == opts.steps:
-                checkpoints.save(step + 1, {
-                    "generator": generator.state_dict(), "critic": critic.state_dict(),
-                    "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                    "rng": rng_state(), "losses": log.rows})
+                checkpoints.save(
+                    step + 1,
+                    {
+                        "generator": generator.state_dict(),
+                        "critic": critic.state_dict(),
+                        "opt_g": opt_g.state_dict(),
+                        "opt_d": opt_d.state_dict(),
+                        "rng": rng_state(),
+                        "losses": log.rows,
+                    },
+                )
         if opts.steps > start:
             print(f"{opts.steps - start} steps in {time.perf_counter() - t0:.1f} s on {device}")
         job.out_dir.mkdir(parents=True, exist_ok=True)
-        torch.save({"model": self.name, "options": dataclasses.asdict(opts),
-                    "elements": data.elements, "generator": generator.state_dict()},
-                   job.model_path)
+        torch.save(
+            {
+                "model": self.name,
+                "options": dataclasses.asdict(opts),
+                "elements": data.elements,
+                "generator": generator.state_dict(),
+            },
+            job.model_path,
+        )
         log.write_csv(job.losses_path)
 
     def sample(self, job: SampleJob) -> SampleResult:
         opts = options_from_mapping(SampleOptions, job.options, f"sample.{self.name}")
         generate, elements = self.tensor_sampler(job.model_path, job.device)
-        return sample_for_targets(generate, elements, job.targets, job.per_composition,
-                                  self.name, job.seed, opts.batch_size, opts.max_draws)
+        return sample_for_targets(
+            generate,
+            elements,
+            job.targets,
+            job.per_composition,
+            self.name,
+            job.seed,
+            opts.batch_size,
+            opts.max_draws,
+        )
 
     def tensor_sampler(
         self, model_path: Path, device: torch.device

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -55,8 +55,9 @@ def latent_seed(seed: int, draw_index: int) -> int:
 def noise(seeds: Sequence[int], shape: tuple[int, ...]) -> torch.Tensor:
     """One standard-normal tensor of ``shape`` per seed, each from its own generator, so a
     sample's noise does not depend on the batch it was drawn in."""
-    return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(s))
-                        for s in seeds])
+    return torch.stack(
+        [torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in seeds]
+    )
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,8 @@ def target_key(target: TargetComposition, elements: Sequence[str]) -> str:
     counts = [int(target.counts.get(el, 0)) for el in elements]
     if sum(counts) == 0 or sum(counts) > crystens.MAX_SITES:
         raise PipelineInputError(
-            f"target {target.label}: a CrysTens holds 1 to {crystens.MAX_SITES} atoms")
+            f"target {target.label}: a CrysTens holds 1 to {crystens.MAX_SITES} atoms"
+        )
     return composition_label(elements, counts)
 
 
@@ -135,8 +137,17 @@ def sample_for_targets(
     progress.close()
     for key in keys:
         reports[key].kept = len(kept[key])
-    print(json.dumps({"model": model_name, "drawn": drawn, "decodable": decodable,
-                      "decode_errors": dict(errors),
-                      "top_compositions": dict(compositions.most_common(10))}))
-    return SampleResult(records=[r for key in keys for r in kept[key]],
-                        reports=[reports[key] for key in keys])
+    print(
+        json.dumps(
+            {
+                "model": model_name,
+                "drawn": drawn,
+                "decodable": decodable,
+                "decode_errors": dict(errors),
+                "top_compositions": dict(compositions.most_common(10)),
+            }
+        )
+    )
+    return SampleResult(
+        records=[r for key in keys for r in kept[key]], reports=[reports[key] for key in keys]
+    )

@@ -25,9 +25,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -37,12 +37,22 @@ from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError
 from pipeline.models.base import (
-    GenerativeModel, SampleJob, SampleResult, TargetReport, TrainJob, options_from_mapping,
+    GenerativeModel,
+    SampleJob,
+    SampleResult,
+    TargetReport,
+    TrainJob,
+    latent_seed,
+    options_from_mapping,
 )
-from pipeline.models.base import latent_seed
 from pipeline.models.ccgan import _target_counts
 from pipeline.models.training import (
-    Checkpoints, LossLog, batches, restore_rng_state, rng_state, seed_everything,
+    Checkpoints,
+    LossLog,
+    batches,
+    restore_rng_state,
+    rng_state,
+    seed_everything,
 )
 from pipeline.represent.labelled import CONDITION_PROPERTIES, load_labelled
 from pipeline.represent.pointcloud import LATTICE_ROWS, DecodeError, PointCloudEncoding
@@ -54,17 +64,17 @@ from pipeline.represent.pointcloud import LATTICE_ROWS, DecodeError, PointCloudE
 class TrainOptions:
     """``config["train"]["cvae"]``."""
 
-    property: str = "formation_energy_per_atom"   # the condition: a column of the labelled data
-    autoencoder_steps: int = 3000       # phase 1: cell and basis autoencoders
-    cvae_steps: int = 3000              # phase 2: the conditional VAE on their codes
+    property: str = "formation_energy_per_atom"  # the condition: a column of the labelled data
+    autoencoder_steps: int = 3000  # phase 1: cell and basis autoencoders
+    cvae_steps: int = 3000  # phase 2: the conditional VAE on their codes
     batch_size: int = 64
-    lr: float = 1e-3                    # Adam, both phases
+    lr: float = 1e-3  # Adam, both phases
     cell_latent_dim: int = 4
     basis_latent_dim: int = 64
-    latent_dim: int = 16                # the CVAE's z
-    hidden: int = 512                   # width of every hidden layer
-    beta: float = 1.0                   # weight of the KL term
-    num_workers: int = 0                # DataLoader workers
+    latent_dim: int = 16  # the CVAE's z
+    hidden: int = 512  # width of every hidden layer
+    beta: float = 1.0  # weight of the KL term
+    num_workers: int = 0  # DataLoader workers
 
     # Does not change the trained result, so a checkpoint stays valid when it changes.
     not_in_fingerprint = ("num_workers",)
@@ -84,7 +94,7 @@ class TrainOptions:
 class SampleOptions:
     """``config["sample"]["cvae"]``."""
 
-    mode: str = "random"                # random | slerp
+    mode: str = "random"  # random | slerp
     # The property value asked for, in the property's unit; None: the mean over the
     # training structures of the target composition (over all of them if it has none).
     target_property: float | None = None
@@ -143,7 +153,9 @@ class ConditionalVAE(nn.Module):
         self.encoder = mlp(code_dim + condition_dim, hidden, hidden, 2 * latent_dim)
         self.decoder = mlp(latent_dim + condition_dim, hidden, hidden, code_dim)
 
-    def posterior(self, code: torch.Tensor, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def posterior(
+        self, code: torch.Tensor, condition: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and log-variance of ``q(z | code, condition)``."""
         mean, log_var = self.encoder(torch.cat([code, condition], dim=1)).chunk(2, dim=1)
         return mean, log_var
@@ -151,12 +163,13 @@ class ConditionalVAE(nn.Module):
     def decode(self, z: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         return self.decoder(torch.cat([z, condition], dim=1))
 
-    def forward(self, code: torch.Tensor, condition: torch.Tensor, noise: torch.Generator
-                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, code: torch.Tensor, condition: torch.Tensor, noise: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Reconstruction, posterior mean and log-variance; ``z`` is drawn with ``noise``."""
         mean, log_var = self.posterior(code, condition)
         eps = torch.randn(mean.shape, generator=noise, device=mean.device)
-        z = mean + eps * torch.exp(0.5 * log_var)   # reparameterisation
+        z = mean + eps * torch.exp(0.5 * log_var)  # reparameterisation
         return self.decode(z, condition), mean, log_var
 
 
@@ -181,7 +194,9 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
     omega = float(torch.arccos(cos))
     if omega < 1e-6:
         return (1 - t) * z0 + t * z1
-    direction = (math.sin((1 - t) * omega) * z0 / n0 + math.sin(t * omega) * z1 / n1) / math.sin(omega)
+    direction = (math.sin((1 - t) * omega) * z0 / n0 + math.sin(t * omega) * z1 / n1) / math.sin(
+        omega
+    )
     return direction * ((1 - t) * n0 + t * n1)
 
 
@@ -208,13 +223,17 @@ class Networks:
         atom_values = 3 * sum(encoding.caps)
         code_dim = options.cell_latent_dim + options.basis_latent_dim
         return cls(
-            encoding, options,
+            encoding,
+            options,
             cell=Autoencoder(3 * LATTICE_ROWS, options.cell_latent_dim, options.hidden),
             basis=Autoencoder(atom_values, options.basis_latent_dim, options.hidden),
-            cvae=ConditionalVAE(code_dim, 1 + encoding.condition_size, options.latent_dim,
-                                options.hidden),
-            code_mean=torch.zeros(code_dim), code_std=torch.ones(code_dim),
-            property_mean=0.0, property_std=1.0,
+            cvae=ConditionalVAE(
+                code_dim, 1 + encoding.condition_size, options.latent_dim, options.hidden
+            ),
+            code_mean=torch.zeros(code_dim),
+            code_std=torch.ones(code_dim),
+            property_mean=0.0,
+            property_std=1.0,
         )
 
     def to(self, device: torch.device) -> Networks:
@@ -244,8 +263,9 @@ class Networks:
     def clouds(self, code: torch.Tensor) -> torch.Tensor:
         """Point clouds ``(B, R, 3)`` of standardised codes (inverse of :meth:`code`)."""
         raw = code * self.code_std + self.code_mean
-        cell_code, basis_code = raw.split([self.options.cell_latent_dim,
-                                           self.options.basis_latent_dim], dim=1)
+        cell_code, basis_code = raw.split(
+            [self.options.cell_latent_dim, self.options.basis_latent_dim], dim=1
+        )
         cell = self.cell.decode(cell_code).view(len(code), LATTICE_ROWS, 3)
         basis = self.basis.decode(basis_code).view(len(code), sum(self.encoding.caps), 3)
         return torch.cat([cell, basis], dim=1)
@@ -253,15 +273,22 @@ class Networks:
     def condition(self, property_values: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
         """``[standardised property, per-element one-hot counts]``, the CVAE's condition."""
         scaled = (property_values - self.property_mean) / self.property_std
-        onehot = torch.cat([F.one_hot(counts[:, i], cap + 1).float()
-                            for i, cap in enumerate(self.encoding.caps)], dim=1)
+        onehot = torch.cat(
+            [F.one_hot(counts[:, i], cap + 1).float() for i, cap in enumerate(self.encoding.caps)],
+            dim=1,
+        )
         return torch.cat([scaled.float().unsqueeze(1), onehot], dim=1)
 
     def state(self) -> dict:
-        return {"cell": self.cell.state_dict(), "basis": self.basis.state_dict(),
-                "cvae": self.cvae.state_dict(), "code_mean": self.code_mean.cpu(),
-                "code_std": self.code_std.cpu(), "property_mean": self.property_mean,
-                "property_std": self.property_std}
+        return {
+            "cell": self.cell.state_dict(),
+            "basis": self.basis.state_dict(),
+            "cvae": self.cvae.state_dict(),
+            "code_mean": self.code_mean.cpu(),
+            "code_std": self.code_std.cpu(),
+            "property_mean": self.property_mean,
+            "property_std": self.property_std,
+        }
 
     def load_state(self, state: Mapping, device: torch.device) -> None:
         self.cell.load_state_dict(state["cell"])
@@ -314,9 +341,17 @@ class CVAE(GenerativeModel):
             print(f"resuming from {checkpoints.paths()[-1]} at step {start}")
 
         def save_checkpoint(step: int) -> None:
-            checkpoints.save(step, {"networks": nets.state(), "opt_ae": opt_ae.state_dict(),
-                                    "opt_cvae": opt_cvae.state_dict(), "rng": rng_state(),
-                                    "noise": noise.get_state(), "losses": log.rows})
+            checkpoints.save(
+                step,
+                {
+                    "networks": nets.state(),
+                    "opt_ae": opt_ae.state_dict(),
+                    "opt_cvae": opt_cvae.state_dict(),
+                    "rng": rng_state(),
+                    "noise": noise.get_state(),
+                    "losses": log.rows,
+                },
+            )
 
         total_steps = opts.autoencoder_steps + opts.cvae_steps
         t0 = time.perf_counter()
@@ -324,8 +359,14 @@ class CVAE(GenerativeModel):
 
         # Phase 1: the two autoencoders, on the same batches.
         if start < opts.autoencoder_steps:
-            loader = batches((clouds,), opts.batch_size, job.seed, start_step=start,
-                             device=device, num_workers=opts.num_workers)
+            loader = batches(
+                (clouds,),
+                opts.batch_size,
+                job.seed,
+                start_step=start,
+                device=device,
+                num_workers=opts.num_workers,
+            )
             nets.cell.train(), nets.basis.train()
             for step in range(start, opts.autoencoder_steps):
                 (x,) = next(loader)
@@ -335,8 +376,11 @@ class CVAE(GenerativeModel):
                 opt_ae.zero_grad(set_to_none=True)
                 (loss_cell + loss_basis).backward()
                 opt_ae.step()
-                log.append(step, cell_reconstruction=loss_cell.item(),
-                           basis_reconstruction=loss_basis.item())
+                log.append(
+                    step,
+                    cell_reconstruction=loss_cell.item(),
+                    basis_reconstruction=loss_basis.item(),
+                )
                 # The codes of phase 2 derive from the weights at the end of phase 1: save them.
                 if (step + 1) % job.checkpoint_every == 0 or step + 1 == opts.autoencoder_steps:
                     save_checkpoint(step + 1)
@@ -346,15 +390,24 @@ class CVAE(GenerativeModel):
         # Phase 2: the CVAE on the frozen autoencoders' codes of every training structure.
         nets.cell.eval(), nets.basis.eval()
         with torch.no_grad():
-            raw = torch.cat([nets.raw_code(clouds[i : i + 4096].to(device))
-                             for i in range(0, len(clouds), 4096)])
+            raw = torch.cat(
+                [
+                    nets.raw_code(clouds[i : i + 4096].to(device))
+                    for i in range(0, len(clouds), 4096)
+                ]
+            )
         nets.code_mean = raw.mean(dim=0)
         nets.code_std = raw.std(dim=0, correction=0).clamp(min=1e-6)
         codes = ((raw - nets.code_mean) / nets.code_std).cpu()
         conditions = nets.condition(property_values.to(device), counts.to(device)).cpu()
-        loader = batches((codes, conditions), opts.batch_size, job.seed + 1,
-                         start_step=start - opts.autoencoder_steps, device=device,
-                         num_workers=opts.num_workers)
+        loader = batches(
+            (codes, conditions),
+            opts.batch_size,
+            job.seed + 1,
+            start_step=start - opts.autoencoder_steps,
+            device=device,
+            num_workers=opts.num_workers,
+        )
         nets.cvae.train()
         for step in range(start, total_steps):
             code, condition = next(loader)
@@ -374,14 +427,21 @@ class CVAE(GenerativeModel):
         if done > 0:
             print(f"{done} steps in {time.perf_counter() - t0:.1f} s on {device}")
         job.out_dir.mkdir(parents=True, exist_ok=True)
-        torch.save({
-            "model": self.name, "options": dataclasses.asdict(opts),
-            "elements": data.encoding.elements, "caps": data.encoding.caps,
-            "networks": nets.state(),
-            # What sampling needs of the training set: slerp end points, default targets.
-            "train_ids": data.ids, "train_counts": counts, "train_codes": codes,
-            "train_property": property_values,
-        }, job.model_path)
+        torch.save(
+            {
+                "model": self.name,
+                "options": dataclasses.asdict(opts),
+                "elements": data.encoding.elements,
+                "caps": data.encoding.caps,
+                "networks": nets.state(),
+                # What sampling needs of the training set: slerp end points, default targets.
+                "train_ids": data.ids,
+                "train_counts": counts,
+                "train_codes": codes,
+                "train_property": property_values,
+            },
+            job.model_path,
+        )
         log.write_csv(job.losses_path)
 
     def sample(self, job: SampleJob) -> SampleResult:
@@ -393,18 +453,30 @@ class CVAE(GenerativeModel):
         result = SampleResult()
         for target_index, target in enumerate(tqdm(job.targets, desc="targets")):
             counts = _target_counts(target, encoding)
-            value = (opts.target_property if opts.target_property is not None
-                     else training.mean_property(counts))
+            value = (
+                opts.target_property
+                if opts.target_property is not None
+                else training.mean_property(counts)
+            )
             seeds = [latent_seed(job.seed, target_index, i) for i in range(job.per_composition)]
             if opts.mode == "random":
-                z = torch.stack([torch.randn(train_opts.latent_dim,
-                                             generator=torch.Generator().manual_seed(s))
-                                 for s in seeds])
+                z = torch.stack(
+                    [
+                        torch.randn(
+                            train_opts.latent_dim, generator=torch.Generator().manual_seed(s)
+                        )
+                        for s in seeds
+                    ]
+                )
                 extra = [{} for _ in seeds]
             else:
-                pair = opts.slerp_pairs.get(target.label) or training.first_two(counts, target.label)
-                z0, z1 = (training.posterior_mean(nets, structure_id, job.device).cpu()
-                          for structure_id in pair)
+                pair = opts.slerp_pairs.get(target.label) or training.first_two(
+                    counts, target.label
+                )
+                z0, z1 = (
+                    training.posterior_mean(nets, structure_id, job.device).cpu()
+                    for structure_id in pair
+                )
                 t = np.linspace(0.0, 1.0, job.per_composition)
                 z = torch.stack([slerp(z0, z1, float(ti)) for ti in t])
                 extra = [{"latent_t": float(ti)} for ti in t]
@@ -416,7 +488,8 @@ class CVAE(GenerativeModel):
                 n = len(z_batch)
                 condition = nets.condition(
                     torch.full((n,), value, dtype=torch.float64, device=job.device),
-                    torch.tensor(counts, device=job.device).expand(n, -1))
+                    torch.tensor(counts, device=job.device).expand(n, -1),
+                )
                 with torch.no_grad():
                     x = nets.clouds(nets.cvae.decode(z_batch, condition))
                 for j, cloud in enumerate(x.cpu().numpy()):
@@ -431,8 +504,9 @@ class CVAE(GenerativeModel):
                     record.source = self.name
                     # latent_seed draws z in random mode; on a slerp path, z is fixed by the
                     # pair and latent_t, and the seed only names the sample.
-                    record.properties.update({"latent_seed": float(seeds[i]),
-                                              property_key: float(value), **extra[i]})
+                    record.properties.update(
+                        {"latent_seed": float(seeds[i]), property_key: float(value), **extra[i]}
+                    )
                     result.records.append(record)
                     report.kept += 1
             result.reports.append(report)
@@ -449,8 +523,9 @@ def load_trained(model_path: Path, device: torch.device) -> tuple[Networks, Trai
     nets = Networks.create(encoding, options)
     nets.load_state(saved["networks"], torch.device("cpu"))
     nets.to(device).eval()
-    training = TrainingSet(saved["train_ids"], saved["train_counts"], saved["train_codes"],
-                           saved["train_property"])
+    training = TrainingSet(
+        saved["train_ids"], saved["train_counts"], saved["train_codes"], saved["train_property"]
+    )
     return nets, training
 
 
@@ -459,8 +534,8 @@ class TrainingSet:
     """What a trained model keeps of its training structures, for sampling."""
 
     ids: list[str]
-    counts: torch.Tensor          # (N, n_elements)
-    codes: torch.Tensor           # (N, code_dim), standardised
+    counts: torch.Tensor  # (N, n_elements)
+    codes: torch.Tensor  # (N, code_dim), standardised
     property_values: torch.Tensor  # (N,)
 
     def rows_of(self, counts: tuple[int, ...]) -> torch.Tensor:
@@ -477,16 +552,20 @@ class TrainingSet:
         if len(rows) < 2:
             raise PipelineInputError(
                 f"slerp for {label}: the training set has {len(rows)} structure(s) of it;"
-                " name two training structures in sample.cvae.slerp_pairs")
+                " name two training structures in sample.cvae.slerp_pairs"
+            )
         return self.ids[int(rows[0])], self.ids[int(rows[1])]
 
-    def posterior_mean(self, nets: Networks, structure_id: str, device: torch.device) -> torch.Tensor:
+    def posterior_mean(
+        self, nets: Networks, structure_id: str, device: torch.device
+    ) -> torch.Tensor:
         """The mean of ``q(z | code, condition)`` of one training structure."""
         if structure_id not in self.ids:
             raise PipelineInputError(f"slerp: {structure_id!r} is not a training structure")
         i = self.ids.index(structure_id)
-        condition = nets.condition(self.property_values[i : i + 1].to(device),
-                                   self.counts[i : i + 1].to(device))
+        condition = nets.condition(
+            self.property_values[i : i + 1].to(device), self.counts[i : i + 1].to(device)
+        )
         with torch.no_grad():
             mean, _ = nets.cvae.posterior(self.codes[i : i + 1].to(device), condition)
         return mean[0]

@@ -40,7 +40,9 @@ def mlp(*sizes: int) -> nn.Sequential:
 
 def time_features(t: torch.Tensor, dim: int) -> torch.Tensor:
     """Sinusoidal features ``(B, dim)`` of a time in [0, 1] (Vaswani et al. 2017)."""
-    frequencies = torch.exp(-math.log(1000.0) * torch.arange(dim // 2, device=t.device) / (dim // 2))
+    frequencies = torch.exp(
+        -math.log(1000.0) * torch.arange(dim // 2, device=t.device) / (dim // 2)
+    )
     angles = 1000.0 * t[:, None] * frequencies[None]
     return torch.cat([angles.sin(), angles.cos()], dim=1)
 
@@ -54,7 +56,7 @@ class GaussianBasis(nn.Module):
         self.width = cutoff / (n - 1)
 
     def forward(self, distance: torch.Tensor) -> torch.Tensor:
-        return torch.exp(-((distance[:, None] - self.centres) / self.width) ** 2)
+        return torch.exp(-(((distance[:, None] - self.centres) / self.width) ** 2))
 
 
 class EGNNLayer(nn.Module):
@@ -93,8 +95,16 @@ class EGNN(nn.Module):
     when the layers do not move atoms).
     """
 
-    def __init__(self, n_species: int, hidden: int, layers: int, cutoff: float,
-                 max_neighbours: int, moves_atoms: bool, time_dim: int = 32):
+    def __init__(
+        self,
+        n_species: int,
+        hidden: int,
+        layers: int,
+        cutoff: float,
+        max_neighbours: int,
+        moves_atoms: bool,
+        time_dim: int = 32,
+    ):
         super().__init__()
         self.cutoff, self.max_neighbours, self.time_dim = cutoff, max_neighbours, time_dim
         self.species_embedding = nn.Embedding(n_species, hidden)
@@ -103,13 +113,21 @@ class EGNN(nn.Module):
         self.layers = nn.ModuleList(EGNNLayer(hidden, basis, moves_atoms) for _ in range(layers))
 
     def forward(
-        self, species: torch.Tensor, frac_coords: torch.Tensor, lattices: torch.Tensor,
-        t: torch.Tensor, batch: torch.Tensor, ptr: torch.Tensor,
+        self,
+        species: torch.Tensor,
+        frac_coords: torch.Tensor,
+        lattices: torch.Tensor,
+        t: torch.Tensor,
+        batch: torch.Tensor,
+        ptr: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``t``: (B,) time in [0, 1]; ``batch``/``ptr``: PyG's node-to-crystal maps."""
-        edge_index, edge_offset = batch_radius_graph(frac_coords, lattices, ptr, self.cutoff,
-                                                     self.max_neighbours)
-        vectors = edge_vectors(frac_coords, lattices, batch, edge_index, edge_offset.to(frac_coords))
+        edge_index, edge_offset = batch_radius_graph(
+            frac_coords, lattices, ptr, self.cutoff, self.max_neighbours
+        )
+        vectors = edge_vectors(
+            frac_coords, lattices, batch, edge_index, edge_offset.to(frac_coords)
+        )
         h = self.species_embedding(species) + self.time_mlp(time_features(t, self.time_dim))[batch]
         shift = torch.zeros_like(frac_coords)
         neighbour, centre = edge_index
@@ -123,15 +141,23 @@ class EGNN(nn.Module):
 class Denoiser(nn.Module):
     """(noisy crystal, t) -> (fractional-coordinate score x sigma_t, lattice noise)."""
 
-    def __init__(self, n_species: int, hidden: int, layers: int, cutoff: float, max_neighbours: int):
+    def __init__(
+        self, n_species: int, hidden: int, layers: int, cutoff: float, max_neighbours: int
+    ):
         super().__init__()
         self.egnn = EGNN(n_species, hidden, layers, cutoff, max_neighbours, moves_atoms=True)
         self.lattice_head = mlp(2 * hidden + 6, hidden, hidden, 6)
         self.time_for_lattice = mlp(self.egnn.time_dim, hidden)
 
     def forward(
-        self, species: torch.Tensor, frac_coords: torch.Tensor, lattices: torch.Tensor,
-        lattice_z: torch.Tensor, t: torch.Tensor, batch: torch.Tensor, ptr: torch.Tensor,
+        self,
+        species: torch.Tensor,
+        frac_coords: torch.Tensor,
+        lattices: torch.Tensor,
+        lattice_z: torch.Tensor,
+        t: torch.Tensor,
+        batch: torch.Tensor,
+        ptr: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``lattice_z``: (B, 6) the standardised lattice parameters ``lattices`` came from."""
         h, shift = self.egnn(species, frac_coords, lattices, t, batch, ptr)
@@ -147,14 +173,22 @@ class PropertyPredictor(nn.Module):
     """(noisy crystal, t) -> one scalar per crystal, from mean-pooled invariant EGNN
     features and the (invariant) standardised lattice parameters."""
 
-    def __init__(self, n_species: int, hidden: int, layers: int, cutoff: float, max_neighbours: int):
+    def __init__(
+        self, n_species: int, hidden: int, layers: int, cutoff: float, max_neighbours: int
+    ):
         super().__init__()
         self.egnn = EGNN(n_species, hidden, layers, cutoff, max_neighbours, moves_atoms=False)
         self.head = mlp(hidden + 6, hidden, 1)
 
     def forward(
-        self, species: torch.Tensor, frac_coords: torch.Tensor, lattices: torch.Tensor,
-        lattice_z: torch.Tensor, t: torch.Tensor, batch: torch.Tensor, ptr: torch.Tensor,
+        self,
+        species: torch.Tensor,
+        frac_coords: torch.Tensor,
+        lattices: torch.Tensor,
+        lattice_z: torch.Tensor,
+        t: torch.Tensor,
+        batch: torch.Tensor,
+        ptr: torch.Tensor,
     ) -> torch.Tensor:
         h, _ = self.egnn(species, frac_coords, lattices, t, batch, ptr)
         pooled = scatter(h, batch, dim=0, dim_size=len(lattices), reduce="mean")

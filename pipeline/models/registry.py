@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Entry:
-    target: str          # "module:Class"
+    target: str  # "module:Class"
     representation: str  # as the class declares: trains on results/encoded/<representation>.npz
 
 
@@ -54,8 +54,10 @@ def model_class(name: str) -> type[GenerativeModel]:
     module_name, _, class_name = entry(name).target.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     if (cls.name, cls.representation) != (name, entry(name).representation):
-        raise RuntimeError(f"{entry(name).target} declares ({cls.name!r}, {cls.representation!r}),"
-                           f" registered as ({name!r}, {entry(name).representation!r})")
+        raise RuntimeError(
+            f"{entry(name).target} declares ({cls.name!r}, {cls.representation!r}),"
+            f" registered as ({name!r}, {entry(name).representation!r})"
+        )
     return cls
 
 

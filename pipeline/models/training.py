@@ -21,8 +21,9 @@ import hashlib
 import json
 import os
 import random
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -101,14 +102,17 @@ class Checkpoints:
         self.fingerprint = run_fingerprint
 
     @classmethod
-    def for_job(cls, job: Any, options: Any) -> "Checkpoints":
+    def for_job(cls, job: Any, options: Any) -> Checkpoints:
         """The checkpoints of a ``TrainJob`` trained with the options dataclass ``options``.
 
         Fields named in the options' ``not_in_fingerprint`` (``steps``, ``num_workers``,
         ...) do not change the trained result, so a checkpoint stays valid across them.
         """
-        run_options = {k: v for k, v in dataclasses.asdict(options).items()
-                       if k not in getattr(options, "not_in_fingerprint", ())}
+        run_options = {
+            k: v
+            for k, v in dataclasses.asdict(options).items()
+            if k not in getattr(options, "not_in_fingerprint", ())
+        }
         return cls(job.checkpoint_dir, fingerprint(job.data, run_options, job.seed))
 
     def paths(self) -> list[Path]:
@@ -164,7 +168,9 @@ class EpochBatchSampler(Sampler[list[int]]):
 
     def __init__(self, n: int, batch_size: int, seed: int, start_step: int = 0) -> None:
         if n < batch_size:
-            raise PipelineInputError(f"{n} training samples are fewer than one batch of {batch_size}")
+            raise PipelineInputError(
+                f"{n} training samples are fewer than one batch of {batch_size}"
+            )
         self.n, self.batch_size, self.seed, self.start_step = n, batch_size, seed, start_step
         self.per_epoch = n // batch_size
 
@@ -229,8 +235,12 @@ def plot_losses(losses: pd.DataFrame, path: Path, title: str) -> None:
     window = max(1, len(losses) // 50)
     for ax, column in zip(axes, columns):
         ax.plot(losses["step"], losses[column], color="tab:blue", alpha=0.25, lw=0.8)
-        ax.plot(losses["step"], losses[column].rolling(window, min_periods=1).mean(),
-                color="tab:blue", lw=1.5)
+        ax.plot(
+            losses["step"],
+            losses[column].rolling(window, min_periods=1).mean(),
+            color="tab:blue",
+            lw=1.5,
+        )
         ax.set_xlabel("step")
         ax.set_title(column)
     fig.suptitle(title)

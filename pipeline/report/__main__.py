@@ -30,14 +30,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--chemsys", default="Mg-Mn-O")
     parser.add_argument("--candidates", type=Path, required=True, help="candidates.csv of export")
-    parser.add_argument("--references", type=Path, required=True,
-                        help="relaxed hull references (.json.gz)")
+    parser.add_argument(
+        "--references", type=Path, required=True, help="relaxed hull references (.json.gz)"
+    )
     parser.add_argument("--relaxed", type=Path, required=True, help="relaxed candidates (.json.gz)")
     parser.add_argument("--training", type=Path, required=True, help="training dataset (.json.gz)")
     parser.add_argument("--metastable", type=float, default=0.2, help="E_hull line, eV/atom")
     parser.add_argument("--synthesizable", type=float, default=0.08, help="E_hull line, eV/atom")
-    parser.add_argument("--gap-window", type=float, nargs=2, default=(1.6, 3.0),
-                        metavar=("MIN", "MAX"))
+    parser.add_argument(
+        "--gap-window", type=float, nargs=2, default=(1.6, 3.0), metavar=("MIN", "MAX")
+    )
     parser.add_argument("--gap-level", default="HSE")
     parser.add_argument("--max-delta-g-pbx", type=float, default=0.59)
     parser.add_argument("--out-e-hull", type=Path, required=True)
@@ -51,20 +53,39 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     system = ChemicalSystem.parse(args.chemsys)
-    candidates = read_table(args.candidates, ["id", "model", "formula", "e_above_hull",
-                                              "band_gap", "delta_g_pbx", "passes"])
-    plot_e_hull_histogram(candidates, {"synthesizable": args.synthesizable,
-                                       "metastable": args.metastable},
-                          args.out_e_hull, models=candidates["model"])
-    plot_ternary_hull(read_records(args.references), candidates, system.elements,
-                      args.out_ternary, args.synthesizable)
-    plot_gap_vs_pourbaix(candidates, tuple(args.gap_window), args.max_delta_g_pbx,
-                         args.gap_level, args.out_gap_pourbaix)
-    ks = plot_lattice_distributions([r.to_structure() for r in read_records(args.relaxed)],
-                                    [r.to_structure() for r in read_records(args.training)],
-                                    args.out_lattice)
-    print("K-S statistics, relaxed candidates vs training:",
-          ", ".join(f"{k} {v:.3f}" for k, v in ks.items()))
+    candidates = read_table(
+        args.candidates,
+        ["id", "model", "formula", "e_above_hull", "band_gap", "delta_g_pbx", "passes"],
+    )
+    plot_e_hull_histogram(
+        candidates,
+        {"synthesizable": args.synthesizable, "metastable": args.metastable},
+        args.out_e_hull,
+        models=candidates["model"],
+    )
+    plot_ternary_hull(
+        read_records(args.references),
+        candidates,
+        system.elements,
+        args.out_ternary,
+        args.synthesizable,
+    )
+    plot_gap_vs_pourbaix(
+        candidates,
+        tuple(args.gap_window),
+        args.max_delta_g_pbx,
+        args.gap_level,
+        args.out_gap_pourbaix,
+    )
+    ks = plot_lattice_distributions(
+        [r.to_structure() for r in read_records(args.relaxed)],
+        [r.to_structure() for r in read_records(args.training)],
+        args.out_lattice,
+    )
+    print(
+        "K-S statistics, relaxed candidates vs training:",
+        ", ".join(f"{k} {v:.3f}" for k, v in ks.items()),
+    )
     return 0
 
 

@@ -60,8 +60,8 @@ between the distance channel and the distances of the reconstructed coordinates.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 from pymatgen.core import Element, Lattice
@@ -86,8 +86,19 @@ ANGLE_SCALE = 180.0
 SG_SCALE = 230.0
 DISTANCE_SCALE = float(np.sqrt(3.0))
 HEADER_SCALES = np.array(
-    [Z_SCALE, 1.0, 1.0, 1.0, LENGTH_SCALE, LENGTH_SCALE, LENGTH_SCALE,
-     ANGLE_SCALE, ANGLE_SCALE, ANGLE_SCALE, SG_SCALE]
+    [
+        Z_SCALE,
+        1.0,
+        1.0,
+        1.0,
+        LENGTH_SCALE,
+        LENGTH_SCALE,
+        LENGTH_SCALE,
+        ANGLE_SCALE,
+        ANGLE_SCALE,
+        ANGLE_SCALE,
+        SG_SCALE,
+    ]
 )
 _COORDS = slice(1, 4)
 _LENGTHS = slice(4, 7)
@@ -121,8 +132,9 @@ def denormalize(tensor: np.ndarray) -> np.ndarray:
 def space_group_number(record: CrystalRecord, symprec: float = 0.01) -> int:
     """International space-group number (spglib via pymatgen); 1 if spglib finds none."""
     try:
-        return int(SpacegroupAnalyzer(record.to_structure(), symprec=symprec)
-                   .get_space_group_number())
+        return int(
+            SpacegroupAnalyzer(record.to_structure(), symprec=symprec).get_space_group_number()
+        )
     except (TypeError, ValueError):
         return 1
 
@@ -266,16 +278,15 @@ def reconstruct(
     )
     species = _cluster_species(header[:, 0], elements, seed)
     frac = _cluster_coordinates(np.mod(combined, 1.0), coord_merge_tol, seed)
-    record = CrystalRecord(id=id, lattice=lattice.matrix.tolist(), species=species,
-                           frac_coords=frac.tolist())
+    record = CrystalRecord(
+        id=id, lattice=lattice.matrix.tolist(), species=species, frac_coords=frac.tolist()
+    )
     return Reconstruction(record=record, space_group=space_group, quality=quality)
 
 
 def decode(tensor: np.ndarray, elements: Sequence[str], id: str = "decoded") -> CrystalRecord:
     """The crystal of a normalised CrysTens (see :func:`reconstruct`)."""
     return reconstruct(tensor, elements, id=id).record
-
-
 
 
 def _cluster_species(z_values: np.ndarray, elements: Sequence[str], seed: int) -> list[str]:
@@ -321,6 +332,7 @@ def _kmeans_1d(
     with warnings.catch_warnings():
         # Duplicate values can leave fewer distinct centres than k; that is fine here.
         warnings.simplefilter("ignore")
-        model = KMeans(n_clusters=k, init=start, n_init=4 if isinstance(init, int) else 1,
-                       random_state=seed).fit(values.reshape(-1, 1))
+        model = KMeans(
+            n_clusters=k, init=start, n_init=4 if isinstance(init, int) else 1, random_state=seed
+        ).fit(values.reshape(-1, 1))
     return model.cluster_centers_[:, 0], model.labels_

@@ -34,14 +34,14 @@ from pymatgen.core import Element
 from pymatgen.io.vasp import Poscar
 from torch_geometric.data import Data
 
-from pipeline.chemsys import ChemicalSystem
 from pipeline.arrays import load_arrays, save_arrays
+from pipeline.chemsys import ChemicalSystem
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
 from pipeline.represent import DecodeError
 
-MIN_VOLUME_PER_ATOM = 1.0   # Å^3; below this a decoded cell is degenerate
-TIE_TOLERANCE = 1e-4        # Å; neighbours this close in distance are one shell
+MIN_VOLUME_PER_ATOM = 1.0  # Å^3; below this a decoded cell is degenerate
+TIE_TOLERANCE = 1e-4  # Å; neighbours this close in distance are one shell
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class GraphEncoding:
     """Periodic graphs of the crystals of one chemical system."""
 
     elements: tuple[str, ...]
-    cutoff: float = 5.0             # Å, edge cutoff
+    cutoff: float = 5.0  # Å, edge cutoff
 
     def encode(self, record: CrystalRecord) -> Data:
         """The periodic graph of ``record`` (edges from pymatgen's neighbour list)."""
@@ -82,9 +82,12 @@ class GraphEncoding:
         volume = abs(float(np.linalg.det(lattice)))
         if volume < MIN_VOLUME_PER_ATOM * len(species):
             raise DecodeError(f"degenerate cell: volume {volume:.3g} Å^3 for {len(species)} atoms")
-        return CrystalRecord(id=id, lattice=lattice.tolist(),
-                             species=[self.elements[k] for k in species],
-                             frac_coords=coords.tolist())
+        return CrystalRecord(
+            id=id,
+            lattice=lattice.tolist(),
+            species=[self.elements[k] for k in species],
+            frac_coords=coords.tolist(),
+        )
 
 
 def to_poscar(record: CrystalRecord) -> str:
@@ -115,16 +118,21 @@ class GraphDataset:
         """The crystals as records (``properties["band_gap"]`` set)."""
         starts = np.concatenate([[0], np.cumsum(self.num_atoms)])
         return [
-            CrystalRecord(id=self.ids[k], lattice=self.lattice[k].tolist(),
-                          species=[self.elements[s] for s in self.species[starts[k]:starts[k + 1]]],
-                          frac_coords=self.frac_coords[starts[k]:starts[k + 1]].tolist(),
-                          parent=self.parents[k], properties={"band_gap": float(self.band_gap[k])})
+            CrystalRecord(
+                id=self.ids[k],
+                lattice=self.lattice[k].tolist(),
+                species=[self.elements[s] for s in self.species[starts[k] : starts[k + 1]]],
+                frac_coords=self.frac_coords[starts[k] : starts[k + 1]].tolist(),
+                parent=self.parents[k],
+                properties={"band_gap": float(self.band_gap[k])},
+            )
             for k in range(len(self))
         ]
 
 
-def graph_dataset(records: list[CrystalRecord], system: ChemicalSystem,
-                  band_gap: np.ndarray) -> GraphDataset:
+def graph_dataset(
+    records: list[CrystalRecord], system: ChemicalSystem, band_gap: np.ndarray
+) -> GraphDataset:
     if not records:
         raise PipelineInputError("nothing to encode: the dataset is empty")
     elements = tuple(system.elements)
@@ -138,15 +146,22 @@ def graph_dataset(records: list[CrystalRecord], system: ChemicalSystem,
         num_atoms=np.array([r.natoms for r in records], dtype=np.int64),
         lattice=np.stack([np.asarray(r.lattice) for r in records]),
         band_gap=np.asarray(band_gap, dtype=np.float64),
-        ids=[r.id for r in records], parents=[r.parent or r.id for r in records],
+        ids=[r.id for r in records],
+        parents=[r.parent or r.id for r in records],
     )
 
 
 def save_graph_dataset(data: GraphDataset, path: str | Path) -> None:
     save_arrays(
-        path, species=data.species, frac_coords=data.frac_coords, num_atoms=data.num_atoms,
-        lattice=data.lattice, band_gap=data.band_gap, ids=np.array(data.ids),
-        parents=np.array(data.parents), elements=np.array(data.elements),
+        path,
+        species=data.species,
+        frac_coords=data.frac_coords,
+        num_atoms=data.num_atoms,
+        lattice=data.lattice,
+        band_gap=data.band_gap,
+        ids=np.array(data.ids),
+        parents=np.array(data.parents),
+        elements=np.array(data.elements),
     )
 
 
@@ -154,12 +169,15 @@ def load_graph_dataset(path: str | Path) -> GraphDataset:
     """Read an ``.npz`` written by :func:`save_graph_dataset`."""
     f = load_arrays(path, "graph dataset", marker="num_atoms")
     return GraphDataset(
-        elements=tuple(str(e) for e in f["elements"]), species=f["species"],
-        frac_coords=f["frac_coords"], num_atoms=f["num_atoms"], lattice=f["lattice"],
-        band_gap=f["band_gap"], ids=[str(s) for s in f["ids"]],
+        elements=tuple(str(e) for e in f["elements"]),
+        species=f["species"],
+        frac_coords=f["frac_coords"],
+        num_atoms=f["num_atoms"],
+        lattice=f["lattice"],
+        band_gap=f["band_gap"],
+        ids=[str(s) for s in f["ids"]],
         parents=[str(s) for s in f["parents"]],
     )
-
 
 
 # ----------------------------------------------------------------------------- torch geometry
@@ -197,12 +215,14 @@ def periodic_radius_graph(
         spacing = volume / cross.norm(dim=1)
         reach = [min(max_images, math.ceil(cutoff / max(float(s), 1e-9))) for s in spacing]
         ranges = [torch.arange(-r, r + 1, device=frac.device, dtype=frac.dtype) for r in reach]
-        images = torch.cartesian_prod(*ranges)                                  # (K, 3)
-        delta = frac[None, :, None, :] - frac[:, None, None, :] + images        # (i, j, K, 3)
+        images = torch.cartesian_prod(*ranges)  # (K, 3)
+        delta = frac[None, :, None, :] - frac[:, None, None, :] + images  # (i, j, K, 3)
         distance = (delta @ cell).norm(dim=-1)
         n = len(frac)
-        self_image = (torch.eye(n, dtype=torch.bool, device=frac.device)[:, :, None]
-                      & (images == 0).all(dim=1)[None, None, :])
+        self_image = (
+            torch.eye(n, dtype=torch.bool, device=frac.device)[:, :, None]
+            & (images == 0).all(dim=1)[None, None, :]
+        )
         keep = (distance < cutoff) & ~self_image
         centre, neighbour, image = keep.nonzero(as_tuple=True)
         if max_neighbours is not None:
@@ -234,15 +254,19 @@ def batch_radius_graph(
     for k in range(len(lattices)):
         start, end = int(ptr[k]), int(ptr[k + 1])
         edge_index, edge_offset = periodic_radius_graph(
-            frac_coords[start:end], lattices[k], cutoff, max_neighbours)
+            frac_coords[start:end], lattices[k], cutoff, max_neighbours
+        )
         edges.append(edge_index + start)
         offsets.append(edge_offset)
     return torch.cat(edges, dim=1), torch.cat(offsets)
 
 
 def edge_vectors(
-    frac_coords: torch.Tensor, lattices: torch.Tensor, batch: torch.Tensor,
-    edge_index: torch.Tensor, edge_offset: torch.Tensor,
+    frac_coords: torch.Tensor,
+    lattices: torch.Tensor,
+    batch: torch.Tensor,
+    edge_index: torch.Tensor,
+    edge_offset: torch.Tensor,
 ) -> torch.Tensor:
     """Cartesian edge vectors ``(f_j + offset - f_i) @ L`` (differentiable in both)."""
     neighbour, centre = edge_index
@@ -268,7 +292,12 @@ def lattice_from_log_metric(entries: torch.Tensor) -> torch.Tensor:
     """Symmetric lattice matrices ``exp(S)`` ``(B, 3, 3)`` from :func:`lattice_log_metric`
     entries (differentiable)."""
     s11, s22, s33, s12, s13, s23 = entries.unbind(dim=1)
-    s = torch.stack([torch.stack([s11, s12, s13], dim=1),
-                     torch.stack([s12, s22, s23], dim=1),
-                     torch.stack([s13, s23, s33], dim=1)], dim=1)
+    s = torch.stack(
+        [
+            torch.stack([s11, s12, s13], dim=1),
+            torch.stack([s12, s22, s23], dim=1),
+            torch.stack([s13, s23, s33], dim=1),
+        ],
+        dim=1,
+    )
     return torch.linalg.matrix_exp(s)

@@ -12,9 +12,9 @@ stage writes it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -36,11 +36,14 @@ class LabelledDataset:
         """The ``(N,)`` values of property ``name``."""
         if name not in self.properties:
             raise PipelineInputError(
-                f"property {name!r} is not in the labelled data; it has {sorted(self.properties)}")
+                f"property {name!r} is not in the labelled data; it has {sorted(self.properties)}"
+            )
         return self.properties[name]
 
 
-def save_labelled(encoded: str | Path, properties: Mapping[str, np.ndarray], path: str | Path) -> None:
+def save_labelled(
+    encoded: str | Path, properties: Mapping[str, np.ndarray], path: str | Path
+) -> None:
     """Copy the point-cloud file ``encoded`` to ``path`` with ``properties`` added.
 
     Every array of ``properties`` must have one value per structure of ``encoded``.
@@ -50,8 +53,11 @@ def save_labelled(encoded: str | Path, properties: Mapping[str, np.ndarray], pat
         arrays = {key: f[key] for key in f.files}
     n = len(arrays["x"])
     names = list(properties)
-    values = np.column_stack([np.asarray(properties[k], dtype=np.float64) for k in names]) \
-        if names else np.zeros((n, 0))
+    values = (
+        np.column_stack([np.asarray(properties[k], dtype=np.float64) for k in names])
+        if names
+        else np.zeros((n, 0))
+    )
     if values.shape[0] != n:
         raise ValueError(f"{values.shape[0]} property rows for {n} structures")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,8 +71,10 @@ def load_labelled(path: str | Path) -> LabelledDataset:
     data = load_encoded(path)
     with np.load(path) as f:
         if "property_names" not in f.files:
-            raise PipelineInputError(f"{path} has no property labels (not written by"
-                                     " python -m pipeline.training_properties)")
+            raise PipelineInputError(
+                f"{path} has no property labels (not written by"
+                " python -m pipeline.training_properties)"
+            )
         names = [str(s) for s in f["property_names"]]
         values = f["property_values"]
     return LabelledDataset(data, {name: values[:, i] for i, name in enumerate(names)})

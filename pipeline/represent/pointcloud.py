@@ -16,8 +16,8 @@ origin cannot be confused with padding; a row is an atom when all three values e
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 from pymatgen.core import Lattice, Structure
@@ -43,7 +43,7 @@ class PointCloudEncoding:
     caps: tuple[int, ...]
 
     @classmethod
-    def for_system(cls, system: ChemicalSystem, caps: Mapping[str, int]) -> "PointCloudEncoding":
+    def for_system(cls, system: ChemicalSystem, caps: Mapping[str, int]) -> PointCloudEncoding:
         return cls(tuple(system.elements), tuple(int(caps[el]) for el in system.elements))
 
     @property
@@ -77,8 +77,9 @@ class PointCloudEncoding:
         ``counts`` has shape ``(..., n_elements)``; the result ``(..., condition_size)``.
         """
         counts = np.asarray(counts, dtype=np.int64)
-        blocks = [np.eye(cap + 1, dtype=np.float32)[counts[..., i]]
-                  for i, cap in enumerate(self.caps)]
+        blocks = [
+            np.eye(cap + 1, dtype=np.float32)[counts[..., i]] for i, cap in enumerate(self.caps)
+        ]
         return np.concatenate(blocks, axis=-1)
 
     def encode(self, record: CrystalRecord) -> np.ndarray:
@@ -96,7 +97,9 @@ class PointCloudEncoding:
         for el, cap, rows in zip(self.elements, self.caps, self.element_slices().values()):
             coords = frac[species == el]
             if len(coords) > cap:
-                raise PipelineInputError(f"{record.id}: {len(coords)} {el} atoms exceed the cap {cap}")
+                raise PipelineInputError(
+                    f"{record.id}: {len(coords)} {el} atoms exceed the cap {cap}"
+                )
             x[rows][: len(coords)] = coords * COORD_SCALE + COORD_OFFSET
         return x
 
@@ -119,8 +122,12 @@ class PointCloudEncoding:
             coords.extend(np.mod((atoms - COORD_OFFSET) / COORD_SCALE, 1.0))
         if not species:
             raise DecodeError("no atoms")
-        return CrystalRecord(id=id, lattice=lattice.matrix.tolist(), species=species,
-                             frac_coords=np.asarray(coords).tolist())
+        return CrystalRecord(
+            id=id,
+            lattice=lattice.matrix.tolist(),
+            species=species,
+            frac_coords=np.asarray(coords).tolist(),
+        )
 
     def decode_structure(self, x: np.ndarray) -> Structure:
         return self.decode(x).to_structure()

@@ -12,7 +12,7 @@ relaxer (:func:`pipeline.screen.relax.divergence_reason`).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch_sim as ts
@@ -76,8 +76,9 @@ def relax_batched(
     in_flight.load_states(state)
     batch, _, current = in_flight.next_batch(None, None)
     finished_states = []
-    with tqdm(total=len(records), desc="relax (batched)", unit="structure",
-              disable=not progress) as bar:
+    with tqdm(
+        total=len(records), desc="relax (batched)", unit="structure", disable=not progress
+    ) as bar:
         while batch is not None:
             batch = update_fn(batch)
             rows = list(current)  # the batcher reuses this list; copy before the next call
@@ -112,8 +113,9 @@ def _judge(
     cell_force = torch.linalg.norm(batch.cell_forces, dim=2).amax(dim=1)
     max_force = torch.maximum(max_force, cell_force).tolist()
     bad_atoms = torch.zeros(n_systems, dtype=atom_force.dtype, device=atom_force.device)
-    bad_atoms = bad_atoms.index_add(0, batch.system_idx, (~torch.isfinite(atom_force)).to(
-        atom_force.dtype))
+    bad_atoms = bad_atoms.index_add(
+        0, batch.system_idx, (~torch.isfinite(atom_force)).to(atom_force.dtype)
+    )
     finite = (bad_atoms == 0).tolist()
     done = torch.zeros(n_systems, dtype=torch.bool)
     for row, index in enumerate(rows):

@@ -12,8 +12,8 @@ and by the quality evaluation (uniqueness, novelty).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
@@ -56,7 +56,8 @@ def can_match(a: Prepared, b: Prepared, ltol: float) -> bool:
 def matches(a: Prepared, b: Prepared, matcher: StructureMatcher) -> bool:
     """``matcher.fit(a, b)`` on the reduced cells, after the free necessary conditions."""
     return can_match(a, b, matcher.ltol) and matcher.fit(
-        a.primitive, b.primitive, skip_structure_reduction=True)
+        a.primitive, b.primitive, skip_structure_reduction=True
+    )
 
 
 def default_matcher() -> StructureMatcher:
@@ -79,14 +80,17 @@ def unique_indices(structures: Sequence[Prepared], matcher: StructureMatcher) ->
     return sorted(keep)
 
 
-def novel_mask(structures: Sequence[Prepared], training: Sequence[Prepared],
-               matcher: StructureMatcher) -> list[bool]:
+def novel_mask(
+    structures: Sequence[Prepared], training: Sequence[Prepared], matcher: StructureMatcher
+) -> list[bool]:
     """Whether each structure matches no training structure."""
     by_key: dict[tuple[str, int], list[Prepared]] = defaultdict(list)
     for t in training:
         by_key[t.formula, t.nsites].append(t)
-    return [not any(matches(s, t, matcher) for t in by_key[s.formula, s.nsites])
-            for s in tqdm(structures, desc="novelty", unit="structure", leave=False)]
+    return [
+        not any(matches(s, t, matcher) for t in by_key[s.formula, s.nsites])
+        for s in tqdm(structures, desc="novelty", unit="structure", leave=False)
+    ]
 
 
 @dataclass(frozen=True)
@@ -118,15 +122,17 @@ def find_matches(
     matcher = matcher or default_matcher()
     formulas = {structure.composition.reduced_formula for _, structure in candidates}
     known_prepared: dict[tuple[str, int], list[tuple[str, Prepared]]] = defaultdict(list)
-    for known_id, structure in tqdm(known, desc="training cells", unit="structure",
-                                    disable=not progress):
+    for known_id, structure in tqdm(
+        known, desc="training cells", unit="structure", disable=not progress
+    ):
         if structure.composition.reduced_formula in formulas:
             prepared = prepare(structure)
             known_prepared[prepared.formula, prepared.nsites].append((known_id, prepared))
     kept: dict[tuple[str, int], list[tuple[str, Prepared]]] = defaultdict(list)
     results = []
-    for candidate_id, structure in tqdm(candidates, desc="deduplicate", unit="structure",
-                                        disable=not progress):
+    for candidate_id, structure in tqdm(
+        candidates, desc="deduplicate", unit="structure", disable=not progress
+    ):
         prepared = prepare(structure)
         key = (prepared.formula, prepared.nsites)
         duplicate_of = _first_match(prepared, kept[key], matcher)

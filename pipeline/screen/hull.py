@@ -11,8 +11,8 @@ uncorrected MP energies) and compared with MP's own corrected entries.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition
@@ -34,7 +34,9 @@ class HullResult:
     decomposition: str
 
 
-def select_hull_training(records: Sequence[CrystalRecord], limit: int | None) -> list[CrystalRecord]:
+def select_hull_training(
+    records: Sequence[CrystalRecord], limit: int | None
+) -> list[CrystalRecord]:
     """A deterministic subset of training structures for the hull.
 
     One structure per reduced formula (the one with the fewest atoms, then the first
@@ -53,8 +55,7 @@ def pd_entry(record: CrystalRecord) -> PDEntry:
     if ENERGY not in record.properties:
         raise PipelineInputError(f"{record.id}: no properties.{ENERGY} to place on a hull")
     composition = Composition(record.formula)
-    return PDEntry(composition, record.properties[ENERGY] * composition.num_atoms,
-                   name=record.id)
+    return PDEntry(composition, record.properties[ENERGY] * composition.num_atoms, name=record.id)
 
 
 def phase_diagram(references: Sequence[CrystalRecord]) -> PhaseDiagram:
@@ -94,13 +95,20 @@ def mp2020_entry(record: CrystalRecord) -> ComputedStructureEntry:
     u_tables = MPRelaxSet.CONFIG["INCAR"]["LDAUU"]  # {anion: {metal: U}}
     hubbards = {
         metal: u
-        for anion, table in u_tables.items() if anion in elements
-        for metal, u in table.items() if metal in elements and u
+        for anion, table in u_tables.items()
+        if anion in elements
+        for metal, u in table.items()
+        if metal in elements and u
     }
     entry = ComputedStructureEntry(
-        structure, record.properties[ENERGY] * len(structure), entry_id=record.id,
-        parameters={"run_type": "GGA+U" if hubbards else "GGA", "hubbards": hubbards,
-                    "is_hubbard": bool(hubbards)},
+        structure,
+        record.properties[ENERGY] * len(structure),
+        entry_id=record.id,
+        parameters={
+            "run_type": "GGA+U" if hubbards else "GGA",
+            "hubbards": hubbards,
+            "is_hubbard": bool(hubbards),
+        },
     )
     processed = MaterialsProject2020Compatibility(check_potcar=False).process_entries(
         [entry], verbose=False
@@ -116,5 +124,4 @@ def mp_e_above_hull(records: Sequence[CrystalRecord], mp_entries: Sequence) -> l
         diagram = PhaseDiagram(list(mp_entries))
     except ValueError as exc:
         raise PipelineInputError(f"the Materials Project entries make no hull: {exc}") from None
-    return [float(diagram.get_e_above_hull(mp2020_entry(r), allow_negative=True))
-            for r in records]
+    return [float(diagram.get_e_above_hull(mp2020_entry(r), allow_negative=True)) for r in records]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-from typing import Sequence
+from collections.abc import Sequence
 
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
@@ -60,18 +60,28 @@ def add_relax_arguments(parser) -> None:
 
     group = parser.add_argument_group("potential and relaxation")
     group.add_argument("--potential", choices=POTENTIALS, default="chgnet")
-    group.add_argument("--checkpoint", default="",
-                       help="the potential's checkpoint: a name it ships or a path"
-                       " (default: chgnet 0.3.0, sevennet 7net-l3i5, m3gnet from matgl's hub)")
+    group.add_argument(
+        "--checkpoint",
+        default="",
+        help="the potential's checkpoint: a name it ships or a path"
+        " (default: chgnet 0.3.0, sevennet 7net-l3i5, m3gnet from matgl's hub)",
+    )
     group.add_argument("--mode", choices=RELAX_MODES, default="batched")
     group.add_argument("--fmax", type=float, default=0.05, help="force threshold, eV/Å")
     group.add_argument("--max-steps", type=int, default=500)
-    group.add_argument("--batch-atoms", type=int, default=None,
-                       help="most atoms per batch (batched mode); default: measured on a"
-                       " GPU, 512 on a CPU")
+    group.add_argument(
+        "--batch-atoms",
+        type=int,
+        default=None,
+        help="most atoms per batch (batched mode); default: measured on a GPU, 512 on a CPU",
+    )
     group.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    group.add_argument("--threads", type=int, default=1,
-                       help="torch CPU threads (one per job is fastest when jobs share cores)")
+    group.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (one per job is fastest when jobs share cores)",
+    )
 
 
 def use_cpu_threads(threads: int) -> None:

@@ -70,8 +70,9 @@ def ase_calculator(spec: PotentialSpec):
 
         # "ignore": a cell that blows up leaves atoms without neighbours; the relaxer
         # reports the divergence itself instead of CHGNet warning on every step.
-        return CHGNetCalculator(_load_chgnet(spec), use_device=spec.device,
-                                on_isolated_atoms="ignore")
+        return CHGNetCalculator(
+            _load_chgnet(spec), use_device=spec.device, on_isolated_atoms="ignore"
+        )
     if spec.name == "sevennet":
         from sevenn.calculator import SevenNetCalculator
 

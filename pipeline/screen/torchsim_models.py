@@ -38,8 +38,10 @@ class CHGNetModel(ModelInterface):
             if not _is_finite(positions, cell):
                 continue
             structure = Structure(
-                Lattice(cell.detach().cpu().numpy()), numbers.cpu().tolist(),
-                positions.detach().cpu().numpy(), coords_are_cartesian=True,
+                Lattice(cell.detach().cpu().numpy()),
+                numbers.cpu().tolist(),
+                positions.detach().cpu().numpy(),
+                coords_are_cartesian=True,
             )
             graphs.append(self.model.graph_converter(structure))
             systems.append(system)
@@ -64,8 +66,10 @@ class CHGNetModel(ModelInterface):
         from chgnet.model.model import BatchedGraph
 
         batched = BatchedGraph.from_graphs(
-            graphs, bond_basis_expansion=self.model.bond_basis_expansion,
-            angle_basis_expansion=self.model.angle_basis_expansion, compute_stress=True,
+            graphs,
+            bond_basis_expansion=self.model.bond_basis_expansion,
+            angle_basis_expansion=self.model.angle_basis_expansion,
+            compute_stress=True,
         )
         prediction = self.model._compute(batched)  # energy only, still differentiable
         atoms = prediction["atoms_per_graph"]
@@ -78,8 +82,9 @@ class CHGNetModel(ModelInterface):
         if self.model.composition_model is not None:
             per_atom = per_atom + self.model.composition_model(graphs)
         forces = [-g.detach() for g in gradients[: len(graphs)]]
-        stress = [g.detach() / volume for g, volume in
-                  zip(gradients[len(graphs):], batched.volumes)]
+        stress = [
+            g.detach() / volume for g, volume in zip(gradients[len(graphs) :], batched.volumes)
+        ]
         return (per_atom * atoms).detach(), forces, stress
 
 
@@ -115,22 +120,22 @@ class SevenNetModel(ModelInterface):
             edge_index, shifts_index = vesin_nl_ts(
                 positions=positions, cell=cell, pbc=state.pbc, cutoff=self.cutoff
             )
-            edge_vectors = (
-                positions[edge_index[1]] - positions[edge_index[0]] + shifts_index @ cell
+            edge_vectors = positions[edge_index[1]] - positions[edge_index[0]] + shifts_index @ cell
+            data = AtomGraphData(
+                **{
+                    key.NODE_FEATURE: numbers,
+                    key.ATOMIC_NUMBERS: numbers.to(dtype=torch.int64),
+                    key.POS: positions,
+                    key.EDGE_IDX: edge_index,
+                    key.EDGE_VEC: edge_vectors,
+                    key.CELL: cell,
+                    key.CELL_SHIFT: shifts_index,
+                    key.CELL_VOLUME: torch.det(cell),
+                    key.NUM_ATOMS: torch.tensor(len(numbers), device=self._device),
+                    key.DATA_MODALITY: None,
+                    key.INFO: {},
+                }
             )
-            data = AtomGraphData(**{
-                key.NODE_FEATURE: numbers,
-                key.ATOMIC_NUMBERS: numbers.to(dtype=torch.int64),
-                key.POS: positions,
-                key.EDGE_IDX: edge_index,
-                key.EDGE_VEC: edge_vectors,
-                key.CELL: cell,
-                key.CELL_SHIFT: shifts_index,
-                key.CELL_VOLUME: torch.det(cell),
-                key.NUM_ATOMS: torch.tensor(len(numbers), device=self._device),
-                key.DATA_MODALITY: None,
-                key.INFO: {},
-            })
             graphs.append(data)
             systems.append(system)
         if not graphs:
@@ -148,7 +153,7 @@ class SevenNetModel(ModelInterface):
         for k, system in enumerate(systems):
             start, stop = offsets[system], offsets[system + 1]
             outputs["energy"][system] = energy[k]
-            outputs["forces"][start:stop] = forces[first:first + stop - start]
+            outputs["forces"][start:stop] = forces[first : first + stop - start]
             outputs["stress"][system] = stress[k]
             first += stop - start
         return outputs
@@ -172,8 +177,11 @@ def _atom_offsets(state: SimState) -> list[int]:
 
 
 def _is_finite(positions: torch.Tensor, cell: torch.Tensor) -> bool:
-    return bool(torch.isfinite(positions).all() and torch.isfinite(cell).all()
-                and abs(float(torch.det(cell))) > 1e-6)
+    return bool(
+        torch.isfinite(positions).all()
+        and torch.isfinite(cell).all()
+        and abs(float(torch.det(cell))) > 1e-6
+    )
 
 
 def _nan_outputs(state: SimState) -> dict[str, torch.Tensor]:

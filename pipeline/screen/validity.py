@@ -62,11 +62,9 @@ def structural_problem(structure: Structure, limits: ValidityLimits) -> str:
     if shortest < limits.min_distance:
         return f"atoms overlap: shortest distance {shortest:.2f} Å < {limits.min_distance} Å"
     if volume_per_atom < limits.min_volume_per_atom:
-        return (f"too dense: {volume_per_atom:.1f} Å^3/atom <"
-                f" {limits.min_volume_per_atom} Å^3/atom")
+        return f"too dense: {volume_per_atom:.1f} Å^3/atom < {limits.min_volume_per_atom} Å^3/atom"
     if volume_per_atom > limits.max_volume_per_atom:
-        return (f"too sparse: {volume_per_atom:.1f} Å^3/atom >"
-                f" {limits.max_volume_per_atom} Å^3/atom")
+        return f"too sparse: {volume_per_atom:.1f} Å^3/atom > {limits.max_volume_per_atom} Å^3/atom"
     return ""
 
 
