@@ -47,6 +47,7 @@ rule evaluate:
         relaxed="results/screen/relaxed.json.gz",
         hull="results/screen/hull.csv",
         training="results/data/dataset.json.gz",
+        hull_references=hull_references(),
     output:
         metrics="results/evaluation/metrics.json",
         table=report("results/evaluation/metrics.html", category="5. Quality",
@@ -64,6 +65,7 @@ rule evaluate:
         runtime=30,
     shell:
         "python -m pipeline.evaluate --samples {input.samples} --relaxed {input.relaxed}"
-        " --hull {input.hull} --training {input.training} --metastable {params.metastable}"
+        " --hull {input.hull} --training {input.training}"
+        " --hull-references {input.hull_references} --metastable {params.metastable}"
         " --synthesizable {params.synthesizable} --out {output.metrics}"
         " --out-table {output.table} > {log} 2>&1"

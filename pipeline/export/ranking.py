@@ -50,7 +50,11 @@ def merge_screen_tables(
             "natoms": [r.natoms for r in relaxed],
         }
     ).astype({"id": str, "model": str, "formula": str, "natoms": int})
-    table = base.merge(hull[["id", "energy_per_atom", "e_above_hull"]], on="id", how="left")
+    # Other potentials' E_hull (second opinion, consensus, MP) and the agreement flag travel too.
+    others = [c for c in hull.columns if c.startswith("e_above_hull_") or c == "agrees"]
+    table = base.merge(
+        hull[["id", "energy_per_atom", "e_above_hull", *others]], on="id", how="left"
+    )
     table = table.merge(properties.drop(columns=["formula"], errors="ignore"), on="id", how="left")
     table = table.merge(
         pourbaix[["id", "delta_g_pbx", "ph_at_min", "formation_free_energy_per_atom"]],
