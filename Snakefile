@@ -39,6 +39,7 @@ include: "rules/screen.smk"
 include: "rules/screen_properties.smk"
 include: "rules/export.smk"
 include: "rules/report.smk"
+include: "rules/explorer.smk"
 
 
 rule all:

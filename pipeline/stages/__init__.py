@@ -1,0 +1,1 @@
+"""The stage CLIs, each run as ``python -m pipeline.stages.<stage>``."""
