@@ -39,6 +39,8 @@ MODELS: dict[str, Entry] = {
     "crystens_wgan": Entry("pipeline.models.crystens_gan:CrysTensWGAN", "crystens"),
     # Hwang et al. (KIAS 2022): trains on point clouds labelled by rule training_properties
     "cvae": Entry("pipeline.models.cvae:CVAE", "pointcloud_properties"),
+    # The baseline: random symmetric crystals (PyXtal, AIRSS-style); learns nothing
+    "pyxtal_random": Entry("pipeline.models.pyxtal_random:PyXtalRandom", "pointcloud"),
 }
 
 

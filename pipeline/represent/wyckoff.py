@@ -40,16 +40,8 @@ from pipeline.arrays import load_arrays, save_arrays
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
 from pipeline.represent import DecodeError, lattice_from_parameters
+from pipeline.symmetry import crystal_system_of
 
-CRYSTAL_SYSTEMS = (
-    "triclinic",
-    "monoclinic",
-    "orthorhombic",
-    "tetragonal",
-    "trigonal",
-    "hexagonal",
-    "cubic",
-)
 # Lattice points per conventional cell, by the first letter of the Hermann-Mauguin symbol.
 CENTRING = {"P": 1, "A": 2, "B": 2, "C": 2, "I": 2, "R": 3, "F": 4}
 DUPLICATE_TOLERANCE = 1e-3  # fractional; two atoms of one orbit this close are one site
@@ -110,17 +102,12 @@ class WyckoffCrystal:
 
     @property
     def crystal_system(self) -> str:
-        return crystal_system(self.space_group)
+        return crystal_system_of(self.space_group)
 
 
 @cache
 def space_group(number: int) -> Group:
     return Group(number)
-
-
-@cache
-def crystal_system(number: int) -> str:
-    return str(space_group(number).lattice_type)
 
 
 @cache
