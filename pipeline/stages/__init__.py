@@ -1,1 +1,1 @@
-"""The stage CLIs, each run as ``python -m pipeline.stages.<stage>``."""
+"""Stage CLIs, each run as ``python -m pipeline.stages.<stage>``."""
