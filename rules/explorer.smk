@@ -19,7 +19,6 @@ rule explorer:
         database="results/candidates.db",
     params:
         chemsys=config["chemsys"],
-        symprec=config["explorer"]["symprec"],
         max_e_hull=config["screen"]["e_hull"]["synthesizable"],
         gap_window=f"{config['screen']['band_gap']['min']} {config['screen']['band_gap']['max']}",
         gap_level=config["screen"]["band_gap"]["level"],
@@ -38,7 +37,7 @@ rule explorer:
         " --pourbaix {input.pourbaix} --validation {input.validation}"
         " --relax-status {input.relax_status} --references {input.references}"
         " --training {input.training} --dft-ready {input.dft_ready}"
-        " --chemsys {params.chemsys} --symprec {params.symprec}"
+        " --chemsys {params.chemsys}"
         " --max-e-hull {params.max_e_hull} --gap-window {params.gap_window}"
         " --gap-level {params.gap_level} --max-delta-g-pbx {params.max_delta_g}"
         " --out-dir {output.page} --out-db {output.database} > {log} 2>&1"

@@ -59,7 +59,7 @@ def build_explorer(folder: Path) -> Path:
     explorer += ["--relax-status", str(paths["relax_status"])]
     explorer += ["--references", str(paths["references"]), "--training", str(paths["training"])]
     explorer += ["--dft-ready", str(folder / "results/dft_ready"), "--chemsys", "Mg-Mn-O"]
-    explorer += ["--symprec", "0.1", "--max-e-hull", "0.08", "--gap-window", "1.6", "3.0"]
+    explorer += ["--max-e-hull", "0.08", "--gap-window", "1.6", "3.0"]
     explorer += ["--gap-level", "HSE", "--max-delta-g-pbx", "0.59"]
     explorer += ["--out-dir", str(folder / "results/explorer")]
     explorer += ["--out-db", str(folder / "results/candidates.db")]

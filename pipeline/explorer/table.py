@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
+from pipeline.symmetry import LOOSE_SYMPREC, space_group
 
 # Readable labels of the columns the screen writes today, in the order the table shows them.
 KNOWN_LABELS: dict[str, str] = {
@@ -27,6 +27,7 @@ KNOWN_LABELS: dict[str, str] = {
     "formula": "formula",
     "space_group": "space group",
     "space_group_number": "SG no.",
+    "crystal_system": "crystal system",
     "natoms": "atoms",
     "rank": "rank",
     "passes": "passes",
@@ -72,7 +73,6 @@ HIDDEN_AT_FIRST = {
     "space_group_number",
     "nearest_how",
 }
-SPACE_GROUP_COLUMNS = ("space_group", "space_group_number")
 
 
 @dataclass(frozen=True)
@@ -131,22 +131,21 @@ def merge_tables(
     return merged
 
 
-def add_space_groups(
-    table: pd.DataFrame, relaxed: Sequence[CrystalRecord], symprec: float
-) -> pd.DataFrame:
-    """``table`` with ``space_group`` and ``space_group_number`` (spglib through pymatgen at
-    ``symprec`` Å) when it has no space group yet; unchanged otherwise."""
+def add_space_groups(table: pd.DataFrame, relaxed: Sequence[CrystalRecord]) -> pd.DataFrame:
+    """``table`` with ``space_group``, ``space_group_number`` and ``crystal_system``
+    (:func:`pipeline.symmetry.space_group` at its loose tolerance, as every stage measures
+    them) when it has no space group yet; unchanged otherwise."""
     if "space_group" in table.columns:
         return table
-    symbols, numbers = {}, {}
-    for record in tqdm(relaxed, desc="space groups", unit="structure"):
-        analyzer = SpacegroupAnalyzer(record.to_structure(), symprec=symprec)
-        symbols[record.id] = analyzer.get_space_group_symbol()
-        numbers[record.id] = analyzer.get_space_group_number()
+    groups = {
+        r.id: space_group(r.to_structure(), LOOSE_SYMPREC)
+        for r in tqdm(relaxed, desc="space groups", unit="structure")
+    }
     out = table.copy()
     position = list(out.columns).index("formula") + 1
-    out.insert(position, "space_group", out["id"].map(symbols))
-    out.insert(position + 1, "space_group_number", out["id"].map(numbers))
+    out.insert(position, "space_group", out["id"].map(lambda i: groups[i].symbol))
+    out.insert(position + 1, "space_group_number", out["id"].map(lambda i: groups[i].number))
+    out.insert(position + 2, "crystal_system", out["id"].map(lambda i: groups[i].crystal_system))
     return out
 
 

@@ -45,7 +45,6 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("--dft-ready", type=Path, help="the export's dft_ready/ folder")
     settings = parser.add_argument_group("settings (from the config)")
     settings.add_argument("--chemsys", required=True, help="chemical system, e.g. Mg-Mn-O")
-    settings.add_argument("--symprec", type=float, required=True, help="space-group tolerance, Å")
     settings.add_argument("--max-e-hull", type=float, required=True, help="E_hull filter, eV/atom")
     settings.add_argument(
         "--gap-window", type=float, nargs=2, required=True, metavar=("MIN", "MAX"), help="eV"
@@ -79,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             read_optional_table(args.relax_status),
         ],
     )
-    table = add_space_groups(table, relaxed, args.symprec)
+    table = add_space_groups(table, relaxed)
     known_as = {}
     if validation is not None and "known_as" in validation.columns:
         matched = validation.dropna(subset=["known_as"])
