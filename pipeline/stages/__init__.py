@@ -1,1 +1,1 @@
-"""The pipeline's stage CLIs, each run as ``python -m pipeline.stages.<stage>``."""
+"""Stage CLIs, each run as ``python -m pipeline.stages.<stage>``."""
