@@ -49,6 +49,7 @@ METRICS = (
     "var_coordinates",
     "coordinate_disagreement",
     "distance_mismatch",
+    "distance_mismatch_per_pair",
 )
 
 

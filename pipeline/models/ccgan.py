@@ -14,8 +14,10 @@ slot of each element):
 * the **classifier** (LeakyReLU convolutions with BatchNorm) predicts the atoms of each
   element (one softmax head per element) and the composition class of the training set.
 
-Losses (the paper's): WGAN-GP for critic and generator (``gp_lambda`` = 10), and
-``L_class = L_class-atom + lambda_c * L_class-comp`` (cross-entropies; ``lambda_c`` = 0.3)
+Losses (the paper's, as its authors' code weighs them): WGAN-GP for critic and generator
+(``gp_lambda`` = 10), and ``L_class = lambda_c * L_class-atom + L_class-comp``
+(cross-entropies; ``lambda_c`` = 0.3 on the per-element atom-count term, the composition
+class term unweighted)
 on real samples (weight ``lambda_real``, trains the classifier) and on generated samples
 (weight ``lambda_fake``, trains generator and classifier). The critic takes
 ``critic_steps`` batches per generator step; one "step" below is one generator step.
@@ -76,7 +78,7 @@ class TrainOptions:
     betas: tuple[float, float] = (0.5, 0.999)
     critic_steps: int = 5  # critic batches per generator step
     gp_lambda: float = 10.0  # gradient penalty weight
-    lambda_c: float = 0.3  # weight of the composition-class term in L_class
+    lambda_c: float = 0.3  # weight of the atom-count term in L_class (Kim et al.'s code)
     lambda_real: float = 1.0  # L_class on real samples (classifier)
     lambda_fake: float = 1.0  # L_class on generated samples (generator, classifier)
     latent_dim: int = 512
@@ -255,15 +257,19 @@ def class_loss(
     classes: torch.Tensor,
     lambda_c: float,
 ) -> torch.Tensor:
-    """``L_class-atom + lambda_c * L_class-comp``; class -1 (a composition outside the
-    training set) has no composition term."""
+    """``lambda_c * L_class-atom + L_class-comp``, weighted as in Kim et al.'s code.
+
+    ``L_class-atom`` sums the cross-entropies of the per-element atom counts (mean over the
+    batch), ``L_class-comp`` is the cross-entropy of the composition class, averaged over
+    the samples whose composition is a training one (class -1 has no composition term).
+    """
     count_logits, class_logits = classifier(x)
     atom = sum(F.cross_entropy(logits, counts[:, i]) for i, logits in enumerate(count_logits))
     known = classes >= 0
     comp = F.cross_entropy(
         class_logits[known], classes[known], reduction="sum"
     ) / known.sum().clamp(min=1)
-    return atom + lambda_c * comp
+    return lambda_c * atom + comp
 
 
 # ----------------------------------------------------------------------------- conditions
