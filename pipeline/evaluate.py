@@ -118,6 +118,22 @@ def metrics_table(models: dict[str, dict], metastable: float, synthesizable: flo
     return pd.DataFrame(rows, columns=["model", *columns.values()])
 
 
+def second_opinion_summary(hull: pd.DataFrame) -> dict:
+    """Per potential of ``e_above_hull_<potential>`` (MP excluded): how many relaxed
+    structures it evaluated and the fraction of them whose ``agrees`` flag is set."""
+    columns = [c for c in hull.columns if c.startswith("e_above_hull_") and c != "e_above_hull_mp"]
+    if "agrees" not in hull.columns or not columns:
+        return {}
+    agrees = hull["agrees"].astype(str).str.lower() == "true"
+    evaluated = hull[columns[0]].notna()
+    return {
+        "potential": columns[0].removeprefix("e_above_hull_"),
+        "evaluated": int(evaluated.sum()),
+        "agrees": int(agrees.sum()),
+        "fraction_agrees": float(agrees.sum() / evaluated.sum()) if evaluated.any() else None,
+    }
+
+
 @exit_on_input_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -158,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         models[model] = asdict(quality)
     metrics = {
         "models": models,
+        "second_opinion": second_opinion_summary(hull),
         "thresholds": {
             "min_distance_angstrom": MIN_DISTANCE,
             "metastable_e_hull": args.metastable,
@@ -174,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             index=False, float_format=lambda x: f"{x:.3f}", na_rep="-"
         )
     )
+    if metrics["second_opinion"]:
+        print(f"second opinion: {metrics['second_opinion']}")
     for name, m in models.items():
         print(
             f"{name}: {m['n_generated']} generated, validity {m['validity']:.3f},"
