@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ase.calculators.calculator import Calculator, all_changes
+from ase.stress import full_3x3_to_voigt_6_stress
 from pymatgen.optimization.neighbors import find_points_in_spheres
 from torch import nn
 
@@ -89,7 +91,9 @@ class _GatedMLP(nn.Module):
         self.pipe = nn.Sequential(
             *(_layer(weights, f"{prefix}.pipe.{i}", activations[i]) for i in range(n))
         )
-        self.gate = nn.Sequential(*(_layer(weights, f"{prefix}.gate.{i}", gates[i]) for i in range(n)))
+        self.gate = nn.Sequential(
+            *(_layer(weights, f"{prefix}.gate.{i}", gates[i]) for i in range(n))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pipe(x) * self.gate(x)
@@ -205,9 +209,7 @@ class M3GNet(nn.Module):
         self.atom_weights = nn.ModuleList()
         for b in range(config.n_blocks):
             self.three_body_atoms.append(_layer(weights, f"block{b}.three_body_atoms", "sigmoid"))
-            self.three_body_bonds.append(
-                _GatedMLP(weights, f"block{b}.three_body_bonds", [swish])
-            )
+            self.three_body_bonds.append(_GatedMLP(weights, f"block{b}.three_body_bonds", [swish]))
             self.bond_updates.append(_GatedMLP(weights, f"block{b}.bond_update", [swish, swish]))
             self.bond_weights.append(_layer(weights, f"block{b}.bond_weight", None))
             self.atom_updates.append(_GatedMLP(weights, f"block{b}.atom_update", [swish, swish]))
@@ -224,8 +226,9 @@ class M3GNet(nn.Module):
                 for l in range(config.max_l)  # noqa: E741 (the angular momentum's name)
             ]
         )
-        self.register_buffer("sbf_roots", torch.as_tensor(roots.ravel()))
-        self.register_buffer("sbf_norms", torch.as_tensor(norms.ravel()))
+        dtype = self.embedding.dtype
+        self.register_buffer("sbf_roots", torch.as_tensor(roots.ravel(), dtype=dtype))
+        self.register_buffer("sbf_norms", torch.as_tensor(norms.ravel(), dtype=dtype))
 
     def forward(
         self, numbers: torch.Tensor, bond_vectors: torch.Tensor, graph: Graph
@@ -307,7 +310,8 @@ class M3GNet(nn.Module):
         max_n = self.config.max_n
         x = r[:, None] * self.sbf_roots[None, :] / self.config.cutoff
         columns = [
-            _spherical_jn(l, x[:, l * max_n : (l + 1) * max_n]) for l in range(self.config.max_l)  # noqa: E741
+            _spherical_jn(l, x[:, l * max_n : (l + 1) * max_n])
+            for l in range(self.config.max_l)  # noqa: E741
         ]
         return torch.cat(columns, dim=1) * self.sbf_norms
 
@@ -394,9 +398,7 @@ def energies_forces_stresses(
     with torch.enable_grad():
         deformation = torch.eye(3, dtype=dtype, device=device) + strain
         strained_cells = cells @ deformation
-        strained_positions = torch.einsum(
-            "ai,aij->aj", positions, deformation[graph.atom_system]
-        )
+        strained_positions = torch.einsum("ai,aij->aj", positions, deformation[graph.atom_system])
         centre, neighbour = graph.bond_atoms[:, 0], graph.bond_atoms[:, 1]
         bond_vectors = (
             strained_positions[neighbour]
@@ -413,3 +415,31 @@ def energies_forces_stresses(
         volumes = torch.linalg.det(cells).abs()
         stresses = list((gradients[1] / volumes[:, None, None]).detach())
     return energy.detach(), forces, stresses
+
+
+class M3GNetCalculator(Calculator):
+    """ASE calculator of the torch port (energy eV, forces eV/Å, stress eV/Å^3, Voigt)."""
+
+    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+
+    def __init__(self, model: M3GNet, device: str = "cpu", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.model = model.to(device)
+        self.dtype = next(model.parameters()).dtype
+        self.device = torch.device(device)
+
+    def calculate(self, atoms=None, properties=None, system_changes=all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        options = {"dtype": self.dtype, "device": self.device}
+        system = (
+            torch.as_tensor(self.atoms.get_positions(), **options),
+            torch.as_tensor(np.asarray(self.atoms.cell), **options),
+            torch.as_tensor(self.atoms.get_atomic_numbers(), device=self.device),
+        )
+        energy, forces, stresses = energies_forces_stresses(self.model, [system])
+        self.results = {
+            "energy": float(energy[0]),
+            "free_energy": float(energy[0]),
+            "forces": forces[0].cpu().double().numpy(),
+            "stress": full_3x3_to_voigt_6_stress(stresses[0].cpu().double().numpy()),
+        }
