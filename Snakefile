@@ -31,6 +31,7 @@ include: "rules/augment.smk"
 include: "rules/encode.smk"
 include: "rules/encode_graph.smk"
 include: "rules/encode_crystens.smk"
+include: "rules/encode_wyckoff.smk"
 include: "rules/compositions.smk"
 include: "rules/training_properties.smk"
 include: "rules/train.smk"
@@ -39,6 +40,7 @@ include: "rules/screen.smk"
 include: "rules/screen_properties.smk"
 include: "rules/export.smk"
 include: "rules/report.smk"
+include: "rules/explorer.smk"
 
 
 rule all:

@@ -29,6 +29,10 @@ MODELS: dict[str, Entry] = {
     "ccgan": Entry("pipeline.models.ccgan:CCGAN", "pointcloud"),
     # DiffCSP-style diffusion with an EGNN denoiser (pipeline/models/graph_diffusion.py)
     "graph_diffusion": Entry("pipeline.models.graph_diffusion:GraphDiffusion", "graph"),
+    # DiffCSP++-style diffusion of free Wyckoff parameters in a fixed space-group template
+    "wyckoff_diffusion": Entry(
+        "pipeline.models.wyckoff_diffusion:WyckoffDiffusionModel", "wyckoff"
+    ),
     # Alverson et al., Digital Discovery 3, 62 (2024): CrysTens and its three models
     "crystens_ddpm": Entry("pipeline.models.crystens_ddpm:CrysTensDDPM", "crystens"),
     "crystens_gan": Entry("pipeline.models.crystens_gan:CrysTensGAN", "crystens"),

@@ -1,0 +1,1 @@
+"""Stage CLIs, each run as ``python -m pipeline.stages.<stage>``."""
