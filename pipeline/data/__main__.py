@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 from monty.serialization import dumpfn
 from pymatgen.core import Composition
+from tqdm import tqdm
 
 from pipeline.chemsys import ChemicalSystem
 from pipeline.cli import add_system_arguments, system_and_caps
@@ -22,6 +23,7 @@ from pipeline.data.summary import composition_summary, plot_composition_distribu
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import CrystalRecord, make_ids_unique, write_records
 from pipeline.screen.coverage import binaries_without_compounds
+from pipeline.symmetry import summarize_table, symmetry_table
 
 SOURCES = ("bundled", "mp", "cif_dir")
 
@@ -67,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out-summary", type=Path, required=True)
     parser.add_argument("--out-rejected", type=Path, required=True)
     parser.add_argument("--out-plot", type=Path, required=True)
+    parser.add_argument(
+        "--out-symmetry",
+        type=Path,
+        help="space groups (symprec 0.1 and 0.01 Å) and crystal system of every usable structure",
+    )
     parser.add_argument(
         "--out-mp-entries",
         type=Path,
@@ -135,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
     summary = composition_summary(usable, system)
     summary.to_csv(_parent(args.out_summary), index=False)
     plot_composition_distribution(summary, system, args.out_plot)
+    symmetry = None
+    if args.out_symmetry is not None:
+        table = symmetry_table(r.to_structure() for r in tqdm(usable, desc="space groups"))
+        table.insert(0, "id", [r.id for r in usable])
+        table.to_csv(_parent(args.out_symmetry), index=False)
+        symmetry = asdict(summarize_table(table))
     print(
         json.dumps(
             {
@@ -151,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                 "references": len(references),
                 "renamed_ids": renamed,
                 "caps": caps,
+                "symmetry": symmetry,
             }
         )
     )
