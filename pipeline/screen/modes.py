@@ -22,14 +22,21 @@ def relax_records(
     mode: str = "batched",
     batch_atoms: int | None = None,
     progress: bool = True,
+    keep_symmetry: float | None = None,
 ) -> list[RelaxResult]:
-    """Relax ``records`` with the potential ``spec``; one result per record, same order."""
+    """Relax ``records`` with the potential ``spec``; one result per record, same order.
+
+    ``keep_symmetry`` (sequential mode only): constrain each relaxation to the space group
+    its start has at this tolerance (Å; ASE's ``FixSymmetry``).
+    """
     if mode not in RELAX_MODES:
         raise PipelineInputError(f"unknown relax mode {mode!r}; choose from {RELAX_MODES}")
+    if keep_symmetry is not None and mode != "sequential":
+        raise PipelineInputError("keeping the symmetry needs relax mode 'sequential'")
     if not records:
         return []
     if mode == "sequential":
-        return relax_sequential(records, ase_calculator(spec), settings, progress)
+        return relax_sequential(records, ase_calculator(spec), settings, progress, keep_symmetry)
     from pipeline.screen.batched import relax_batched
 
     return relax_batched(records, batched_model(spec), settings, batch_atoms, progress)
