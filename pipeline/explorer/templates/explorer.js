@@ -488,6 +488,7 @@ function start() {
   const first = state.order.length ? cell(DATA.rows[state.order[0]], "id") : null;
   const initial = fromHash in DATA.structures ? fromHash : first;
   if (initial !== null) select(initial);
+  else document.getElementById("candidate-title").textContent = "none: the run relaxed no structure";
 }
 
 // For scripts and tests: the page's state and its selection.
