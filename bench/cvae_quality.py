@@ -94,7 +94,7 @@ def samples(
             for r in result.records
             if r.to_structure().distance_matrix[np.triu_indices(r.natoms, 1)].min() > 0.5
         ]
-        predicted = predict(result.records, progress=False)[property_name]
+        predicted = predict(result.records)[property_name]
         out[f"kept_{tag}"] = len(result.records) / asked
         out[f"min_distance_ok_{tag}"] = len(separated) / max(1, len(result.records))
         out[f"cgcnn_mean_{tag}"] = float(predicted.mean())

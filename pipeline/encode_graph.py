@@ -27,7 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from pipeline.chemsys import ChemicalSystem
 from pipeline.errors import exit_on_input_error
@@ -37,18 +36,17 @@ from pipeline.represent.graph import graph_dataset, save_graph_dataset
 
 def teacher_band_gaps(records: list[CrystalRecord]) -> np.ndarray:
     """CGCNN's PBE band gap of every record, predicted once per parent structure."""
-    from pipeline.screen.properties import CGCNN_TARGETS, CGCNNPredictor
+    from pipeline.screen.properties import cgcnn_labels
 
-    predictor = CGCNNPredictor(
-        [t for t in CGCNN_TARGETS if t.column in ("band_gap_pbe", "metal_probability")]
-    )
     first_of_parent: dict[str, CrystalRecord] = {}
     for record in records:
         first_of_parent.setdefault(record.parent or record.id, record)
-    gaps = {
-        parent: predictor.predict(record.to_structure())["band_gap_pbe"]
-        for parent, record in tqdm(first_of_parent.items(), desc="CGCNN band gaps", mininterval=2.0)
-    }
+    labels = cgcnn_labels(
+        [record.to_structure() for record in first_of_parent.values()],
+        ["band_gap_pbe"],
+        desc="CGCNN band gaps",
+    )
+    gaps = {parent: label["band_gap_pbe"] for parent, label in zip(first_of_parent, labels)}
     return np.array([gaps[r.parent or r.id] for r in records])
 
 

@@ -27,36 +27,26 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from pipeline.encode import load_encoded
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.plotting import new_figure, save_figure
 from pipeline.records import CrystalRecord, read_records
 from pipeline.represent.labelled import CONDITION_PROPERTIES, save_labelled
-from pipeline.screen.properties import CGCNN_TARGETS, CGCNNPredictor
+from pipeline.screen.properties import cgcnn_labels
 
 # metal_probability is needed for the gap (0 for a metal).
 PREDICTED_COLUMNS = (*CONDITION_PROPERTIES, "metal_probability")
 UNITS = {"formation_energy_per_atom": "eV/atom", "band_gap_pbe": "eV", "metal_probability": ""}
 
 
-def predict(records: Sequence[CrystalRecord], progress: bool = True) -> pd.DataFrame:
+def predict(records: Sequence[CrystalRecord]) -> pd.DataFrame:
     """CGCNN's formation energy, PBE band gap and metal probability of each record, in order."""
-    predictor = CGCNNPredictor(tuple(t for t in CGCNN_TARGETS if t.column in PREDICTED_COLUMNS))
-    rows = []
-    for index, record in enumerate(
-        tqdm(records, desc="CGCNN", unit="structure", disable=not progress, mininterval=2.0)
-    ):
-        values = predictor.predict(record.to_structure())
-        rows.append(
-            {
-                "index": index,
-                "id": record.id,
-                "formula": record.formula,
-                **{column: values[column] for column in PREDICTED_COLUMNS},
-            }
-        )
+    labels = cgcnn_labels([record.to_structure() for record in records], PREDICTED_COLUMNS)
+    rows = [
+        {"index": index, "id": record.id, "formula": record.formula, **label}
+        for index, (record, label) in enumerate(zip(records, labels))
+    ]
     return pd.DataFrame(rows, columns=["index", "id", "formula", *PREDICTED_COLUMNS])
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from tqdm import tqdm
@@ -26,27 +25,7 @@ from pipeline.export.ranking import (
 )
 from pipeline.export.vasp import write_dft_inputs
 from pipeline.records import read_records
-
-# Python package providing each potential the screen can use.
-POTENTIAL_PACKAGES = {
-    "chgnet": "chgnet",
-    "sevennet": "sevenn",
-    "sevenn": "sevenn",
-    "m3gnet": "matgl",
-    "mace": "mace-torch",
-}
-
-
-def package_version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
-
-
-def potential_version(potential: str) -> str:
-    package = POTENTIAL_PACKAGES.get(potential.split("-")[0].lower())
-    return package_version(package) if package else "unknown"
+from pipeline.screen.potentials import package_version, potential_version
 
 
 def build_parser() -> argparse.ArgumentParser:

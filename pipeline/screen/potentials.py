@@ -56,11 +56,21 @@ def default_device() -> str:
 def describe(spec: PotentialSpec) -> str:
     """The potential as recorded in outputs, e.g. ``chgnet 0.4.2 checkpoint 0.3.0``."""
     package = PACKAGES[spec.name]
+    return f"{spec.name} ({package} {package_version(package)}) checkpoint {spec.checkpoint}"
+
+
+def package_version(package: str) -> str:
+    """The installed version of a Python package, or ``not installed``."""
     try:
-        package_version = version(package)
+        return version(package)
     except PackageNotFoundError:
-        package_version = "?"
-    return f"{spec.name} ({package} {package_version}) checkpoint {spec.checkpoint}"
+        return "not installed"
+
+
+def potential_version(potential: str) -> str:
+    """The version of the package that provides ``potential`` (``unknown`` if none does)."""
+    package = PACKAGES.get(potential)
+    return package_version(package) if package else "unknown"
 
 
 def ase_calculator(spec: PotentialSpec):
