@@ -37,8 +37,8 @@ from pipeline.models.base import SampleJob  # noqa: E402
 from pipeline.models.cvae import CVAE, load_trained  # noqa: E402
 from pipeline.represent.labelled import load_labelled  # noqa: E402
 from pipeline.represent.pointcloud import DecodeError  # noqa: E402
-from pipeline.sample import read_targets  # noqa: E402
-from pipeline.training_properties import predict  # noqa: E402
+from pipeline.stages.sample import read_targets  # noqa: E402
+from pipeline.stages.training_properties import predict  # noqa: E402
 
 
 def round_trip(model_path: Path, labelled_path: Path) -> dict[str, float]:

@@ -33,7 +33,7 @@ rule train:
         runtime=240,
         gpu=gpus(),
     shell:
-        "python -m pipeline.train --model {wildcards.model} --data {input.data}"
+        "python -m pipeline.stages.train --model {wildcards.model} --data {input.data}"
         " --out-dir {params.out_dir} --options {params.options:q} --seed {params.seed}"
         " --device {params.device} --threads {threads}"
         " --checkpoint-every {params.checkpoint_every} > {log} 2>&1"

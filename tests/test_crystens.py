@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
 
-from pipeline.encode_crystens import encode_records, load_crystens, main
 from pipeline.records import CrystalRecord, write_records
 from pipeline.represent import crystens as ct
+from pipeline.stages.encode_crystens import encode_records, load_crystens, main
 
 ELEMENTS = ("Mg", "Mn", "O")
 

@@ -8,7 +8,6 @@ import torch
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.io.vasp import Poscar
 
-from pipeline.encode_graph import main, teacher_band_gaps
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
 from pipeline.represent.graph import (
@@ -22,6 +21,7 @@ from pipeline.represent.graph import (
     save_graph_dataset,
     to_poscar,
 )
+from pipeline.stages.encode_graph import main, teacher_band_gaps
 
 ENCODING = GraphEncoding(("Mg", "Mn", "O"), cutoff=5.0)
 

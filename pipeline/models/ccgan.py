@@ -36,7 +36,6 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pipeline.encode import load_encoded
 from pipeline.models.base import (
     GenerativeModel,
     SampleJob,
@@ -65,6 +64,7 @@ from pipeline.models.training import (
     seed_everything,
 )
 from pipeline.represent.pointcloud import DecodeError, PointCloudEncoding
+from pipeline.stages.encode import load_encoded
 
 # ----------------------------------------------------------------------------- options
 

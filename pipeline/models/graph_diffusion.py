@@ -16,7 +16,7 @@ number of atoms, are fixed by the target composition; diffusion runs over
 The denoiser is an E(n)-equivariant GNN (:class:`pipeline.models.egnn.Denoiser`) on the
 noisy crystal's cutoff graph, rebuilt at every step. A second EGNN, the band-gap
 predictor, is trained alongside (on the same batches, with its own optimiser) on crystals
-noised to every step, labelled with CGCNN's band gaps (:mod:`pipeline.encode_graph`), and
+noised to every step, labelled with CGCNN's band gaps (:mod:`pipeline.stages.encode_graph`), and
 then alone for ``guide_steps`` steps: a noise-aware regressor, as the noisy classifier of
 classifier guidance. Sampling with ``target_band_gap`` set adds
 ``guidance_scale * grad log p(gap = target | x_t)``, a Gaussian likelihood around the

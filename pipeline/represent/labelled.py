@@ -1,7 +1,7 @@
 """Point clouds labelled with per-structure properties: ``results/encoded/pointcloud_properties.npz``.
 
-The file holds every array of the point-cloud file (:func:`pipeline.encode.save_encoded`),
-so :func:`pipeline.encode.load_encoded` reads it as it is, plus
+The file holds every array of the point-cloud file (:func:`pipeline.stages.encode.save_encoded`),
+so :func:`pipeline.stages.encode.load_encoded` reads it as it is, plus
 
 * ``property_names``: ``(P,)`` column names, e.g. ``formation_energy_per_atom``;
 * ``property_values``: ``(N, P)`` float64, row ``i`` for structure ``i`` of the point clouds.
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.encode import EncodedDataset, load_encoded
 from pipeline.errors import PipelineInputError
+from pipeline.stages.encode import EncodedDataset, load_encoded
 
 # The properties the training_properties stage predicts: what a model may be conditioned on.
 CONDITION_PROPERTIES = ("formation_energy_per_atom", "band_gap_pbe")
@@ -73,7 +73,7 @@ def load_labelled(path: str | Path) -> LabelledDataset:
         if "property_names" not in f.files:
             raise PipelineInputError(
                 f"{path} has no property labels (not written by"
-                " python -m pipeline.training_properties)"
+                " python -m pipeline.stages.training_properties)"
             )
         names = [str(s) for s in f["property_names"]]
         values = f["property_values"]

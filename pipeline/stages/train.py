@@ -3,7 +3,7 @@
 Writes ``model.pt`` (weights) with ``model.json`` (model, options, version), ``losses.csv``
 (one row per step) and ``loss_curve.png`` into ``--out-dir``; checkpoints go to ``--out-dir/checkpoints/`` every ``--checkpoint-every``
 steps, and a rerun after an interruption continues from the newest one.
-Run ``python -m pipeline.train --help``.
+Run ``python -m pipeline.stages.train --help``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pipeline.models.training import DEVICES, resolve_device
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.train",
+        prog="python -m pipeline.stages.train",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

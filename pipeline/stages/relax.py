@@ -5,7 +5,7 @@ sharded run; structures are dealt out in turn so shards get similar work) and wr
 converged structures (``properties.energy_per_atom``, eV/atom) and a status table.
 ``gather``: join the shards into ``relaxed.json.gz`` and ``relax_status.csv``.
 A relaxation that fails (diverges or reaches the step limit) is in the status table with
-its reason, never dropped. Run ``python -m pipeline.relax shard --help``.
+its reason, never dropped. Run ``python -m pipeline.stages.relax shard --help``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import read_records, write_records
 from pipeline.screen.modes import add_relax_arguments, relax_options, relax_records
 from pipeline.screen.potentials import describe
-from pipeline.screen.relax import summarize
+from pipeline.screen.relaxation import summarize
 
 STATUS_COLUMNS = [
     "id",
@@ -37,7 +37,7 @@ STATUS_COLUMNS = [
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.relax",
+        prog="python -m pipeline.stages.relax",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -9,13 +9,13 @@ One ``.npz`` holds, for ``N`` crystals with ``M`` atoms in all,
   ``num_atoms`` ``(N,)`` (crystal ``k``'s atoms follow those of crystals ``0..k-1``),
   ``lattice`` ``(N, 3, 3)`` (rows are vectors, Å);
 * ``band_gap`` ``(N,)``: PBE band gaps (eV) predicted by the shipped CGCNN models
-  (:class:`pipeline.screen.properties.CGCNNPredictor`; 0 where its classifier calls the
+  (:class:`pipeline.screen.predictors.CGCNNPredictor`; 0 where its classifier calls the
   crystal a metal). The bundled data have no DFT gaps, so CGCNN is the teacher of the
   model's band-gap predictor. An augmented copy (supercell, translation, swap of axes)
   has the gap of its parent, which CGCNN predicts once;
 * ``ids``, ``parents``, ``elements`` (:func:`pipeline.represent.graph.load_graph_dataset`).
 
-Run ``python -m pipeline.encode_graph --help``.
+Run ``python -m pipeline.stages.encode_graph --help``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from pipeline.represent.graph import graph_dataset, save_graph_dataset
 
 def teacher_band_gaps(records: list[CrystalRecord]) -> np.ndarray:
     """CGCNN's PBE band gap of every record, predicted once per parent structure."""
-    from pipeline.screen.properties import cgcnn_labels
+    from pipeline.screen.predictors import cgcnn_labels
 
     first_of_parent: dict[str, CrystalRecord] = {}
     for record in records:
@@ -52,7 +52,7 @@ def teacher_band_gaps(records: list[CrystalRecord]) -> np.ndarray:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.encode_graph",
+        prog="python -m pipeline.stages.encode_graph",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

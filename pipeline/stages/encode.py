@@ -8,7 +8,7 @@ Writes one ``.npz`` with
 * ``composition_class``: ``(N,)`` index into ``compositions``;
 * ``compositions``, ``ids``, ``parents``, ``elements``, ``caps``: labels and layout;
 
-and a CSV of the composition classes. Run ``python -m pipeline.encode --help``.
+and a CSV of the composition classes. Run ``python -m pipeline.stages.encode --help``.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def composition_table(data: EncodedDataset) -> pd.DataFrame:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.encode",
+        prog="python -m pipeline.stages.encode",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,4 +1,4 @@
-"""CLI of the quality evaluation: ``python -m pipeline.evaluate --help``.
+"""CLI of the quality evaluation: ``python -m pipeline.stages.evaluate --help``.
 
 Validity, uniqueness, novelty, stability and lattice statistics of each generator's samples
 (``pipeline.quality``), written to ``metrics.json`` beside Kim et al.'s (2020) figures for the
@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from pipeline.candidates.ranking import read_table
 from pipeline.errors import PipelineInputError, exit_on_input_error
-from pipeline.export.ranking import read_table
 from pipeline.quality import (
     KIM2020_REFERENCE,
     METASTABLE_E_HULL,
@@ -45,7 +45,7 @@ TABLE_COLUMNS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.evaluate",
+        prog="python -m pipeline.stages.evaluate",
         description="Quality metrics of each generator's samples after relaxation.",
     )
     parser.add_argument(

@@ -10,7 +10,7 @@ The representation of Alverson et al. (2024), :mod:`pipeline.represent.crystens`
 
 Only the CrysTens models (``crystens_ddpm``, ``crystens_gan``, ``crystens_wgan``) read it, so
 the rule runs only when one of them is configured. Run
-``python -m pipeline.encode_crystens --help``.
+``python -m pipeline.stages.encode_crystens --help``.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def load_crystens(path: str | Path) -> CrysTensDataset:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.encode_crystens",
+        prog="python -m pipeline.stages.encode_crystens",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,6 +1,6 @@
 """Stage training_properties: the condition of property-conditioned models, for the training set.
 
-Predicts, with CGCNN's shipped models (:class:`pipeline.screen.properties.CGCNNPredictor`,
+Predicts, with CGCNN's shipped models (:class:`pipeline.screen.predictors.CGCNNPredictor`,
 the screening stage's predictor, Materials Project 2017 PBE data), the formation energy per
 atom and the PBE band gap (0 where CGCNN's classifier calls the structure a metal) of every
 structure of the augmented training set, in the order of its point clouds.
@@ -13,7 +13,7 @@ augmented file's order, which is what aligns predictions and point clouds here.
 Writes ``--out`` (CSV: ``index``, ``id``, ``formula``, one column per property),
 ``--out-labelled`` (the point clouds of ``--encoded`` with the properties attached,
 :mod:`pipeline.represent.labelled`) and a histogram of each property.
-Run ``python -m pipeline.training_properties --help``.
+Run ``python -m pipeline.stages.training_properties --help``.
 """
 
 from __future__ import annotations
@@ -28,12 +28,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from pipeline.encode import load_encoded
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.plotting import new_figure, save_figure
 from pipeline.records import CrystalRecord, read_records
 from pipeline.represent.labelled import CONDITION_PROPERTIES, save_labelled
-from pipeline.screen.properties import cgcnn_labels
+from pipeline.screen.predictors import cgcnn_labels
+from pipeline.stages.encode import load_encoded
 
 # metal_probability is needed for the gap (0 for a metal).
 PREDICTED_COLUMNS = (*CONDITION_PROPERTIES, "metal_probability")
@@ -71,7 +71,7 @@ def plot_properties(table: pd.DataFrame, path: Path) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.training_properties",
+        prog="python -m pipeline.stages.training_properties",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

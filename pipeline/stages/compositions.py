@@ -11,7 +11,7 @@ Each composition gets a ``status``: ``known`` (a composition class of the traini
 lacks) or ``new`` (a stoichiometry absent from the data set). ``--select`` and
 ``--max-targets`` choose which rows are ``selected`` for sampling: known ones with the most
 structures in the data set first, then new ones (smallest cells first), then new cells.
-Run ``python -m pipeline.compositions --help``.
+Run ``python -m pipeline.stages.compositions --help``.
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def select_targets(table: pd.DataFrame, selection: str, max_targets: int | None)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.compositions",
+        prog="python -m pipeline.stages.compositions",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
