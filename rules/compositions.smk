@@ -16,6 +16,10 @@ rule compositions:
         ),
         select=config["sample"]["targets"],
         max_targets=config["sample"].get("max_targets", 0),
+        # explicit compositions: exactly these are sampled
+        targets=" ".join(["--targets", *config["compositions"]["targets"]])
+        if config["compositions"].get("targets")
+        else "",
     log:
         "logs/compositions.log",
     conda:
@@ -27,5 +31,5 @@ rule compositions:
     shell:
         "python -m pipeline.stages.compositions --encoded {input.encoded} --summary {input.summary}"
         " --oxidation-states {params.oxidation_states} {params.all_elements}"
-        " --select {params.select} --max-targets {params.max_targets}"
+        " --select {params.select} --max-targets {params.max_targets} {params.targets}"
         " --out {output.targets} > {log} 2>&1"

@@ -35,6 +35,11 @@ rule fetch_data:
             if config["data"].get("cif_dir")
             else ""
         ),
+        exclude=(
+            "--exclude-formulas " + " ".join(config["data"]["exclude_formulas"])
+            if config["data"].get("exclude_formulas")
+            else ""
+        ),
         mp=(
             ("--mp-require-all-elements" if config["data"].get("mp", {}).get("require_all_elements", True) else "--no-mp-require-all-elements")
             + f" --mp-reference-ehull {config['data'].get('mp', {}).get('reference_e_above_hull', 0.0)}"
@@ -49,7 +54,7 @@ rule fetch_data:
         runtime=30,
     shell:
         "python -m pipeline.stages.data --source {params.source} --chemsys {params.chemsys}"
-        " {params.max_atoms} {params.cif_dir} {params.mp}"
+        " {params.max_atoms} {params.cif_dir} {params.mp} {params.exclude}"
         " --bundled-dataset {input.dataset} --bundled-references {input.references}"
         " --out-dataset {output.dataset} --out-references {output.references}"
         " --out-mp-entries {output.mp_entries} --out-summary {output.summary}"

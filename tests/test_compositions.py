@@ -14,6 +14,7 @@ from pipeline.errors import PipelineInputError
 from pipeline.stages.compositions import (
     OxidationRange,
     enumerate_compositions,
+    explicit_target_counts,
     is_charge_balanced,
     parse_oxidation_states,
     select_targets,
@@ -75,6 +76,40 @@ def test_status_and_selection(bundled_records, mgmno):
     assert select_targets(table, "all", max_targets=3)["selected"].sum() == 3
 
 
+def test_explicit_targets_reduced_formulas_mean_every_cell_within_the_caps():
+    caps = (8, 8, 12)
+    counts = explicit_target_counts(["MgMn2O4", "Mg2Mn2O6", "MnO2"], ELEMENTS, caps)
+    # MgMn2O4 up to the O cap of 12 (Z = 3); Mg2Mn2O6 is a cell, not reduced: only that cell;
+    # MnO2 is a binary, asked for explicitly although compositions need every element.
+    assert counts == [
+        (1, 2, 4),
+        (2, 4, 8),
+        (3, 6, 12),
+        (2, 2, 6),
+        *[(0, k, 2 * k) for k in range(1, 7)],
+    ]
+
+
+@pytest.mark.parametrize(
+    "target, message",
+    [
+        ("BaTiO3", "outside the system"),
+        ("Mg9MnO10", "Mg 9 > 8"),
+        ("MgMnO2.5", "whole numbers"),
+    ],
+)
+def test_bad_explicit_targets_are_named(target, message):
+    with pytest.raises(PipelineInputError, match=message):
+        explicit_target_counts([target], ELEMENTS, (8, 8, 12))
+
+
+def test_explicit_targets_select_exactly_those_rows(bundled_records, mgmno):
+    summary = composition_summary(bundled_records, mgmno)
+    table = target_table(ELEMENTS, [(4, 4, 8), (1, 2, 4), (3, 3, 7)], {(4, 4, 8): 5}, summary)
+    chosen = select_targets(table, "known", max_targets=1, explicit=["Mg1Mn2O4", "Mg3Mn3O7"])
+    assert sorted(chosen.loc[chosen["selected"], "composition"]) == ["Mg1Mn2O4", "Mg3Mn3O7"]
+
+
 def test_bad_oxidation_states_are_input_errors():
     with pytest.raises(PipelineInputError):
         OxidationRange.parse("4:2")
@@ -84,7 +119,8 @@ def test_bad_oxidation_states_are_input_errors():
         enumerate_compositions(ELEMENTS, (2, 2, 2), {"Mg": OxidationRange(2, 2)})
 
 
-def test_cli_writes_the_targets_table(tmp_path, bundled_records, mgmno):
+@pytest.mark.parametrize("extra", [[], ["--targets", "MgMnO3", "Mn3O4"]])
+def test_cli_writes_the_targets_table(tmp_path, bundled_records, mgmno, extra):
     from pipeline.represent.pointcloud import PointCloudEncoding
     from pipeline.stages.encode import encode_records, save_encoded
 
@@ -112,6 +148,7 @@ def test_cli_writes_the_targets_table(tmp_path, bundled_records, mgmno):
             "known",
             "--max-targets",
             "3",
+            *extra,
             "--out",
             str(out),
         ],
@@ -121,6 +158,12 @@ def test_cli_writes_the_targets_table(tmp_path, bundled_records, mgmno):
     )
     assert run.returncode == 0, run.stderr
     table = pd.read_csv(out)
+    if extra:
+        # Each cell of MgMnO3 within the caps (O 12: Z <= 4) and Mn3O4 in two cell sizes
+        # (8, 8, 12 caps: Mn6O8 is the largest), charge balance not asked.
+        selected = set(table.loc[table["selected"], "composition"])
+        assert selected == {"Mg1Mn1O3", "Mg2Mn2O6", "Mg3Mn3O9", "Mg4Mn4O12", "Mn3O4", "Mn6O8"}
+        return
     assert table["selected"].sum() == 3
     assert set(table.loc[table["selected"], "status"]) == {"known"}
     assert (table["n_Mg"] * 2 - table["n_O"] * 2 + table["n_Mn"] * 4 >= 0).all()

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 from conftest import BUNDLED_DATASET, BUNDLED_REFERENCES
 from monty.serialization import loadfn
-from pymatgen.core import Lattice, Structure
+from pymatgen.core import Composition, Lattice, Structure
 from pymatgen.io.cif import CifWriter
 
 from pipeline.datasets import materials_project as mp
 from pipeline.datasets.cif_dir import load_cif_dir
-from pipeline.datasets.filtering import split_usable
+from pipeline.datasets.filtering import EXCLUDED, split_usable
 from pipeline.errors import PipelineInputError
 from pipeline.records import read_records
 from pipeline.stages.data import main as data_main
@@ -243,7 +243,7 @@ def test_missing_api_key_is_one_line(tmp_path, monkeypatch, capsys):
 
 def test_cli_help_runs_as_a_module():
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.datasets", "--help"],
+        [sys.executable, "-m", "pipeline.stages.data", "--help"],
         capture_output=True,
         text=True,
         check=True,
@@ -254,3 +254,31 @@ def test_cli_help_runs_as_a_module():
 def test_cif_dir_loader_requires_a_folder(tmp_path):
     with pytest.raises(PipelineInputError, match="CIF folder not found"):
         load_cif_dir(tmp_path / "absent")
+
+
+def test_exclude_formulas_removes_every_cell_of_those_formulas(tmp_path, bundled_records):
+    held_out = {"MgMn2O4", "Mg2MnO4"}
+    bundled_counts = {
+        f: sum(Composition(r.formula).reduced_formula == f for r in bundled_records)
+        for f in held_out
+    }
+    assert all(n > 0 for n in bundled_counts.values())
+    args, out = outputs(tmp_path)
+    # Any cell of the formula names it: Mg2Mn4O8 is MgMn2O4.
+    assert data_main(["--bundled-dataset", str(BUNDLED_DATASET), "--bundled-references",
+                      str(BUNDLED_REFERENCES), "--exclude-formulas", "Mg2Mn4O8", "Mg2MnO4",
+                      *args]) == 0  # fmt: skip
+    dataset = read_records(out["dataset"])
+    assert not {Composition(r.formula).reduced_formula for r in dataset} & held_out
+    assert len(dataset) == len(bundled_records) - sum(bundled_counts.values())
+    rejected = pd.read_csv(out["rejected"])
+    reasons = rejected["reason"].value_counts()
+    for formula, n in bundled_counts.items():
+        assert reasons[f"{EXCLUDED}: {formula}"] == n
+    summary = pd.read_csv(out["summary"])
+    assert not set(summary["reduced_formula"]) & held_out
+
+
+def test_exclude_formulas_rejects_what_is_no_formula(mgmno, bundled_records):
+    with pytest.raises(PipelineInputError, match="no formula"):
+        split_usable(bundled_records[:3], mgmno, None, exclude_formulas=["not a formula"])

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
+from pymatgen.core import Composition
+
 from pipeline.chemsys import ChemicalSystem
+from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
+
+EXCLUDED = "excluded by data.exclude_formulas"
 
 
 @dataclass(frozen=True)
@@ -34,17 +39,39 @@ def rejection_reason(
     return None
 
 
+def reduced_formulas(formulas: Iterable[str]) -> set[str]:
+    """Formulas as pymatgen's reduced formulas (``Mg2Mn4O8`` and ``MgMn2O4``: ``MgMn2O4``)."""
+    out = set()
+    for formula in formulas:
+        try:
+            out.add(Composition(formula).reduced_formula)
+        except ValueError:
+            raise PipelineInputError(f"data.exclude_formulas: {formula!r} is no formula") from None
+    return out
+
+
 def split_usable(
     records: Iterable[CrystalRecord],
     system: ChemicalSystem,
     caps: Mapping[str, int] | None,
     require_all_elements: bool = False,
+    exclude_formulas: Collection[str] = (),
 ) -> tuple[list[CrystalRecord], list[Rejection]]:
-    """Split records into the usable ones and the rejected ones with reasons."""
+    """Split records into the usable ones and the rejected ones with reasons.
+
+    Every structure whose reduced formula is one of ``exclude_formulas`` (any cell of it)
+    is rejected as :data:`EXCLUDED`: a hold-out the generators never see.
+    """
+    excluded = reduced_formulas(exclude_formulas)
     kept: list[CrystalRecord] = []
     rejected: list[Rejection] = []
     for record in records:
-        reason = rejection_reason(record, system, caps)
+        reason = None
+        if excluded:
+            formula = Composition(record.formula).reduced_formula
+            if formula in excluded:
+                reason = f"{EXCLUDED}: {formula}"
+        reason = reason or rejection_reason(record, system, caps)
         if reason is None and require_all_elements:
             absent = [el for el in system.elements if el not in record.species]
             if absent:

@@ -29,12 +29,18 @@ MODELS: dict[str, Entry] = {
     "ccgan": Entry("pipeline.models.ccgan:CCGAN", "pointcloud"),
     # DiffCSP-style diffusion with an EGNN denoiser (pipeline/models/graph_diffusion.py)
     "graph_diffusion": Entry("pipeline.models.graph_diffusion:GraphDiffusion", "graph"),
+    # DiffCSP++-style diffusion of free Wyckoff parameters in a fixed space-group template
+    "wyckoff_diffusion": Entry(
+        "pipeline.models.wyckoff_diffusion:WyckoffDiffusionModel", "wyckoff"
+    ),
     # Alverson et al., Digital Discovery 3, 62 (2024): CrysTens and its three models
     "crystens_ddpm": Entry("pipeline.models.crystens_ddpm:CrysTensDDPM", "crystens"),
     "crystens_gan": Entry("pipeline.models.crystens_gan:CrysTensGAN", "crystens"),
     "crystens_wgan": Entry("pipeline.models.crystens_gan:CrysTensWGAN", "crystens"),
     # Hwang et al. (KIAS 2022): trains on point clouds labelled by rule training_properties
     "cvae": Entry("pipeline.models.cvae:CVAE", "pointcloud_properties"),
+    # The baseline: random symmetric crystals (PyXtal, AIRSS-style); learns nothing
+    "pyxtal_random": Entry("pipeline.models.pyxtal_random:PyXtalRandom", "pointcloud"),
 }
 
 

@@ -249,7 +249,8 @@ class LossLog:
 
     def write_csv(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(self.rows).to_csv(path, index=False, float_format="%.6g")
+        table = pd.DataFrame(self.rows, columns=None if self.rows else ["step"])
+        table.to_csv(path, index=False, float_format="%.6g")
 
 
 def plot_losses(losses: pd.DataFrame, path: Path, title: str) -> None:
@@ -385,9 +386,14 @@ def fit(
     if total_steps > start:
         elapsed = time.perf_counter() - t0
         print(f"{total_steps - start} steps in {elapsed:.1f} s on {job.device}")
+    write_loss_log(job, log, desc)
+    return log
+
+
+def write_loss_log(job: Any, log: LossLog, desc: str) -> None:
+    """``losses.csv`` and ``loss_curve.png`` of a finished run (``job``: a ``TrainJob``)."""
     log.write_csv(job.losses_path)
     plot_losses(pd.DataFrame(log.rows), job.plot_path, title=f"{desc}: {len(log.rows)} steps")
-    return log
 
 
 def _scalar(value: torch.Tensor | float) -> float:

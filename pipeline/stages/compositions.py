@@ -11,6 +11,9 @@ Each composition gets a ``status``: ``known`` (a composition class of the traini
 lacks) or ``new`` (a stoichiometry absent from the data set). ``--select`` and
 ``--max-targets`` choose which rows are ``selected`` for sampling: known ones with the most
 structures in the data set first, then new ones (smallest cells first), then new cells.
+``--targets`` instead selects exactly the compositions it names (charge balanced or not): a
+reduced formula (``BaTi2O5``) stands for each of its cells within the caps, a cell
+composition (``Ba2Ti4O10``) for that cell only.
 Run ``python -m pipeline.stages.compositions --help``.
 """
 
@@ -95,6 +98,50 @@ def enumerate_compositions(
     ]
 
 
+def explicit_target_counts(
+    targets: Sequence[str], elements: Sequence[str], caps: Sequence[int]
+) -> list[tuple[int, ...]]:
+    """Atom counts per element of the explicitly asked compositions, in the order given.
+
+    A formula written in its reduced form (``BaTi2O5``) stands for every multiple of it
+    within ``caps``; any other (``Ba2Ti4O10``) for exactly that cell.
+    """
+    chosen: list[tuple[int, ...]] = []
+    for text in targets:
+        try:
+            composition = Composition(text)
+        except (ValueError, KeyError) as exc:
+            raise PipelineInputError(f"target {text!r} is not a formula ({exc})") from None
+        amounts = {el.symbol: n for el, n in composition.items()}
+        foreign = sorted(set(amounts) - set(elements))
+        if foreign or not amounts:
+            raise PipelineInputError(
+                f"target {text!r}: elements {foreign} are outside the system {'-'.join(elements)}"
+            )
+        if any(abs(n - round(n)) > 1e-8 for n in amounts.values()):
+            raise PipelineInputError(f"target {text!r}: atom counts must be whole numbers")
+        cell = tuple(int(round(amounts.get(el, 0))) for el in elements)
+        _, factor = composition.get_reduced_composition_and_factor()
+        multiples = (
+            range(1, 1 + min(c // n for c, n in zip(caps, cell) if n)) if factor == 1 else [1]
+        )
+        found = [
+            tuple(k * n for n in cell)
+            for k in multiples
+            if all(k * n <= cap for n, cap in zip(cell, caps))
+        ]
+        if not found:
+            over = ", ".join(
+                f"{el} {n} > {cap}" for el, n, cap in zip(elements, cell, caps) if n > cap
+            )
+            raise PipelineInputError(
+                f"target {text!r} does not fit the encoding's atom caps ({over});"
+                " raise encoding.max_atoms"
+            )
+        chosen.extend(c for c in found if c not in chosen)
+    return chosen
+
+
 def target_table(
     elements: Sequence[str],
     compositions: Sequence[tuple[int, ...]],
@@ -131,8 +178,17 @@ def target_table(
     return pd.DataFrame(rows)
 
 
-def select_targets(table: pd.DataFrame, selection: str, max_targets: int | None) -> pd.DataFrame:
-    """Sort into sampling priority and mark the chosen rows in a ``selected`` column."""
+def select_targets(
+    table: pd.DataFrame,
+    selection: str,
+    max_targets: int | None,
+    explicit: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Sort into sampling priority and mark the chosen rows in a ``selected`` column.
+
+    ``explicit`` (composition labels) overrides ``selection`` and ``max_targets``: exactly
+    those rows are selected.
+    """
     if selection not in SELECTIONS:
         raise PipelineInputError(f"target selection {selection!r}: use one of {SELECTIONS}")
     table = table.assign(_rank=table["status"].map(STATUS_ORDER))
@@ -140,6 +196,8 @@ def select_targets(table: pd.DataFrame, selection: str, max_targets: int | None)
         ["_rank", "n_dataset_structures", "n_training_structures", "natoms", "composition"],
         ascending=[True, False, False, True, True],
     ).drop(columns="_rank")
+    if explicit:
+        return table.assign(selected=table["composition"].isin(explicit)).reset_index(drop=True)
     eligible = table["status"].isin(
         ["known", "new", "new_cell"] if selection == "all" else [selection]
     )
@@ -180,6 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--select", choices=SELECTIONS, default="known")
     parser.add_argument("--max-targets", type=int, default=0, help="0: no limit")
+    parser.add_argument(
+        "--targets",
+        nargs="*",
+        default=[],
+        metavar="FORMULA",
+        help="sample exactly these compositions (overrides --select and --max-targets): a"
+        " reduced formula means each of its cells within the caps, a cell composition that cell",
+    )
     parser.add_argument("--out", type=Path, required=True, help="targets (.csv)")
     return parser
 
@@ -197,10 +263,23 @@ def main(argv: list[str] | None = None) -> int:
     compositions = enumerate_compositions(
         elements, caps, parse_oxidation_states(args.oxidation_states), args.require_all_elements
     )
+    explicit = explicit_target_counts(args.targets, elements, caps)
+    unbalanced = [c for c in explicit if c not in set(compositions)]
+    if unbalanced:
+        print(
+            "note: explicit targets outside the charge-balanced enumeration (sampled anyway): "
+            + ", ".join(composition_label(elements, c) for c in unbalanced)
+        )
+    compositions = compositions + unbalanced
     if not compositions:
         raise PipelineInputError("no charge-balanced composition within the atom caps")
     table = target_table(elements, compositions, training_counts, summary)
-    table = select_targets(table, args.select, args.max_targets or None)
+    table = select_targets(
+        table,
+        args.select,
+        args.max_targets or None,
+        [composition_label(elements, c) for c in explicit],
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from monty.serialization import dumpfn
 from pipeline.chemsys import ChemicalSystem
 from pipeline.cli import add_system_arguments, system_and_caps
 from pipeline.datasets.bundled import load_bundled
-from pipeline.datasets.filtering import Rejection, split_usable
+from pipeline.datasets.filtering import EXCLUDED, Rejection, split_usable
 from pipeline.datasets.summary import composition_summary, plot_composition_distribution
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import CrystalRecord, make_ids_unique, write_records
@@ -50,6 +51,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="MP phases within this E_hull (eV/atom) become hull references",
+    )
+    parser.add_argument(
+        "--exclude-formulas",
+        nargs="*",
+        default=[],
+        metavar="FORMULA",
+        help="leave every structure of these reduced formulas out (a hold-out)",
     )
     parser.add_argument("--out-dataset", type=Path, required=True)
     parser.add_argument("--out-references", type=Path, required=True)
@@ -99,7 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     records, references, rejected, mp_entries = load_source(args, system)
     _, caps = system_and_caps(args, (r.species for r in records))
     usable, more_rejected = split_usable(
-        records, system, caps, require_all_elements=args.source != "cif_dir"
+        records,
+        system,
+        caps,
+        require_all_elements=args.source != "cif_dir",
+        exclude_formulas=args.exclude_formulas,
     )
     rejected += more_rejected
     pd.DataFrame([asdict(r) for r in rejected], columns=["id", "source", "reason"]).to_csv(
@@ -124,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
                 "chemsys": str(system),
                 "usable": len(usable),
                 "rejected": len(rejected),
+                "excluded": dict(
+                    Counter(
+                        r.reason.split(": ")[-1] for r in rejected if r.reason.startswith(EXCLUDED)
+                    )
+                ),
                 "compositions": len(summary),
                 "references": len(references),
                 "renamed_ids": renamed,

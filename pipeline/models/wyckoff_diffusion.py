@@ -1,0 +1,389 @@
+"""Space-group constrained diffusion over Wyckoff parameters, as DiffCSP++ (Jiao et al., ICLR 2024).
+
+A crystal is a template (space group, Wyckoff position of each orbit) with free parameters
+(:mod:`pipeline.represent.wyckoff`). The template is fixed; diffusion moves only
+
+* each orbit's free parameters ``xyz`` on the torus (variance exploding, wrapped normal,
+  as :mod:`pipeline.models.graph_diffusion` moves every atom), with noise only on the
+  parameters that move the orbit;
+* the lattice as six standardised features, log lengths and angle deviations
+  (:class:`~pipeline.models.wyckoff_frames.LatticeScaler`), a DDPM whose noise and
+  predictions are projected onto the crystal system's subspace (tied lengths, fixed angles).
+
+The denoiser is the EGNN of graph_diffusion on the full conventional cell, every atom
+placed by its orbit's operations; its per-atom score is pulled back to the orbit's
+parameters (:meth:`~pipeline.models.wyckoff_frames.Frame.orbit_vectors`). So every sample
+keeps its template's space group by construction.
+
+Sampling a target cell composition draws each structure's template from the training
+templates whose conventional or primitive cell has exactly that composition, weighted by
+how many training structures have it; P1 templates get ``p1_weight`` of that weight. When
+none has weight, PyXtal draws a random space group and Wyckoff assignment
+(:func:`~pipeline.represent.wyckoff.random_template`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from pipeline.errors import PipelineInputError
+from pipeline.models.base import (
+    GenerativeModel,
+    SampleJob,
+    SampleResult,
+    TargetComposition,
+    TargetReport,
+    TrainJob,
+    latent_seed,
+    options_from_mapping,
+)
+from pipeline.models.egnn import Denoiser
+from pipeline.models.graph_diffusion_process import Schedule, wrapped_normal_score
+from pipeline.models.graph_diffusion_sampling import far_enough_apart
+from pipeline.models.training import (
+    ResumableBatches,
+    batches,
+    fit,
+    save_model,
+    seed_everything,
+)
+from pipeline.models.training import load_model as load_model_file
+from pipeline.models.wyckoff_frames import (
+    V_CLIP,
+    Frame,
+    LatticeScaler,
+    lattice_features,
+    make_frame,
+    orbit_xyz,
+)
+from pipeline.records import CrystalRecord
+from pipeline.represent import DecodeError
+from pipeline.represent.wyckoff import (
+    Orbit,
+    Template,
+    WyckoffCrystal,
+    compatible,
+    decode,
+    lattice_projection,
+    load_wyckoff_dataset,
+    random_template,
+)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """``config["train"]["wyckoff_diffusion"]``."""
+
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 1e-3  # Adam
+    hidden: int = 64  # node feature width of the EGNN
+    layers: int = 3  # EGNN layers
+    cutoff: float = 5.0  # Å, edges of the crystal graph
+    max_neighbours: int = 16  # nearest neighbours kept per atom
+    timesteps: int = 100  # diffusion steps T
+    sigma_min: float = 0.005  # parameter noise at t = 1 (fractional units)
+    sigma_max: float = 0.5  # at t = T: close to uniform on the torus
+    lattice_weight: float = 1.0  # weight of the lattice term of the loss
+    grad_clip: float = 1.0  # max gradient norm
+
+    not_in_fingerprint = ("steps",)
+
+    def __post_init__(self) -> None:
+        sizes = (self.steps, self.batch_size, self.hidden, self.layers, self.max_neighbours)
+        if min(*sizes, self.timesteps) < 1:
+            raise ValueError("steps, batch_size, hidden, layers, max_neighbours, timesteps >= 1")
+        if not 0 < self.sigma_min < self.sigma_max or self.cutoff <= 0:
+            raise ValueError("need 0 < sigma_min < sigma_max and cutoff > 0")
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """``config["sample"]["wyckoff_diffusion"]``."""
+
+    sampler: str = "stochastic"  # stochastic (reverse SDE / DDPM) | deterministic (ODE / DDIM)
+    batch_size: int = 64
+    p1_weight: float = 0.0  # weight of a P1 training template relative to a symmetric one
+    min_distance: float = 0.5  # Å; structures with atoms closer are dropped
+
+    def __post_init__(self) -> None:
+        if self.sampler not in ("stochastic", "deterministic"):
+            raise ValueError(f"sampler {self.sampler!r}: use stochastic or deterministic")
+        if self.batch_size < 1 or self.p1_weight < 0 or self.min_distance < 0:
+            raise ValueError("batch_size must be >= 1, p1_weight and min_distance >= 0")
+
+
+class WyckoffDiffusion(nn.Module):
+    """Denoiser, noise schedules and lattice scaling of one model."""
+
+    def __init__(self, n_species: int, opts: TrainOptions, scaler: LatticeScaler):
+        super().__init__()
+        self.schedule = Schedule(opts.timesteps, opts.sigma_min, opts.sigma_max)
+        self.scaler = scaler
+        self.denoiser = Denoiser(
+            n_species, opts.hidden, opts.layers, opts.cutoff, opts.max_neighbours
+        )
+
+    def denoise(
+        self, frame: Frame, xyz: torch.Tensor, v: torch.Tensor, t: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(score of the orbit parameters x sigma_t, projected lattice noise) at steps ``t``."""
+        scaled_score, eps = self.denoiser(
+            frame.species,
+            frame.positions(xyz),
+            self.scaler.cells(v, frame),
+            v,
+            t / self.schedule.timesteps,
+            frame.batch,
+            frame.ptr,
+        )
+        return frame.orbit_vectors(scaled_score), frame.project(eps)
+
+    def losses(self, frame: Frame, xyz0: torch.Tensor, v0: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Denoising losses of the free parameters and of the free lattice features."""
+        device = xyz0.device
+        t = torch.randint(1, self.schedule.timesteps + 1, (len(v0),), device=device)
+        sigma = self.schedule.sigmas[t][frame.orbit_batch, None]
+        noise = sigma * torch.randn_like(xyz0) * frame.free
+        target = sigma * wrapped_normal_score(noise, sigma) * frame.free
+        alpha_bar = self.schedule.alpha_bars[t][:, None]
+        eps = frame.project(torch.randn_like(v0))
+        v_t = alpha_bar.sqrt() * v0 + (1 - alpha_bar).sqrt() * eps
+        score, eps_pred = self.denoise(frame, (xyz0 + noise) % 1.0, v_t, t)
+        coords = ((score - target) ** 2).sum() / frame.free.sum().clamp(min=1)
+        rank = torch.diagonal(frame.projection, dim1=1, dim2=2).sum()
+        lattice = ((eps_pred - eps) ** 2).sum() / rank
+        return {"coords": coords, "lattice": lattice}
+
+    def reverse_step(
+        self,
+        frame: Frame,
+        xyz: torch.Tensor,
+        v: torch.Tensor,
+        step: int,
+        noise: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """From step ``step`` to ``step - 1``; ``noise`` (parameters, lattice) when stochastic."""
+        s = self.schedule
+        t = torch.full((len(v),), step, device=v.device)
+        scaled_score, eps = self.denoise(frame, xyz, v, t)
+        score = scaled_score / s.sigmas[step]
+        alpha_bar, alpha_bar_prev = s.alpha_bars[step], s.alpha_bars[step - 1]
+        dsigma2 = s.sigmas[step] ** 2 - s.sigmas[step - 1] ** 2
+        v0 = ((v - (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()).clamp(-V_CLIP, V_CLIP)
+        if noise is None:
+            xyz = xyz + 0.5 * dsigma2 * score
+            v = alpha_bar_prev.sqrt() * v0 + (1 - alpha_bar_prev).sqrt() * eps
+        else:
+            xyz_noise, v_noise = noise
+            xyz = xyz + dsigma2 * score + dsigma2.sqrt() * xyz_noise * frame.free
+            beta = 1 - alpha_bar / alpha_bar_prev
+            mean = (
+                alpha_bar_prev.sqrt() * beta * v0 + (1 - beta).sqrt() * (1 - alpha_bar_prev) * v
+            ) / (1 - alpha_bar)
+            variance = beta * (1 - alpha_bar_prev) / (1 - alpha_bar)
+            v = mean + variance.sqrt() * frame.project(v_noise) if step > 1 else mean
+        return xyz % 1.0, frame.project(v)
+
+
+class WyckoffDiffusionModel(GenerativeModel):
+    name = "wyckoff_diffusion"
+    representation = "wyckoff"
+
+    def train(self, job: TrainJob) -> None:
+        opts = options_from_mapping(TrainOptions, job.options, "train.wyckoff_diffusion")
+        device = job.device
+        seed_everything(job.seed)
+        crystals, elements = load_wyckoff_dataset(job.data)
+        if len(crystals) < opts.batch_size:
+            raise PipelineInputError(
+                f"{job.data}: {len(crystals)} crystals are fewer than one batch of {opts.batch_size}"
+            )
+        features = np.stack([lattice_features(c) for c in crystals])
+        projections = np.stack([lattice_projection(c.crystal_system) for c in crystals])
+        model = WyckoffDiffusion(len(elements), opts, LatticeScaler.fit(features, projections))
+        model.to(device)
+        features_t = torch.from_numpy(features).float()
+        optimiser = torch.optim.Adam(model.denoiser.parameters(), lr=opts.lr)
+
+        loader = ResumableBatches(
+            lambda start: batches(
+                (torch.arange(len(crystals)),),
+                opts.batch_size,
+                job.seed,
+                start,
+                torch.device("cpu"),
+            )
+        )
+
+        def step(i: int) -> dict[str, torch.Tensor]:
+            (indices,) = loader.next(i)
+            chosen = [crystals[k] for k in indices.tolist()]
+            frame = make_frame(chosen, elements).to(device)
+            v0 = frame.project(model.scaler.to_v(features_t[indices].to(device)))
+            losses = model.losses(frame, orbit_xyz(chosen).to(device), v0)
+            loss = losses["coords"] + opts.lattice_weight * losses["lattice"]
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.denoiser.parameters(), opts.grad_clip)
+            optimiser.step()
+            return losses
+
+        model.train()
+        fit(job, opts, {"model": model, "optimiser": optimiser}, step, opts.steps, self.name)
+        templates = Counter(c.template for c in crystals)
+        save_model(
+            job.model_path,
+            self,
+            opts,
+            {"state": model.state_dict()},
+            elements=list(elements),
+            templates=[(t.space_group, t.sites, n) for t, n in templates.items()],
+        )
+
+    def sample(self, job: SampleJob) -> SampleResult:
+        opts = options_from_mapping(SampleOptions, job.options, "sample.wyckoff_diffusion")
+        model, elements, templates = load_model(job.model_path, job.device)
+        result = SampleResult()
+        for target_index, target in enumerate(tqdm(job.targets, desc="targets")):
+            check_elements(target, elements)
+            seeds = [latent_seed(job.seed, target_index, i) for i in range(job.per_composition)]
+            report = TargetReport(target.label, asked=job.per_composition)
+            for start in range(0, job.per_composition, opts.batch_size):
+                chunk = seeds[start : start + opts.batch_size]
+                drawn = [draw_template(templates, target, seed, opts.p1_weight) for seed in chunk]
+                records = generate(model, elements, drawn, chunk, opts, job.device)
+                for k, record in enumerate(records):
+                    if record is None or Counter(record.species) != Counter(
+                        {el: int(n) for el, n in target.counts.items() if n}
+                    ):
+                        continue
+                    report.decoded += 1
+                    if not far_enough_apart(record, opts.min_distance):
+                        continue
+                    record.id = f"{self.name}-{target.label}-{start + k:05d}"
+                    record.source = self.name
+                    result.records.append(record)
+                    report.kept += 1
+            result.reports.append(report)
+        return result
+
+
+@dataclass(frozen=True)
+class DrawnTemplate:
+    """A template drawn for one sample, the cell it decodes to and where it came from."""
+
+    template: Template
+    cell: str  # conventional | primitive
+    origin: str  # training | pyxtal
+
+
+def draw_template(
+    templates: dict[Template, int], target: TargetComposition, seed: int, p1_weight: float
+) -> DrawnTemplate:
+    """One template for ``target`` (see the module docstring), drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    fitting = [(t, compatible(t, target.counts)) for t in templates]
+    fitting = [(t, cell) for t, cell in fitting if cell is not None]
+    weights = np.array(
+        [templates[t] * (p1_weight if t.space_group == 1 else 1.0) for t, _ in fitting]
+    )
+    if len(fitting) and weights.sum() > 0:
+        template, cell = fitting[rng.choice(len(fitting), p=weights / weights.sum())]
+        return DrawnTemplate(template, cell, "training")
+    template = random_template(target.counts, rng)
+    if template is None:  # every counts fit the general position of P1
+        sites = tuple(sorted((el, 0) for el, n in target.counts.items() for _ in range(int(n))))
+        template = Template(1, sites)
+    return DrawnTemplate(template, compatible(template, target.counts) or "conventional", "pyxtal")
+
+
+@torch.no_grad()
+def generate(
+    model: WyckoffDiffusion,
+    elements: tuple[str, ...],
+    drawn: list[DrawnTemplate],
+    seeds: list[int],
+    opts: SampleOptions,
+    device: torch.device,
+) -> list[CrystalRecord | None]:
+    """Reverse diffusion of one crystal per drawn template, each from its own seed; None
+    where a crystal does not decode."""
+    shells = [
+        WyckoffCrystal(
+            "", d.template.space_group, (), tuple(Orbit(el, w) for el, w in d.template.sites)
+        )
+        for d in drawn
+    ]
+    frame = make_frame(shells, elements).to(device)
+    generators = [torch.Generator().manual_seed(seed) for seed in seeds]
+    orbits = [len(s.orbits) for s in shells]
+
+    def draws(normal: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """Parameters (uniform or normal) and lattice noise of every crystal, from its seed."""
+        draw = torch.randn if normal else torch.rand
+        xyz = torch.cat([draw(n, 3, generator=g) for g, n in zip(generators, orbits)])
+        v = torch.stack([torch.randn(6, generator=g) for g in generators])
+        return xyz.to(device) * frame.free, frame.project(v.to(device))
+
+    xyz, v = draws(normal=False)
+    for step in range(model.schedule.timesteps, 0, -1):
+        noise = None
+        if opts.sampler == "stochastic":
+            noise = draws(normal=True)
+        xyz, v = model.reverse_step(frame, xyz, v, step, noise)
+    lengths, angles = model.scaler.parameters_of(v, frame)
+    records: list[CrystalRecord | None] = []
+    offsets = np.concatenate([[0], np.cumsum(orbits)])
+    for k, (shell, d) in enumerate(zip(shells, drawn)):
+        params = (xyz[offsets[k] : offsets[k + 1]] * frame.free[offsets[k] : offsets[k + 1]]).cpu()
+        crystal = dataclasses.replace(
+            shell,
+            lattice=tuple(float(x) for x in torch.cat([lengths[k], angles[k]]).cpu()),
+            orbits=tuple(
+                dataclasses.replace(o, xyz=tuple(float(x) for x in p))
+                for o, p in zip(shell.orbits, params)
+            ),
+        )
+        try:
+            record = decode(crystal, primitive=d.cell == "primitive")
+        except DecodeError:
+            records.append(None)
+            continue
+        record.properties.update(
+            {"latent_seed": float(seeds[k]), "space_group": float(d.template.space_group)}
+        )
+        record.provenance.update({"template": d.template.label, "template_source": d.origin})
+        records.append(record)
+    return records
+
+
+def load_model(
+    path: Path, device: torch.device
+) -> tuple[WyckoffDiffusion, tuple[str, ...], dict[Template, int]]:
+    """A trained model (eval mode), its elements and its training templates with counts."""
+    saved = load_model_file(path, WyckoffDiffusionModel.name, device)
+    opts = options_from_mapping(TrainOptions, saved.options, str(path))
+    elements = tuple(saved.metadata["elements"])
+    model = WyckoffDiffusion(len(elements), opts, LatticeScaler())
+    model.load_state_dict(saved.tensors["state"])
+    templates = {
+        Template(sg, tuple(map(tuple, sites))): n for sg, sites, n in saved.metadata["templates"]
+    }
+    return model.to(device).eval(), elements, templates
+
+
+def check_elements(target: TargetComposition, elements: tuple[str, ...]) -> None:
+    foreign = sorted(el for el, n in target.counts.items() if n and el not in elements)
+    if foreign or sum(target.counts.values()) == 0:
+        raise PipelineInputError(
+            f"target {target.label}: the model knows {list(elements)} (foreign elements {foreign})"
+        )

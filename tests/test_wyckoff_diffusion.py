@@ -1,0 +1,161 @@
+"""The space-group constrained Wyckoff diffusion: template encoding, training, and samples
+that keep their template's space group and the asked composition (bundled data, CPU)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+from pipeline.models import registry
+from pipeline.models.base import SampleJob, TargetComposition, TrainJob
+from pipeline.models.wyckoff_diffusion import (
+    DrawnTemplate,
+    SampleOptions,
+    draw_template,
+    generate,
+    load_model,
+)
+from pipeline.records import write_records
+from pipeline.represent.wyckoff import (
+    compatible,
+    decode,
+    encode_record,
+    load_wyckoff_dataset,
+    random_template,
+    save_wyckoff_dataset,
+)
+from pipeline.stages import encode_wyckoff
+
+CPU = torch.device("cpu")
+TINY = {"batch_size": 8, "hidden": 32, "layers": 2, "timesteps": 10, "lr": 2e-3}
+TRAINED_STEPS = 150
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def small_records(bundled_records):
+    """48 bundled structures of at most 12 atoms."""
+    return [r for r in bundled_records if r.natoms <= 12][:48]
+
+
+@pytest.fixture(scope="session")
+def wyckoff_data(small_records, tmp_path_factory):
+    """The small records encoded by the stage's CLI."""
+    folder = tmp_path_factory.mktemp("wyckoff")
+    write_records(small_records, folder / "dataset.json.gz")
+    argv = ["--dataset", str(folder / "dataset.json.gz"), "--chemsys", "Mg-Mn-O"]
+    assert encode_wyckoff.main([*argv, "--symprec", "0.1", "--out", str(folder / "w.npz")]) == 0
+    return folder / "w.npz"
+
+
+@pytest.fixture(scope="session")
+def trained(wyckoff_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("wyckoff_train")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    job = TrainJob(wyckoff_data, out, {**TINY, "steps": TRAINED_STEPS}, 0, CPU, 1000)
+    registry.create("wyckoff_diffusion").train(job)
+    torch.set_num_threads(threads)
+    return job
+
+
+def test_encoding_round_trips_bundled_structures(bundled_records, tmp_path):
+    matcher = StructureMatcher()
+    chosen = bundled_records[::300]
+    crystals = [encode_record(r, symprec=0.1) for r in chosen]
+    assert {c.space_group for c in crystals} - {1}, "the sample should hold symmetric crystals"
+    save_wyckoff_dataset(crystals, ("Mg", "Mn", "O"), 0.1, tmp_path / "w.npz")
+    loaded, elements = load_wyckoff_dataset(tmp_path / "w.npz")
+    assert elements == ("Mg", "Mn", "O") and loaded == crystals
+    for record, crystal in zip(chosen, loaded):
+        conventional = decode(crystal).to_structure()
+        assert matcher.fit(conventional, record.to_structure()), record.id
+        assert SpacegroupAnalyzer(conventional, symprec=0.01).get_space_group_number() == (
+            crystal.space_group
+        )
+        cell = compatible(crystal.template, Counter(record.species))
+        if cell is not None:  # the input cell is the conventional or the primitive one
+            decoded = decode(crystal, primitive=cell == "primitive")
+            assert Counter(decoded.species) == Counter(record.species)
+
+
+def test_loss_decreases_on_a_tiny_dataset(trained):
+    losses = pd.read_csv(trained.losses_path)
+    assert len(losses) == TRAINED_STEPS and list(losses.columns) == ["step", "coords", "lattice"]
+    first, last = losses.iloc[:30].mean(), losses.iloc[-30:].mean()
+    assert last["lattice"] < 0.8 * first["lattice"]
+    assert last["coords"] < first["coords"]
+
+
+def test_a_space_group_survives_sampling(trained, small_records):
+    model, elements, templates = load_model(trained.model_path, CPU)
+    symmetric = [r for r in small_records if encode_record(r, 0.1).space_group > 15]
+    record = symmetric[0]
+    template = encode_record(record, 0.1).template
+    drawn = [DrawnTemplate(template, "conventional", "training")] * 6
+    samples = generate(model, elements, drawn, list(range(6)), SampleOptions(), CPU)
+    decoded = [s for s in samples if s is not None]
+    assert len(decoded) >= 3
+    for sample in decoded:
+        structure = sample.to_structure()
+        assert SpacegroupAnalyzer(structure, symprec=0.01).get_space_group_number() == (
+            template.space_group
+        )
+        assert Counter(sample.species) == template.conventional_counts()
+        assert sample.provenance["template"] == template.label
+
+
+def test_samples_have_the_asked_composition_and_record_their_template(trained, small_records):
+    _, _, templates = load_model(trained.model_path, CPU)
+    known = next(t for t in templates if t.space_group > 1)
+    counts = dict(known.conventional_counts())
+    label = "".join(f"{el}{counts[el]}" for el in ("Mg", "Mn", "O") if el in counts)
+    targets = [
+        TargetComposition(label, counts),
+        TargetComposition("Mg5Mn1O6", {"Mg": 5, "Mn": 1, "O": 6}),
+    ]
+    assert not any(compatible(t, targets[1].counts) for t in templates)
+    job = SampleJob(trained.model_path, targets, 6, {}, 0, CPU)
+    result = registry.create("wyckoff_diffusion").sample(job)
+    assert [r.asked for r in result.reports] == [6, 6]
+    assert all(r.kept >= 1 for r in result.reports)
+    for record in result.records:
+        target = next(t for t in targets if record.id.startswith(f"wyckoff_diffusion-{t.label}-"))
+        assert Counter(record.species) == Counter(target.counts)
+        sg = SpacegroupAnalyzer(record.to_structure(), symprec=0.01).get_space_group_number()
+        assert sg == int(record.properties["space_group"])
+        assert record.provenance["template_source"] == (
+            "training" if target is targets[0] else "pyxtal"
+        )
+
+
+def test_p1_templates_are_drawn_only_when_weighted(trained):
+    _, _, templates = load_model(trained.model_path, CPU)
+    p1 = next(t for t in templates if t.space_group == 1)
+    target = TargetComposition("t", dict(p1.conventional_counts()))
+    unweighted = [draw_template({p1: 5}, target, seed, 0.0) for seed in range(3)]
+    assert all(d.origin == "pyxtal" and d.template.space_group > 1 for d in unweighted)
+    weighted = draw_template({p1: 5}, target, 0, 1.0)
+    assert weighted.template == p1 and weighted.origin == "training"
+
+
+def test_random_template_fits_the_primitive_cell():
+    counts = {"Mg": 2, "Mn": 2, "O": 6}
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        template = random_template(counts, rng)
+        assert template is not None and template.space_group > 1
+        assert template.primitive_counts() == Counter(counts)
