@@ -32,11 +32,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline import train as train_cli  # noqa: E402
+from pipeline.formats import load_labelled  # noqa: E402
 from pipeline.models.base import SampleJob  # noqa: E402
 from pipeline.models.cvae import CVAE, load_trained  # noqa: E402
-from pipeline.represent.labelled import load_labelled  # noqa: E402
 from pipeline.represent.pointcloud import DecodeError  # noqa: E402
+from pipeline.stages import train as train_cli  # noqa: E402
 from pipeline.stages.sample import read_targets  # noqa: E402
 from pipeline.stages.training_properties import predict  # noqa: E402
 

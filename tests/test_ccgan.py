@@ -18,10 +18,11 @@ import torch
 from conftest import DEFAULT_CAPS, REPO
 
 from pipeline.chemsys import composition_label
+from pipeline.formats import save_encoded
 from pipeline.models import registry
 from pipeline.models.base import SampleJob, TargetComposition, TrainJob
 from pipeline.represent.pointcloud import PointCloudEncoding
-from pipeline.stages.encode import encode_records, save_encoded
+from pipeline.stages.encode import encode_records
 
 TINY = {"latent_dim": 8, "channels": [8, 16, 8], "batch_size": 8, "critic_steps": 2, "lr": 1e-3}
 CPU = torch.device("cpu")

@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from pipeline.chemsys import ChemicalSystem
+from pipeline.formats import save_crystens
 from pipeline.models import crystens_ddpm, crystens_gan, registry
 from pipeline.models.base import (
     SampleJob,
@@ -27,7 +28,7 @@ from pipeline.models.base import (
 from pipeline.models.crystens_sampling import sample_for_targets
 from pipeline.models.training import load_model, seed_everything
 from pipeline.represent import crystens
-from pipeline.stages.encode_crystens import encode_records, save_crystens
+from pipeline.stages.encode_crystens import encode_records
 
 ELEMENTS = ("Mg", "Mn", "O")
 CPU = torch.device("cpu")

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from conftest import REPO
 
+from pipeline.formats import load_crystens
 from pipeline.records import read_records
-from pipeline.stages.encode_crystens import load_crystens
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 

@@ -7,7 +7,7 @@ A model plugs into the ``train`` and ``sample`` rules by subclassing
   (``results/train/<name>/``, ``results/samples/<name>/``), and the ``source`` of the
   records it generates;
 * ``representation``: which encoded file it trains on, ``results/encoded/<representation>.npz``
-  (``"pointcloud"``: :func:`pipeline.stages.encode.load_encoded`);
+  (``"pointcloud"``: :func:`pipeline.formats.load_encoded`);
 * :meth:`GenerativeModel.train`: trains into ``job.out_dir`` (``model.pt``, ``losses.csv``)
   and resumes from the newest file in ``job.checkpoint_dir`` when rerun after an
   interruption;

@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from pipeline.formats import load_encoded
 from pipeline.models.base import (
     GenerativeModel,
     SampleJob,
@@ -64,7 +65,6 @@ from pipeline.models.training import (
     seed_everything,
 )
 from pipeline.represent.pointcloud import DecodeError, PointCloudEncoding
-from pipeline.stages.encode import load_encoded
 
 # ----------------------------------------------------------------------------- options
 

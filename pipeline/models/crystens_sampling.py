@@ -28,10 +28,10 @@ from tqdm import tqdm
 
 from pipeline.chemsys import composition_label
 from pipeline.errors import PipelineInputError
+from pipeline.formats import load_crystens
 from pipeline.models.base import SampleResult, TargetComposition, TargetReport, latent_seed
 from pipeline.records import CrystalRecord
 from pipeline.represent import crystens
-from pipeline.stages.encode_crystens import load_crystens
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Property-conditioned variational autoencoder, as the Si-slab generator of Hwang et al. (KIAS 2022).
 
 Works on the point cloud of :mod:`pipeline.represent.pointcloud` labelled with a property
-per structure (:mod:`pipeline.represent.labelled`). Three networks, trained in two phases:
+per structure (:func:`pipeline.formats.load_labelled`). Three networks, trained in two phases:
 
 1. **autoencoders** (``autoencoder_steps``): the *cell* autoencoder compresses the two
    lattice rows (a, b, c / 30 Å, angles / 180°) into ``cell_latent_dim`` numbers, the
@@ -32,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError
+from pipeline.formats import CONDITION_PROPERTIES, load_labelled
 from pipeline.models.base import (
     GenerativeModel,
     SampleJob,
@@ -53,7 +54,6 @@ from pipeline.models.training import (
     save_model,
     seed_everything,
 )
-from pipeline.represent.labelled import CONDITION_PROPERTIES, load_labelled
 from pipeline.represent.pointcloud import DecodeError, PointCloudEncoding
 
 # ----------------------------------------------------------------------------- options

@@ -44,6 +44,7 @@ from torch_geometric.data import Batch, Data
 from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError
+from pipeline.formats import load_graph_dataset
 from pipeline.models.base import (
     GenerativeModel,
     SampleJob,
@@ -73,7 +74,7 @@ from pipeline.models.training import (
 )
 from pipeline.models.training import load_model as load_model_file
 from pipeline.records import CrystalRecord
-from pipeline.represent.graph import GraphEncoding, load_graph_dataset
+from pipeline.represent.graph import GraphEncoding
 
 # ----------------------------------------------------------------------------- options
 

@@ -19,32 +19,16 @@ import argparse
 import json
 import sys
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.arrays import load_arrays, save_arrays
 from pipeline.chemsys import ChemicalSystem
 from pipeline.errors import PipelineInputError, exit_on_input_error
+from pipeline.formats import CrysTensDataset, save_crystens
 from pipeline.records import CrystalRecord, read_records
 from pipeline.represent import crystens
-
-
-@dataclass
-class CrysTensDataset:
-    """Normalised CrysTens of a dataset with their labels (see the module doc)."""
-
-    elements: tuple[str, ...]
-    x: np.ndarray
-    space_group: np.ndarray
-    counts: np.ndarray
-    ids: list[str]
-    parents: list[str]
-
-    def __len__(self) -> int:
-        return len(self.x)
 
 
 def encode_records(
@@ -71,31 +55,6 @@ def encode_records(
         counts=counts,
         ids=[r.id for r in records],
         parents=[r.parent or r.id for r in records],
-    )
-
-
-def save_crystens(data: CrysTensDataset, path: str | Path) -> None:
-    save_arrays(
-        path,
-        x=data.x,
-        space_group=data.space_group,
-        counts=data.counts,
-        ids=np.array(data.ids),
-        parents=np.array(data.parents),
-        elements=np.array(data.elements),
-    )
-
-
-def load_crystens(path: str | Path) -> CrysTensDataset:
-    """Read an ``.npz`` written by :func:`save_crystens`."""
-    f = load_arrays(path, "CrysTens dataset", marker="space_group")
-    return CrysTensDataset(
-        elements=tuple(str(e) for e in f["elements"]),
-        x=f["x"],
-        space_group=f["space_group"],
-        counts=f["counts"],
-        ids=[str(s) for s in f["ids"]],
-        parents=[str(s) for s in f["parents"]],
     )
 
 

@@ -13,7 +13,7 @@ One ``.npz`` holds, for ``N`` crystals with ``M`` atoms in all,
   crystal a metal). The bundled data have no DFT gaps, so CGCNN is the teacher of the
   model's band-gap predictor. An augmented copy (supercell, translation, swap of axes)
   has the gap of its parent, which CGCNN predicts once;
-* ``ids``, ``parents``, ``elements`` (:func:`pipeline.represent.graph.load_graph_dataset`).
+* ``ids``, ``parents``, ``elements`` (:func:`pipeline.formats.load_graph_dataset`).
 
 Run ``python -m pipeline.stages.encode_graph --help``.
 """
@@ -30,8 +30,9 @@ import torch
 
 from pipeline.chemsys import ChemicalSystem
 from pipeline.errors import exit_on_input_error
+from pipeline.formats import save_graph_dataset
 from pipeline.records import CrystalRecord, read_records
-from pipeline.represent.graph import graph_dataset, save_graph_dataset
+from pipeline.represent.graph import graph_dataset
 
 
 def teacher_band_gaps(records: list[CrystalRecord]) -> np.ndarray:

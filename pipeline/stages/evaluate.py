@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline.candidates.ranking import read_table
 from pipeline.errors import PipelineInputError, exit_on_input_error
+from pipeline.formats import read_table
 from pipeline.quality import (
     KIM2020_REFERENCE,
     METASTABLE_E_HULL,

@@ -20,10 +20,10 @@ from pipeline.candidates.ranking import (
     apply_criteria,
     merge_screen_tables,
     rank_candidates,
-    read_table,
 )
 from pipeline.candidates.vasp import write_dft_inputs
 from pipeline.errors import PipelineInputError, exit_on_input_error
+from pipeline.formats import read_table
 from pipeline.records import read_records
 from pipeline.screen.potentials import package_version, potential_version
 

@@ -23,6 +23,7 @@ import pandas as pd
 from monty.serialization import loadfn
 
 from pipeline.errors import PipelineInputError, exit_on_input_error
+from pipeline.formats import RELAX_STATUS_COLUMNS
 from pipeline.records import CrystalRecord, read_records, write_records
 from pipeline.screen.convex_hull import (
     e_above_hull,
@@ -34,7 +35,6 @@ from pipeline.screen.convex_hull import (
 from pipeline.screen.modes import add_relax_arguments, relax_options, relax_records
 from pipeline.screen.potentials import describe
 from pipeline.screen.relaxation import summarize
-from pipeline.stages.relax import STATUS_COLUMNS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,7 +101,7 @@ def run_references(args: argparse.Namespace) -> dict:
     relaxed = [res.to_record(rec, potential) for rec, res in zip(records, results) if res.ok]
     write_records(relaxed, args.out)
     args.out_status.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame([r.table_row(potential) for r in results], columns=STATUS_COLUMNS).to_csv(
+    pd.DataFrame([r.table_row(potential) for r in results], columns=RELAX_STATUS_COLUMNS).to_csv(
         args.out_status, index=False
     )
     return {"references": len(records), **summarize(results), "potential": potential}

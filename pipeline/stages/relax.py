@@ -18,21 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.errors import PipelineInputError, exit_on_input_error
+from pipeline.formats import RELAX_STATUS_COLUMNS
 from pipeline.records import read_records, write_records
 from pipeline.screen.modes import add_relax_arguments, relax_options, relax_records
 from pipeline.screen.potentials import describe
 from pipeline.screen.relaxation import summarize
-
-STATUS_COLUMNS = [
-    "id",
-    "status",
-    "reason",
-    "steps",
-    "energy_per_atom",
-    "max_force",
-    "volume_ratio",
-    "potential",
-]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +57,7 @@ def run_shard(args: argparse.Namespace) -> dict:
     relaxed = [res.to_record(rec, potential) for rec, res in zip(records, results) if res.ok]
     write_records(relaxed, args.out)
     _write_csv(
-        pd.DataFrame([r.table_row(potential) for r in results], columns=STATUS_COLUMNS),
+        pd.DataFrame([r.table_row(potential) for r in results], columns=RELAX_STATUS_COLUMNS),
         args.out_status,
     )
     return {

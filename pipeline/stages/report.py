@@ -10,9 +10,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.candidates.ranking import read_table
 from pipeline.chemsys import ChemicalSystem
 from pipeline.errors import exit_on_input_error
+from pipeline.formats import read_table
 from pipeline.records import read_records
 from pipeline.report_plots import (
     plot_e_hull_histogram,

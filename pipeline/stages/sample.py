@@ -22,7 +22,7 @@ from pipeline.models import registry
 from pipeline.models.base import SampleJob, TargetComposition
 from pipeline.models.training import DEVICES, resolve_device
 from pipeline.records import write_records
-from pipeline.stages.train import parse_options
+from pipeline.settings import parse_options
 
 
 def read_targets(path: Path) -> list[TargetComposition]:

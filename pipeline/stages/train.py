@@ -19,6 +19,7 @@ from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.models import registry
 from pipeline.models.base import TrainJob
 from pipeline.models.training import DEVICES, resolve_device
+from pipeline.settings import parse_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,16 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--checkpoint-every", type=int, default=100, metavar="STEPS")
     return parser
-
-
-def parse_options(text: str) -> dict:
-    try:
-        options = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PipelineInputError(f"--options is not valid JSON ({exc})") from None
-    if not isinstance(options, dict):
-        raise PipelineInputError("--options must be a JSON object")
-    return options
 
 
 @exit_on_input_error

@@ -12,7 +12,7 @@ augmented file's order, which is what aligns predictions and point clouds here.
 
 Writes ``--out`` (CSV: ``index``, ``id``, ``formula``, one column per property),
 ``--out-labelled`` (the point clouds of ``--encoded`` with the properties attached,
-:mod:`pipeline.represent.labelled`) and a histogram of each property.
+:func:`pipeline.formats.load_labelled`) and a histogram of each property.
 Run ``python -m pipeline.stages.training_properties --help``.
 """
 
@@ -29,11 +29,10 @@ import pandas as pd
 import torch
 
 from pipeline.errors import PipelineInputError, exit_on_input_error
+from pipeline.formats import CONDITION_PROPERTIES, load_encoded, save_labelled
 from pipeline.plotting import new_figure, save_figure
 from pipeline.records import CrystalRecord, read_records
-from pipeline.represent.labelled import CONDITION_PROPERTIES, save_labelled
 from pipeline.screen.predictors import cgcnn_labels
-from pipeline.stages.encode import load_encoded
 
 # metal_probability is needed for the gap (0 for a metal).
 PREDICTED_COLUMNS = (*CONDITION_PROPERTIES, "metal_probability")
