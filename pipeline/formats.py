@@ -252,6 +252,14 @@ def load_graph_dataset(path: str | Path) -> GraphDataset:
 
 # ----------------------------------------------------------------------------- tables
 
+# Columns the symmetrise-and-rerelax step adds (pipeline.screen.symmetrise).
+SYMMETRISE_COLUMNS = (
+    "symmetrised",
+    "energy_per_atom_first",
+    "space_group_first",
+    "energy_per_atom_symmetrised",
+    "space_group_symmetrised",
+)
 RELAX_STATUS_COLUMNS = [
     "id",
     "status",
@@ -261,6 +269,7 @@ RELAX_STATUS_COLUMNS = [
     "max_force",
     "volume_ratio",
     "potential",
+    *SYMMETRISE_COLUMNS,
 ]
 
 

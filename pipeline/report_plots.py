@@ -3,7 +3,7 @@ lattice-parameter distributions generated vs training."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -15,6 +15,7 @@ from pymatgen.core import Composition, Structure
 from pipeline.plotting import STYLE, new_figure, save_figure
 from pipeline.quality import LATTICE_PARAMETERS, ks_statistics, lattice_parameters
 from pipeline.records import CrystalRecord
+from pipeline.symmetry import CRYSTAL_SYSTEMS, SymmetrySummary
 
 UNITS = {"a": "Å", "b": "Å", "c": "Å", "alpha": "°", "beta": "°", "gamma": "°"}
 
@@ -183,3 +184,25 @@ def plot_lattice_distributions(
     grid[0, 0].legend(fontsize=8)
     save_figure(fig, path)
     return ks
+
+
+def plot_crystal_systems(summaries: Mapping[str, SymmetrySummary], path: str | Path) -> None:
+    """Grouped bars: the fraction of structures in each crystal system, one bar per set
+    (e.g. training, each model's raw samples, its relaxed ones), non-P1 fraction in the legend."""
+    fig, (ax,) = new_figure(width=9.0)
+    names = list(summaries)
+    width = 0.8 / max(1, len(names))
+    x = np.arange(len(CRYSTAL_SYSTEMS))
+    for i, name in enumerate(names):
+        summary = summaries[name]
+        ax.bar(
+            x + (i - (len(names) - 1) / 2) * width,
+            [summary.crystal_systems.get(system, np.nan) for system in CRYSTAL_SYSTEMS],
+            width,
+            label=f"{name} (n={summary.n_structures}, non-P1 {summary.non_p1_fraction:.0%})",
+        )
+    ax.set_xticks(x, CRYSTAL_SYSTEMS, rotation=20)
+    ax.set_ylabel("fraction of structures")
+    ax.set_title("crystal systems (spglib, symprec 0.1 Å)")
+    ax.legend(fontsize=8)
+    save_figure(fig, path)

@@ -71,5 +71,8 @@ def final_outputs():
             "results/report/ternary_hull.png",
             "results/report/band_gap_vs_pourbaix.png",
             "results/report/lattice_parameters.png",
+            "results/report/crystal_systems.png",
+            "results/explorer",
+            "results/candidates.db",
         ]
     return outputs

@@ -118,6 +118,7 @@ rule relax:
     params:
         relax=relax_cli_args(POTENTIAL),
         shards=SCREEN["shards"],
+        symmetrise="--symmetrise" if SCREEN.get("symmetrise", True) else "",
     log:
         "logs/screen/relax/shard_{shard}.log",
     conda:
@@ -128,7 +129,7 @@ rule relax:
         runtime=120,
     shell:
         "python -m pipeline.stages.relax shard --input {input} --shard {wildcards.shard}"
-        " --shards {params.shards} {params.relax} --threads {threads}"
+        " --shards {params.shards} {params.relax} {params.symmetrise} --threads {threads}"
         " --out {output.shard} --out-status {output.status} > {log} 2>&1"
 
 

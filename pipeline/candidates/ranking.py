@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.records import CrystalRecord
+from pipeline.symmetry import symmetry_table
 
 
 @dataclass(frozen=True)
@@ -36,13 +37,14 @@ def merge_screen_tables(
             "natoms": [r.natoms for r in relaxed],
         }
     ).astype({"id": str, "model": str, "formula": str, "natoms": int})
+    # Space groups of the relaxed structures, the ones exported.
+    base = pd.concat([base, symmetry_table(r.to_structure() for r in relaxed)], axis=1)
     table = base.merge(hull[["id", "energy_per_atom", "e_above_hull"]], on="id", how="left")
     table = table.merge(properties.drop(columns=["formula"], errors="ignore"), on="id", how="left")
-    table = table.merge(
-        pourbaix[["id", "delta_g_pbx", "ph_at_min", "formation_free_energy_per_atom"]],
-        on="id",
-        how="left",
-    )
+    pourbaix_columns = ["id", "delta_g_pbx", "ph_at_min", "formation_free_energy_per_atom"]
+    # why Delta G_pbx is missing, where it is
+    pourbaix_columns += [c for c in ("pourbaix_note",) if c in pourbaix.columns]
+    table = table.merge(pourbaix[pourbaix_columns], on="id", how="left")
     if validation is not None and "novel" in validation.columns:
         table = table.merge(validation[["id", "novel"]], on="id", how="left")
     return table

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from ase.constraints import FixSymmetry
 from ase.filters import FrechetCellFilter
 from ase.optimize import FIRE
 from pymatgen.core import Structure
@@ -130,10 +131,21 @@ def not_converged_reason(settings: RelaxSettings, max_force: float) -> str:
     )
 
 
-def relax_one(record: CrystalRecord, calculator, settings: RelaxSettings) -> RelaxResult:
-    """Relax one structure with ASE's FIRE on a FrechetCellFilter."""
+def relax_one(
+    record: CrystalRecord,
+    calculator,
+    settings: RelaxSettings,
+    keep_symmetry: float | None = None,
+) -> RelaxResult:
+    """Relax one structure with ASE's FIRE on a FrechetCellFilter.
+
+    ``keep_symmetry``: constrain the relaxation to the space group the start has at this
+    tolerance (Å), with ASE's ``FixSymmetry`` (forces and stress symmetrised every step).
+    """
     atoms = AseAtomsAdaptor.get_atoms(record.to_structure())
     atoms.calc = calculator
+    if keep_symmetry is not None:
+        atoms.set_constraint(FixSymmetry(atoms, symprec=keep_symmetry))
     natoms = len(atoms)
     start_volume = atoms.get_volume()
     result = RelaxResult(id=record.id, status=FAILED)
@@ -174,10 +186,11 @@ def relax_sequential(
     calculator,
     settings: RelaxSettings,
     progress: bool = True,
+    keep_symmetry: float | None = None,
 ) -> list[RelaxResult]:
     """Relax ``records`` one after the other with the same ASE calculator."""
     return [
-        relax_one(record, calculator, settings)
+        relax_one(record, calculator, settings, keep_symmetry)
         for record in tqdm(records, desc="relax", unit="structure", disable=not progress)
     ]
 

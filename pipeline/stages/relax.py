@@ -23,6 +23,7 @@ from pipeline.records import read_records, write_records
 from pipeline.screen.modes import add_relax_arguments, relax_options, relax_records
 from pipeline.screen.potentials import describe
 from pipeline.screen.relaxation import summarize
+from pipeline.screen.symmetrise import first_relaxations, symmetrise_and_rerelax
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     shard.add_argument("--shard", type=int, default=0, help="which shard, from 0")
     shard.add_argument("--shards", type=int, default=1, help="how many shards in all")
     add_relax_arguments(shard)
+    shard.add_argument(
+        "--symmetrise",
+        action="store_true",
+        help="refine each relaxed structure to its space group at 0.1 Å, relax it again and"
+        " keep the lower energy (pipeline.screen.symmetrise)",
+    )
     shard.add_argument("--out", type=Path, required=True, help="relaxed structures (.json.gz)")
     shard.add_argument("--out-status", type=Path, required=True, help="status table (.csv)")
     gather = commands.add_parser("gather", help="join the shards")
@@ -53,17 +60,23 @@ def run_shard(args: argparse.Namespace) -> dict:
     spec, settings = relax_options(args)
     records = read_records(args.input)[args.shard :: args.shards]
     results = relax_records(records, spec, settings, args.mode, args.batch_atoms)
+    if args.symmetrise:
+        outcomes = symmetrise_and_rerelax(
+            records, results, spec, settings, args.mode, args.batch_atoms
+        )
+    else:
+        outcomes = first_relaxations(results)
     potential = describe(spec)
     relaxed = [res.to_record(rec, potential) for rec, res in zip(records, results) if res.ok]
     write_records(relaxed, args.out)
-    _write_csv(
-        pd.DataFrame([r.table_row(potential) for r in results], columns=RELAX_STATUS_COLUMNS),
-        args.out_status,
-    )
+    rows = [{**r.table_row(potential), **o.table_columns()} for r, o in zip(results, outcomes)]
+    _write_csv(pd.DataFrame(rows, columns=RELAX_STATUS_COLUMNS), args.out_status)
     return {
         "shard": args.shard,
         "structures": len(records),
         **summarize(results),
+        "symmetrised": sum(o.symmetrised for o in outcomes),
+        "symmetrise_tried": sum(o.tried for o in outcomes),
         "potential": potential,
         "mode": args.mode,
     }
