@@ -182,6 +182,13 @@ def test_a_click_on_the_hull_plot_selects_its_structure(page):
         "return id;"
     )
     wait_for(driver, f"return window.explorer.state.selected === '{target}'")
+    # One ring, around the selected point.
+    rings = driver.execute_script(
+        "const plot = document.getElementById('plot-hull');"
+        "return plot.layout.shapes.filter(s => s.type === 'circle' && s.visible)"
+        "  .map(s => [s.xanchor, s.yanchor]);"
+    )
+    assert rings == [page_data(run)["structures"][target]["xy"]]
     # The best are drawn last, on top of worse ones: failing points first, then by E_hull
     # from high to low.
     drawn = driver.execute_script(
