@@ -1,4 +1,4 @@
-"""CLI of the export stage: ``python -m pipeline.export --help``.
+"""CLI of the export stage: ``python -m pipeline.stages.export --help``.
 
 Merges the screen's tables into ``candidates.csv`` (every candidate, every metric, ranked, with
 the versions of the potential and property models and the seed) and writes
@@ -10,48 +10,27 @@ from __future__ import annotations
 import argparse
 import shutil
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from tqdm import tqdm
 
 import pipeline
-from pipeline.errors import PipelineInputError, exit_on_input_error
-from pipeline.export.ranking import (
+from pipeline.candidates.ranking import (
     ScreenCriteria,
     apply_criteria,
     merge_screen_tables,
     rank_candidates,
-    read_table,
 )
-from pipeline.export.vasp import write_dft_inputs
+from pipeline.candidates.vasp import write_dft_inputs
+from pipeline.errors import PipelineInputError, exit_on_input_error
+from pipeline.formats import read_table
 from pipeline.records import read_records
-
-# Python package providing each potential the screen can use.
-POTENTIAL_PACKAGES = {
-    "chgnet": "chgnet",
-    "sevennet": "sevenn",
-    "sevenn": "sevenn",
-    "m3gnet": "matgl",
-    "mace": "mace-torch",
-}
-
-
-def package_version(name: str) -> str:
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return "not installed"
-
-
-def potential_version(potential: str) -> str:
-    package = POTENTIAL_PACKAGES.get(potential.split("-")[0].lower())
-    return package_version(package) if package else "unknown"
+from pipeline.screen.potentials import package_version, potential_version
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.export",
+        prog="python -m pipeline.stages.export",
         description="Rank the screened candidates and write DFT-ready inputs for the passes.",
     )
     parser.add_argument("--relaxed", type=Path, required=True, help="relaxed candidates (.json.gz)")

@@ -10,7 +10,7 @@ The representation of Alverson et al. (2024), :mod:`pipeline.represent.crystens`
 
 Only the CrysTens models (``crystens_ddpm``, ``crystens_gan``, ``crystens_wgan``) read it, so
 the rule runs only when one of them is configured. Run
-``python -m pipeline.encode_crystens --help``.
+``python -m pipeline.stages.encode_crystens --help``.
 """
 
 from __future__ import annotations
@@ -19,32 +19,16 @@ import argparse
 import json
 import sys
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.arrays import load_arrays, save_arrays
 from pipeline.chemsys import ChemicalSystem
 from pipeline.errors import PipelineInputError, exit_on_input_error
+from pipeline.formats import CrysTensDataset, save_crystens
 from pipeline.records import CrystalRecord, read_records
 from pipeline.represent import crystens
-
-
-@dataclass
-class CrysTensDataset:
-    """Normalised CrysTens of a dataset with their labels (see the module doc)."""
-
-    elements: tuple[str, ...]
-    x: np.ndarray
-    space_group: np.ndarray
-    counts: np.ndarray
-    ids: list[str]
-    parents: list[str]
-
-    def __len__(self) -> int:
-        return len(self.x)
 
 
 def encode_records(
@@ -74,34 +58,9 @@ def encode_records(
     )
 
 
-def save_crystens(data: CrysTensDataset, path: str | Path) -> None:
-    save_arrays(
-        path,
-        x=data.x,
-        space_group=data.space_group,
-        counts=data.counts,
-        ids=np.array(data.ids),
-        parents=np.array(data.parents),
-        elements=np.array(data.elements),
-    )
-
-
-def load_crystens(path: str | Path) -> CrysTensDataset:
-    """Read an ``.npz`` written by :func:`save_crystens`."""
-    f = load_arrays(path, "CrysTens dataset", marker="space_group")
-    return CrysTensDataset(
-        elements=tuple(str(e) for e in f["elements"]),
-        x=f["x"],
-        space_group=f["space_group"],
-        counts=f["counts"],
-        ids=[str(s) for s in f["ids"]],
-        parents=[str(s) for s in f["parents"]],
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.encode_crystens",
+        prog="python -m pipeline.stages.encode_crystens",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

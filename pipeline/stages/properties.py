@@ -1,4 +1,4 @@
-"""CLI of the properties stage: ``python -m pipeline.properties --help``.
+"""CLI of the properties stage: ``python -m pipeline.stages.properties --help``.
 
 Predicts properties of the relaxed candidates with CGCNN's shipped models and the band gap used
 by the screen (CGCNN at PBE level, or multi-fidelity MEGNet at HSE level when matgl's hub is
@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import read_records
-from pipeline.screen.properties import (
+from pipeline.screen.predictors import (
     BandGapWindow,
     CGCNNPredictor,
     LinearGapMap,
@@ -42,7 +42,7 @@ def hub_reachable(address: tuple[str, int] = MODEL_HUB, timeout_s: float = 3.0) 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.properties",
+        prog="python -m pipeline.stages.properties",
         description="CGCNN property predictions and the screened band gap of relaxed candidates.",
     )
     parser.add_argument("--relaxed", type=Path, required=True, help="relaxed candidates (.json.gz)")

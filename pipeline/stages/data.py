@@ -1,4 +1,4 @@
-"""CLI of the data stage: ``python -m pipeline.data --help``."""
+"""CLI of the data stage: ``python -m pipeline.stages.data --help``."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from tqdm import tqdm
 
 from pipeline.chemsys import ChemicalSystem
 from pipeline.cli import add_system_arguments, system_and_caps
-from pipeline.data.bundled import load_bundled
-from pipeline.data.elements import elemental_reference
-from pipeline.data.filtering import EXCLUDED, Rejection, split_usable
-from pipeline.data.summary import composition_summary, plot_composition_distribution
+from pipeline.datasets.bundled import load_bundled
+from pipeline.datasets.elements import elemental_reference
+from pipeline.datasets.filtering import EXCLUDED, Rejection, split_usable
+from pipeline.datasets.summary import composition_summary, plot_composition_distribution
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import CrystalRecord, make_ids_unique, write_records
 from pipeline.screen.coverage import binaries_without_compounds
@@ -30,7 +30,7 @@ SOURCES = ("bundled", "mp", "cif_dir")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.data",
+        prog="python -m pipeline.stages.data",
         description="Load crystals from a source, keep the usable ones, write the canonical"
         " dataset, the hull reference phases, a per-composition summary and a plot.",
     )
@@ -92,7 +92,7 @@ def load_source(
         records, references = load_bundled(args.bundled_dataset, args.bundled_references)
         return records, references, [], []
     if args.source == "cif_dir":
-        from pipeline.data.cif_dir import load_cif_dir
+        from pipeline.datasets.cif_dir import load_cif_dir
 
         if args.cif_dir is None:
             raise PipelineInputError("data.source is 'cif_dir' but no data.cif_dir is given")
@@ -102,7 +102,7 @@ def load_source(
         _, references = load_bundled(args.bundled_dataset, args.bundled_references)
         references = [r for r in references if not system.foreign_elements(r.species)]
         return records, references, rejected, []
-    from pipeline.data import materials_project as mp
+    from pipeline.datasets import materials_project as mp
 
     query = mp.MaterialsProjectQuery(system, args.mp_require_all_elements, args.mp_reference_ehull)
     docs, entries = mp.fetch(query, mp.api_key_from_env())
@@ -175,7 +175,7 @@ def build_missing_elements(
     system: ChemicalSystem, references: list[CrystalRecord]
 ) -> list[CrystalRecord]:
     """ASE-built structures of the elements of ``system`` that ``references`` have no
-    elemental phase of (:mod:`pipeline.data.elements`)."""
+    elemental phase of (:mod:`pipeline.datasets.elements`)."""
     present = {r.species[0] for r in references if len(set(r.species)) == 1}
     return [elemental_reference(el).to_record() for el in system.elements if el not in present]
 

@@ -1,4 +1,4 @@
-"""CLI of the report stage: ``python -m pipeline.report --help``.
+"""CLI of the report stage: ``python -m pipeline.stages.report --help``.
 
 Draws the screen's plots from its tables; the rule registers them with Snakemake's ``report()``
 so ``snakemake --report report.html`` collects them.
@@ -12,9 +12,9 @@ from pathlib import Path
 
 from pipeline.chemsys import ChemicalSystem
 from pipeline.errors import exit_on_input_error
-from pipeline.export.ranking import read_table
+from pipeline.formats import read_table
 from pipeline.records import read_records
-from pipeline.report.plots import (
+from pipeline.report_plots import (
     plot_e_hull_histogram,
     plot_gap_vs_pourbaix,
     plot_lattice_distributions,
@@ -24,7 +24,7 @@ from pipeline.report.plots import (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.report",
+        prog="python -m pipeline.stages.report",
         description="Plots of the screen: E_hull histogram, ternary hull with candidates,"
         " band gap vs Delta G_pbx, lattice parameters generated vs training.",
     )

@@ -8,7 +8,7 @@ Writes one ``.npz`` with
 * ``composition_class``: ``(N,)`` index into ``compositions``;
 * ``compositions``, ``ids``, ``parents``, ``elements``, ``caps``: labels and layout;
 
-and a CSV of the composition classes. Run ``python -m pipeline.encode --help``.
+and a CSV of the composition classes. Run ``python -m pipeline.stages.encode --help``.
 """
 
 from __future__ import annotations
@@ -16,38 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipeline.arrays import load_arrays, save_arrays
 from pipeline.chemsys import composition_label
 from pipeline.cli import add_system_arguments, system_and_caps
 from pipeline.errors import PipelineInputError, exit_on_input_error
+from pipeline.formats import EncodedDataset, save_encoded
 from pipeline.records import CrystalRecord, read_records
 from pipeline.represent.pointcloud import PointCloudEncoding
-
-
-@dataclass
-class EncodedDataset:
-    """Point clouds and labels of a dataset, as saved by :func:`save_encoded`."""
-
-    encoding: PointCloudEncoding
-    x: np.ndarray
-    counts: np.ndarray
-    composition_class: np.ndarray
-    compositions: list[str]
-    ids: list[str]
-    parents: list[str]
-
-    @property
-    def condition(self) -> np.ndarray:
-        return self.encoding.count_onehot(self.counts)
-
-    def __len__(self) -> int:
-        return len(self.x)
 
 
 def encode_records(records: list[CrystalRecord], encoding: PointCloudEncoding) -> EncodedDataset:
@@ -70,38 +49,6 @@ def encode_records(records: list[CrystalRecord], encoding: PointCloudEncoding) -
     )
 
 
-def save_encoded(data: EncodedDataset, path: str | Path) -> None:
-    save_arrays(
-        path,
-        x=data.x,
-        counts=data.counts,
-        condition=data.condition,
-        composition_class=data.composition_class,
-        compositions=np.array(data.compositions),
-        ids=np.array(data.ids),
-        parents=np.array(data.parents),
-        elements=np.array(data.encoding.elements),
-        caps=np.array(data.encoding.caps),
-    )
-
-
-def load_encoded(path: str | Path) -> EncodedDataset:
-    """Read an ``.npz`` written by :func:`save_encoded`."""
-    f = load_arrays(path, "point-cloud dataset", marker="composition_class")
-    encoding = PointCloudEncoding(
-        tuple(str(e) for e in f["elements"]), tuple(int(c) for c in f["caps"])
-    )
-    return EncodedDataset(
-        encoding=encoding,
-        x=f["x"],
-        counts=f["counts"],
-        composition_class=f["composition_class"],
-        compositions=[str(s) for s in f["compositions"]],
-        ids=[str(s) for s in f["ids"]],
-        parents=[str(s) for s in f["parents"]],
-    )
-
-
 def composition_table(data: EncodedDataset) -> pd.DataFrame:
     """One row per composition class: index, label, atoms per element, structures."""
     n_per_class = np.bincount(data.composition_class, minlength=len(data.compositions))
@@ -121,7 +68,7 @@ def composition_table(data: EncodedDataset) -> pd.DataFrame:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.encode",
+        prog="python -m pipeline.stages.encode",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -5,7 +5,7 @@ sharded run; structures are dealt out in turn so shards get similar work) and wr
 converged structures (``properties.energy_per_atom``, eV/atom) and a status table.
 ``gather``: join the shards into ``relaxed.json.gz`` and ``relax_status.csv``.
 A relaxation that fails (diverges or reaches the step limit) is in the status table with
-its reason, never dropped. Run ``python -m pipeline.relax shard --help``.
+its reason, never dropped. Run ``python -m pipeline.stages.relax shard --help``.
 """
 
 from __future__ import annotations
@@ -18,28 +18,17 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.errors import PipelineInputError, exit_on_input_error
+from pipeline.formats import RELAX_STATUS_COLUMNS
 from pipeline.records import read_records, write_records
 from pipeline.screen.modes import add_relax_arguments, relax_options, relax_records
 from pipeline.screen.potentials import describe
-from pipeline.screen.relax import summarize
-from pipeline.screen.symmetrise import TABLE_COLUMNS, first_relaxations, symmetrise_and_rerelax
-
-STATUS_COLUMNS = [
-    "id",
-    "status",
-    "reason",
-    "steps",
-    "energy_per_atom",
-    "max_force",
-    "volume_ratio",
-    "potential",
-    *TABLE_COLUMNS,
-]
+from pipeline.screen.relaxation import summarize
+from pipeline.screen.symmetrise import first_relaxations, symmetrise_and_rerelax
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.relax",
+        prog="python -m pipeline.stages.relax",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -81,7 +70,7 @@ def run_shard(args: argparse.Namespace) -> dict:
     relaxed = [res.to_record(rec, potential) for rec, res in zip(records, results) if res.ok]
     write_records(relaxed, args.out)
     rows = [{**r.table_row(potential), **o.table_columns()} for r, o in zip(results, outcomes)]
-    _write_csv(pd.DataFrame(rows, columns=STATUS_COLUMNS), args.out_status)
+    _write_csv(pd.DataFrame(rows, columns=RELAX_STATUS_COLUMNS), args.out_status)
     return {
         "shard": args.shard,
         "structures": len(records),

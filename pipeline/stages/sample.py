@@ -4,7 +4,7 @@ Reads the ``selected`` rows of the compositions stage's ``targets.csv``, asks th
 (``--model``, see :mod:`pipeline.models.registry`) for ``--per-composition`` structures
 each, and writes the kept ones as a dataset file (``source`` = model name,
 ``properties.latent_seed``) and a report with, per target, how many were asked for,
-decoded to a crystal and kept. Run ``python -m pipeline.sample --help``.
+decoded to a crystal and kept. Run ``python -m pipeline.stages.sample --help``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pipeline.models import registry
 from pipeline.models.base import SampleJob, TargetComposition
 from pipeline.models.training import DEVICES, resolve_device
 from pipeline.records import write_records
-from pipeline.train import parse_options
+from pipeline.settings import parse_options
 
 
 def read_targets(path: Path) -> list[TargetComposition]:
@@ -42,7 +42,7 @@ def read_targets(path: Path) -> list[TargetComposition]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.sample",
+        prog="python -m pipeline.stages.sample",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

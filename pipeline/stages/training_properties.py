@@ -1,6 +1,6 @@
 """Stage training_properties: the condition of property-conditioned models, for the training set.
 
-Predicts, with CGCNN's shipped models (:class:`pipeline.screen.properties.CGCNNPredictor`,
+Predicts, with CGCNN's shipped models (:class:`pipeline.screen.predictors.CGCNNPredictor`,
 the screening stage's predictor, Materials Project 2017 PBE data), the formation energy per
 atom and the PBE band gap (0 where CGCNN's classifier calls the structure a metal) of every
 structure of the augmented training set, in the order of its point clouds.
@@ -12,8 +12,8 @@ augmented file's order, which is what aligns predictions and point clouds here.
 
 Writes ``--out`` (CSV: ``index``, ``id``, ``formula``, one column per property),
 ``--out-labelled`` (the point clouds of ``--encoded`` with the properties attached,
-:mod:`pipeline.represent.labelled`) and a histogram of each property.
-Run ``python -m pipeline.training_properties --help``.
+:func:`pipeline.formats.load_labelled`) and a histogram of each property.
+Run ``python -m pipeline.stages.training_properties --help``.
 """
 
 from __future__ import annotations
@@ -27,36 +27,25 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from tqdm import tqdm
 
-from pipeline.encode import load_encoded
 from pipeline.errors import PipelineInputError, exit_on_input_error
+from pipeline.formats import CONDITION_PROPERTIES, load_encoded, save_labelled
 from pipeline.plotting import new_figure, save_figure
 from pipeline.records import CrystalRecord, read_records
-from pipeline.represent.labelled import CONDITION_PROPERTIES, save_labelled
-from pipeline.screen.properties import CGCNN_TARGETS, CGCNNPredictor
+from pipeline.screen.predictors import cgcnn_labels
 
 # metal_probability is needed for the gap (0 for a metal).
 PREDICTED_COLUMNS = (*CONDITION_PROPERTIES, "metal_probability")
 UNITS = {"formation_energy_per_atom": "eV/atom", "band_gap_pbe": "eV", "metal_probability": ""}
 
 
-def predict(records: Sequence[CrystalRecord], progress: bool = True) -> pd.DataFrame:
+def predict(records: Sequence[CrystalRecord]) -> pd.DataFrame:
     """CGCNN's formation energy, PBE band gap and metal probability of each record, in order."""
-    predictor = CGCNNPredictor(tuple(t for t in CGCNN_TARGETS if t.column in PREDICTED_COLUMNS))
-    rows = []
-    for index, record in enumerate(
-        tqdm(records, desc="CGCNN", unit="structure", disable=not progress, mininterval=2.0)
-    ):
-        values = predictor.predict(record.to_structure())
-        rows.append(
-            {
-                "index": index,
-                "id": record.id,
-                "formula": record.formula,
-                **{column: values[column] for column in PREDICTED_COLUMNS},
-            }
-        )
+    labels = cgcnn_labels([record.to_structure() for record in records], PREDICTED_COLUMNS)
+    rows = [
+        {"index": index, "id": record.id, "formula": record.formula, **label}
+        for index, (record, label) in enumerate(zip(records, labels))
+    ]
     return pd.DataFrame(rows, columns=["index", "id", "formula", *PREDICTED_COLUMNS])
 
 
@@ -81,7 +70,7 @@ def plot_properties(table: pd.DataFrame, path: Path) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.training_properties",
+        prog="python -m pipeline.stages.training_properties",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

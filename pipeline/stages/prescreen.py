@@ -5,8 +5,8 @@ screening potential and its energy above the hull of the relaxed references (the
 hull the relaxed candidates are placed on later). Novel candidates first, then the
 lowest unrelaxed E_hull: the first ``--max-candidates`` are written for relaxation; the
 table lists every candidate with its rank, status (``selected``, ``deferred``,
-``failed``) and reason. See :mod:`pipeline.screen.prescreen` for why.
-Run ``python -m pipeline.prescreen --help``.
+``failed``) and reason. See :mod:`pipeline.screen.prescreening` for why.
+Run ``python -m pipeline.stages.prescreen --help``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import pandas as pd
 
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import read_records, write_records
-from pipeline.screen.hull import phase_diagram
+from pipeline.screen.convex_hull import phase_diagram
 from pipeline.screen.modes import add_relax_arguments, relax_options, single_point_records
 from pipeline.screen.potentials import describe
-from pipeline.screen.prescreen import (
+from pipeline.screen.prescreening import (
     SELECTED,
     PrescreenRow,
     choose_for_relaxation,
@@ -37,7 +37,7 @@ COLUMNS = [name for name in PrescreenRow.__dataclass_fields__] + ["potential"]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.prescreen",
+        prog="python -m pipeline.stages.prescreen",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

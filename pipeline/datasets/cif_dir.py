@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pymatgen.core import Structure
 
-from pipeline.data.filtering import Rejection
+from pipeline.datasets.filtering import Rejection
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
 
@@ -19,7 +19,7 @@ def load_cif_dir(folder: str | Path) -> tuple[list[CrystalRecord], list[Rejectio
 
     Returns the parsed records (id: the file name without ``.cif``) and the rejections
     with their reasons. Chemistry and size checks happen later, in
-    :func:`pipeline.data.filtering.split_usable`.
+    :func:`pipeline.datasets.filtering.split_usable`.
     """
     folder = Path(folder)
     if not folder.is_dir():

@@ -10,7 +10,7 @@ Every augmented structure is the same crystal as its parent up to the operation:
 
 Compositions are topped up to ``per_composition`` structures (originals and supercells
 first, then translated or swapped copies); a composition with more is subsampled.
-Run ``python -m pipeline.augment --help``.
+Run ``python -m pipeline.stages.augment --help``.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def augment(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.augment",
+        prog="python -m pipeline.stages.augment",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,7 +1,7 @@
-"""CLI of the Pourbaix stage: ``python -m pipeline.pourbaix --help``.
+"""CLI of the Pourbaix stage: ``python -m pipeline.stages.pourbaix --help``.
 
 Delta G_pbx of every relaxed candidate: its free energy above the Pourbaix hull, minimised over
-a pH scan at a fixed potential vs RHE (the scheme is described in ``pipeline.screen.pourbaix``).
+a pH scan at a fixed potential vs RHE (the scheme is described in ``pipeline.screen.pourbaix_scheme``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import read_records
-from pipeline.screen.pourbaix import (
+from pipeline.screen.pourbaix_scheme import (
     PourbaixScreen,
     ase_aqueous_species,
     fetch_mp_aqueous_species,
@@ -43,7 +43,7 @@ COLUMNS = [
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.pourbaix",
+        prog="python -m pipeline.stages.pourbaix",
         description="Pourbaix stability (Delta G_pbx, eV/atom) of relaxed candidates.",
     )
     parser.add_argument(

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
 from pipeline.symmetry import symmetry_table
 
@@ -21,18 +19,6 @@ class ScreenCriteria:
 
     max_e_above_hull: float = 0.08  # eV/atom, the paper's "synthesizable" threshold
     max_delta_g_pbx: float = 0.59  # eV/atom
-
-
-def read_table(path: str | Path, required: Sequence[str]) -> pd.DataFrame:
-    """A screen table (CSV) with its ``id`` column as strings, naming missing columns."""
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineInputError(f"table not found: {path}")
-    table = pd.read_csv(path, dtype={"id": str})
-    missing = [c for c in required if c not in table.columns]
-    if missing:
-        raise PipelineInputError(f"{path}: missing columns {missing}")
-    return table
 
 
 def merge_screen_tables(

@@ -10,8 +10,8 @@ Checks, in order, each rejection with its reason in the table:
 
 Unique valid structures are compared with the training data: ``novel`` is False for a
 structure that matches one (``known_as`` names it). All of them go on to the prescreen
-(:mod:`pipeline.prescreen`), which chooses the ones worth relaxing.
-Run ``python -m pipeline.validate --help``.
+(:mod:`pipeline.stages.prescreen`), which chooses the ones worth relaxing.
+Run ``python -m pipeline.stages.validate --help``.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def validate(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.validate",
+        prog="python -m pipeline.stages.validate",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

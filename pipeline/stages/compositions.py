@@ -14,7 +14,7 @@ structures in the data set first, then new ones (smallest cells first), then new
 ``--targets`` instead selects exactly the compositions it names (charge balanced or not): a
 reduced formula (``BaTi2O5``) stands for each of its cells within the caps, a cell
 composition (``Ba2Ti4O10``) for that cell only.
-Run ``python -m pipeline.compositions --help``.
+Run ``python -m pipeline.stages.compositions --help``.
 """
 
 from __future__ import annotations
@@ -247,7 +247,7 @@ def select_targets(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.compositions",
+        prog="python -m pipeline.stages.compositions",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

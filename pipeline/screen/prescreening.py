@@ -19,7 +19,7 @@ from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition
 
 from pipeline.records import CrystalRecord
-from pipeline.screen.hull import e_above_hull
+from pipeline.screen.convex_hull import e_above_hull
 
 SELECTED, DEFERRED, FAILED = "selected", "deferred", "failed"
 

@@ -8,7 +8,7 @@ the pipeline keeps it per potential and reuses it across runs.
 every relaxed candidate its E_hull (eV/atom); with Materials Project entries also
 E_hull on the MP hull (MP2020 corrections); with ``--consensus`` potentials also their
 E_hull, a candidate passing only where all of them put it within ``--e-hull-max``.
-Run ``python -m pipeline.hull references --help`` or ``... ehull --help``.
+Run ``python -m pipeline.stages.hull references --help`` or ``... ehull --help``.
 """
 
 from __future__ import annotations
@@ -24,29 +24,29 @@ from monty.serialization import loadfn
 from pymatgen.core import Element
 
 from pipeline.errors import PipelineInputError, exit_on_input_error
+from pipeline.formats import RELAX_STATUS_COLUMNS
 from pipeline.records import CrystalRecord, read_records, write_records
-from pipeline.relax import STATUS_COLUMNS
-from pipeline.screen.coverage import (
-    binaries_without_compounds,
-    elements_of,
-    uncovered_subsystems_of,
-    with_nonmetal,
-)
-from pipeline.screen.hull import (
+from pipeline.screen.convex_hull import (
     e_above_hull,
     mp_e_above_hull,
     pd_entry,
     phase_diagram,
     select_hull_training,
 )
+from pipeline.screen.coverage import (
+    binaries_without_compounds,
+    elements_of,
+    uncovered_subsystems_of,
+    with_nonmetal,
+)
 from pipeline.screen.modes import add_relax_arguments, relax_options, relax_records
 from pipeline.screen.potentials import describe
-from pipeline.screen.relax import summarize
+from pipeline.screen.relaxation import summarize
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.hull",
+        prog="python -m pipeline.stages.hull",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -108,7 +108,7 @@ def run_references(args: argparse.Namespace) -> dict:
     relaxed = [res.to_record(rec, potential) for rec, res in zip(records, results) if res.ok]
     write_records(relaxed, args.out)
     args.out_status.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame([r.table_row(potential) for r in results], columns=STATUS_COLUMNS).to_csv(
+    pd.DataFrame([r.table_row(potential) for r in results], columns=RELAX_STATUS_COLUMNS).to_csv(
         args.out_status, index=False
     )
     return {

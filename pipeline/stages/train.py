@@ -1,9 +1,9 @@
 """Stage train: fit one generative model (``--model``, see :mod:`pipeline.models.registry`).
 
-Writes ``model.pt``, ``losses.csv`` (one row per step) and ``loss_curve.png`` into
-``--out-dir``; checkpoints go to ``--out-dir/checkpoints/`` every ``--checkpoint-every``
+Writes ``model.pt`` (weights) with ``model.json`` (model, options, version), ``losses.csv``
+(one row per step) and ``loss_curve.png`` into ``--out-dir``; checkpoints go to ``--out-dir/checkpoints/`` every ``--checkpoint-every``
 steps, and a rerun after an interruption continues from the newest one.
-Run ``python -m pipeline.train --help``.
+Run ``python -m pipeline.stages.train --help``.
 """
 
 from __future__ import annotations
@@ -13,18 +13,18 @@ import json
 import sys
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.models import registry
 from pipeline.models.base import TrainJob
-from pipeline.models.training import DEVICES, plot_losses, resolve_device
+from pipeline.models.training import DEVICES, resolve_device
+from pipeline.settings import parse_options
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.train",
+        prog="python -m pipeline.stages.train",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -47,18 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)"
     )
     parser.add_argument("--checkpoint-every", type=int, default=100, metavar="STEPS")
-    parser.add_argument("--out-plot", type=Path, help="loss curve (default OUT_DIR/loss_curve.png)")
     return parser
-
-
-def parse_options(text: str) -> dict:
-    try:
-        options = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise PipelineInputError(f"--options is not valid JSON ({exc})") from None
-    if not isinstance(options, dict):
-        raise PipelineInputError("--options must be a JSON object")
-    return options
 
 
 @exit_on_input_error
@@ -81,12 +70,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(json.dumps({"model": model.name, "device": str(job.device), "options": job.options}))
     model.train(job)
-    losses = pd.read_csv(job.losses_path)
-    plot_losses(
-        losses,
-        args.out_plot or args.out_dir / "loss_curve.png",
-        title=f"{model.name}: {len(losses)} steps",
-    )
     return 0
 
 

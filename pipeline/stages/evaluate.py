@@ -1,4 +1,4 @@
-"""CLI of the quality evaluation: ``python -m pipeline.evaluate --help``.
+"""CLI of the quality evaluation: ``python -m pipeline.stages.evaluate --help``.
 
 Validity, uniqueness, novelty, stability and lattice statistics of each generator's samples
 (``pipeline.quality``), written to ``metrics.json`` beside Kim et al.'s (2020) figures for the
@@ -18,7 +18,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError, exit_on_input_error
-from pipeline.export.ranking import read_table
+from pipeline.formats import read_table
 from pipeline.quality import (
     KIM2020_REFERENCE,
     METASTABLE_E_HULL,
@@ -27,7 +27,7 @@ from pipeline.quality import (
     evaluate_model,
 )
 from pipeline.records import read_records
-from pipeline.report.plots import plot_crystal_systems
+from pipeline.report_plots import plot_crystal_systems
 from pipeline.screen.dedup import prepare
 from pipeline.symmetry import SYMMETRY_COLUMNS, SymmetrySummary, summarize_table, symmetry_table
 
@@ -49,7 +49,7 @@ TABLE_COLUMNS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.evaluate",
+        prog="python -m pipeline.stages.evaluate",
         description="Quality metrics of each generator's samples after relaxation.",
     )
     parser.add_argument(

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from pymatgen.core import Structure
+from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError
 
@@ -179,6 +180,21 @@ class CGCNNPredictor:
         if "band_gap_pbe" in out and out.get("metal_probability", 0.0) >= 0.5:
             out["band_gap_pbe"] = 0.0
         return out
+
+
+def cgcnn_labels(
+    structures: Sequence[Structure], columns: Sequence[str], desc: str = "CGCNN"
+) -> list[dict[str, float]]:
+    """CGCNN's predictions ``columns`` (columns of :data:`CGCNN_TARGETS`) of every structure,
+    in order. ``band_gap_pbe`` is 0 where the metal classifier says metal, so asking for it
+    loads that classifier too."""
+    needed = set(columns) | ({"metal_probability"} if "band_gap_pbe" in columns else set())
+    predictor = CGCNNPredictor(tuple(t for t in CGCNN_TARGETS if t.column in needed))
+    labels = []
+    for structure in tqdm(structures, desc=desc, unit="structure", mininterval=2.0):
+        values = predictor.predict(structure)
+        labels.append({column: values[column] for column in columns})
+    return labels
 
 
 class MEGNetBandGap:
