@@ -40,6 +40,7 @@ def finished_run(tmp_path_factory):
         sample={"max_targets": 2, "per_composition": 8},
         screen={
             "max_candidates": 4,
+            "max_steps": 200,  # the tiny model's structures are far from a minimum
             "hull_training_structures": -1,
             "band_gap": {"predictor": "cgcnn"},
         },
