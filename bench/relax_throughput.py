@@ -34,6 +34,7 @@ from pipeline.records import CrystalRecord, read_records  # noqa: E402
 from pipeline.screen.batched import relax_batched  # noqa: E402
 from pipeline.screen.modes import reuse_freed_memory, use_cpu_threads  # noqa: E402
 from pipeline.screen.potentials import (  # noqa: E402
+    POTENTIALS,
     PotentialSpec,
     ase_calculator,
     batched_model,
@@ -115,7 +116,7 @@ def main() -> None:
         " bundled structures",
     )
     parser.add_argument("--chemsys", default="Mg-Mn-O", help="of the samples' validity checks")
-    parser.add_argument("--potential", default="chgnet", choices=["chgnet", "sevennet"])
+    parser.add_argument("--potential", default="chgnet", choices=list(POTENTIALS))
     parser.add_argument("--checkpoint", default="")
     parser.add_argument("--fmax", type=float, default=0.05)
     parser.add_argument("--max-steps", type=int, default=300)

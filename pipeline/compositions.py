@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pymatgen.core import Composition
+from pymatgen.core import Composition, Element
 
 from pipeline.chemsys import composition_label
 from pipeline.errors import PipelineInputError, exit_on_input_error
@@ -59,6 +59,46 @@ class OxidationRange:
         if result.low > result.high:
             raise PipelineInputError(f"oxidation state range {text!r}: low above high")
         return result
+
+
+def default_oxidation_range(symbol: str) -> tuple[OxidationRange, str]:
+    """Lowest to highest common oxidation state of an element, and where it comes from.
+
+    pymatgen's common oxidation states, or SMACT's (its ICSD-derived list) for the elements
+    pymatgen gives none.
+    """
+    states = tuple(Element(symbol).common_oxidation_states)
+    source = "pymatgen common oxidation states"
+    if not states:
+        import smact
+
+        states = tuple(smact.Element(symbol).oxidation_states or ())
+        source = "SMACT oxidation states"
+    if not states:
+        raise PipelineInputError(
+            f"no known oxidation states of {symbol}: set compositions.oxidation_states.{symbol}"
+        )
+    return OxidationRange(min(states), max(states)), source
+
+
+def complete_oxidation_states(
+    elements: Sequence[str], configured: Mapping[str, OxidationRange]
+) -> tuple[dict[str, OxidationRange], list[str]]:
+    """The configured ranges of ``elements``, the missing ones from :func:`default_oxidation_range`.
+
+    Returns the ranges and one note per defaulted element.
+    """
+    ranges, notes = {}, []
+    for el in elements:
+        if el in configured:
+            ranges[el] = configured[el]
+            continue
+        ranges[el], source = default_oxidation_range(el)
+        notes.append(
+            f"oxidation states of {el} not configured: {ranges[el].low}..{ranges[el].high}"
+            f" from {source}"
+        )
+    return ranges, notes
 
 
 def parse_oxidation_states(items: Sequence[str]) -> dict[str, OxidationRange]:
@@ -225,10 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--oxidation-states",
-        nargs="+",
-        required=True,
+        nargs="*",
+        default=[],
         metavar="EL=LOW:HIGH",
-        help="e.g. Mg=2 Mn=2:4 O=-2",
+        help="e.g. Mg=2 Mn=2:4 O=-2; elements left out get their common oxidation states"
+        " (pymatgen, else SMACT)",
     )
     parser.add_argument(
         "--require-all-elements",
@@ -260,9 +301,12 @@ def main(argv: list[str] | None = None) -> int:
         caps = [int(c) for c in encoded["caps"]]
         training_counts = Counter(map(tuple, encoded["counts"].tolist()))
     summary = pd.read_csv(args.summary)
-    compositions = enumerate_compositions(
-        elements, caps, parse_oxidation_states(args.oxidation_states), args.require_all_elements
+    ranges, notes = complete_oxidation_states(
+        elements, parse_oxidation_states(args.oxidation_states)
     )
+    for note in notes:
+        print(f"note: {note}")
+    compositions = enumerate_compositions(elements, caps, ranges, args.require_all_elements)
     explicit = explicit_target_counts(args.targets, elements, caps)
     unbalanced = [c for c in explicit if c not in set(compositions)]
     if unbalanced:

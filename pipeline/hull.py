@@ -21,10 +21,17 @@ from pathlib import Path
 
 import pandas as pd
 from monty.serialization import loadfn
+from pymatgen.core import Element
 
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import CrystalRecord, read_records, write_records
 from pipeline.relax import STATUS_COLUMNS
+from pipeline.screen.coverage import (
+    binaries_without_compounds,
+    elements_of,
+    uncovered_subsystems_of,
+    with_nonmetal,
+)
 from pipeline.screen.hull import (
     e_above_hull,
     mp_e_above_hull,
@@ -104,7 +111,20 @@ def run_references(args: argparse.Namespace) -> dict:
     pd.DataFrame([r.table_row(potential) for r in results], columns=STATUS_COLUMNS).to_csv(
         args.out_status, index=False
     )
-    return {"references": len(records), **summarize(results), "potential": potential}
+    return {
+        "references": len(records),
+        **summarize(results),
+        "potential": potential,
+        "relaxed_by_source": references_by_source(relaxed),
+    }
+
+
+def references_by_source(records: list[CrystalRecord]) -> dict[str, list[str]]:
+    """Formulas of the relaxed references per source (``ase``, ``cif``, ``reference``, ...)."""
+    sources: dict[str, set[str]] = {}
+    for record in records:
+        sources.setdefault(record.source or "reference", set()).add(record.formula)
+    return {source: sorted(formulas) for source, formulas in sorted(sources.items())}
 
 
 def hull_table(
@@ -146,6 +166,29 @@ def hull_table(
     return table
 
 
+def add_coverage(table: pd.DataFrame, references: list[CrystalRecord]) -> None:
+    """Add ``missing_binaries`` and ``e_above_hull_is_lower_bound``, printing the gaps.
+
+    A binary subsystem with a non-metal and no compound among the relaxed references leaves
+    the hull too high there: E_hull of a candidate containing both elements is a lower bound.
+    """
+    formulas = [r.formula for r in references]
+    # electropositive first, as formulas are written: Sr-O, not O-Sr
+    elements = sorted({el for f in formulas for el in elements_of(f)}, key=lambda e: Element(e).X)
+    missing = binaries_without_compounds(elements, formulas)
+    if missing:
+        print(
+            "no compound among the hull references in the binary subsystem(s)"
+            f" {', '.join(missing)}; E_hull is a lower bound where one exists (with a non-metal:"
+            " missing_binaries in the table)"
+        )
+    flagged = with_nonmetal(missing)
+    table["missing_binaries"] = [
+        " ".join(uncovered_subsystems_of(f, flagged)) for f in table["formula"]
+    ]
+    table["e_above_hull_is_lower_bound"] = table["missing_binaries"] != ""
+
+
 def add_consensus(
     table: pd.DataFrame, potential: str, relaxed: Path, references: Path, e_hull_max: float
 ) -> None:
@@ -170,6 +213,7 @@ def run_ehull(args: argparse.Namespace) -> dict:
         mp_entries = _load_mp_entries(args.mp_entries)
         if mp_entries:
             table["e_above_hull_mp"] = mp_e_above_hull(candidates, mp_entries)
+    add_coverage(table, read_records(args.references_relaxed))
     for potential, relaxed, references in args.consensus:
         add_consensus(table, potential, Path(relaxed), Path(references), args.e_hull_max)
     args.out.parent.mkdir(parents=True, exist_ok=True)

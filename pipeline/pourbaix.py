@@ -26,11 +26,19 @@ from pipeline.screen.pourbaix import (
     fetch_mp_aqueous_species,
     fit_chemical_potentials,
     lowest_energy_per_formula,
+    pourbaix_obstacle,
     read_experimental_free_energies,
 )
 
 ION_SOURCES = ("ase", "mp")
-COLUMNS = ["id", "formula", "formation_free_energy_per_atom", "delta_g_pbx", "ph_at_min"]
+COLUMNS = [
+    "id",
+    "formula",
+    "formation_free_energy_per_atom",
+    "delta_g_pbx",
+    "ph_at_min",
+    "pourbaix_note",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         raise PipelineInputError("--ion-concentration must be positive")
     candidates = read_records(args.relaxed)
     references = read_records(args.references)
-    fit = fit_chemical_potentials(references, read_experimental_free_energies(args.experimental))
+    experimental = read_experimental_free_energies(args.experimental)
+    fit = fit_chemical_potentials(references, experimental)
     elements = sorted(fit.mu)
     ions = (
         ase_aqueous_species(elements)
@@ -117,12 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     for record in tqdm(candidates, desc="pourbaix", unit="structure"):
         composition = Composition(record.formula)
         energy = record.properties.get("energy_per_atom", math.nan)
-        foreign = sorted({el.symbol for el in composition} - set(fit.mu))
-        if foreign:
-            raise PipelineInputError(f"{record.id}: no hull reference for {foreign}")
         row = dict.fromkeys(COLUMNS, math.nan)
-        row.update(id=record.id, formula=composition.reduced_formula)
-        if math.isfinite(energy):
+        row.update(id=record.id, formula=composition.reduced_formula, pourbaix_note="")
+        obstacle = pourbaix_obstacle(composition, fit, ions, experimental)
+        if obstacle is None and not math.isfinite(energy):
+            obstacle = "no energy"
+        if obstacle is None:
             formation = fit.formation_energy(composition, energy)
             result = screen.evaluate(composition, formation)
             row.update(
@@ -130,7 +139,12 @@ def main(argv: list[str] | None = None) -> int:
                 delta_g_pbx=result.delta_g_pbx,
                 ph_at_min=result.ph_at_min,
             )
+        else:
+            row["pourbaix_note"] = f"not computed: {obstacle}"
         rows.append(row)
+    notes = sorted({r["pourbaix_note"] for r in rows if r["pourbaix_note"]})
+    for note in notes:
+        print(f"{sum(r['pourbaix_note'] == note for r in rows)} candidates {note}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows, columns=COLUMNS).to_csv(args.out, index=False, float_format="%.6g")
     scheme = {
@@ -142,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         "chemical_potentials": {k: float(v) for k, v in fit.mu.items()},
         "potential_elemental_energies": {k: float(v) for k, v in fit.elemental.items()},
         "fit_residuals_ev_per_atom": fit.residuals,
+        "elements_on_experimental_scale": sorted(fit.fitted_elements),
         "ions": [asdict(s) for s in ions],
     }
     args.out_scheme.parent.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,8 @@ from conftest import DEFAULT_CAPS, REPO
 
 from pipeline.compositions import (
     OxidationRange,
+    complete_oxidation_states,
+    default_oxidation_range,
     enumerate_compositions,
     explicit_target_counts,
     is_charge_balanced,
@@ -108,6 +110,22 @@ def test_explicit_targets_select_exactly_those_rows(bundled_records, mgmno):
     table = target_table(ELEMENTS, [(4, 4, 8), (1, 2, 4), (3, 3, 7)], {(4, 4, 8): 5}, summary)
     chosen = select_targets(table, "known", max_targets=1, explicit=["Mg1Mn2O4", "Mg3Mn3O7"])
     assert sorted(chosen.loc[chosen["selected"], "composition"]) == ["Mg1Mn2O4", "Mg3Mn3O7"]
+
+
+def test_missing_oxidation_states_default_to_the_common_ones():
+    ranges, notes = complete_oxidation_states(("Ba", "Co", "O"), {"O": OxidationRange(-2, -2)})
+    assert ranges == {
+        "Ba": OxidationRange(2, 2),
+        "Co": OxidationRange(2, 3),
+        "O": OxidationRange(-2, -2),
+    }
+    assert notes == [
+        "oxidation states of Ba not configured: 2..2 from pymatgen common oxidation states",
+        "oxidation states of Co not configured: 2..3 from pymatgen common oxidation states",
+    ]
+    # pymatgen lists none for argon; neither does SMACT.
+    with pytest.raises(PipelineInputError, match="oxidation_states.Ar"):
+        default_oxidation_range("Ar")
 
 
 def test_bad_oxidation_states_are_input_errors():

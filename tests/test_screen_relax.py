@@ -54,7 +54,7 @@ def test_unknown_potential_and_unbatchable_potential_are_input_errors():
     with pytest.raises(PipelineInputError, match="unknown potential"):
         PotentialSpec("mace")
     with pytest.raises(PipelineInputError, match="screen.relax_mode: sequential"):
-        batched_model(PotentialSpec("m3gnet"))
+        batched_model(PotentialSpec("m3gnet", "M3GNet-PES-MatPES-PBE-2025.2"))
     assert describe(PotentialSpec("chgnet")).startswith("chgnet (chgnet 0.4")
 
 

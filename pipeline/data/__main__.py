@@ -11,15 +11,18 @@ from pathlib import Path
 
 import pandas as pd
 from monty.serialization import dumpfn
+from pymatgen.core import Composition
 from tqdm import tqdm
 
 from pipeline.chemsys import ChemicalSystem
 from pipeline.cli import add_system_arguments, system_and_caps
 from pipeline.data.bundled import load_bundled
+from pipeline.data.elements import elemental_reference
 from pipeline.data.filtering import EXCLUDED, Rejection, split_usable
 from pipeline.data.summary import composition_summary, plot_composition_distribution
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import CrystalRecord, make_ids_unique, write_records
+from pipeline.screen.coverage import binaries_without_compounds
 from pipeline.symmetry import summarize_table, symmetry_table
 
 SOURCES = ("bundled", "mp", "cif_dir")
@@ -129,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             f"no usable structures from source {args.source!r} for {system}"
             f" ({len(rejected)} rejected, see {args.out_rejected})"
         )
+    references += build_missing_elements(system, references)
+    for line in reference_report(system, references, usable):
+        print(line)
     renamed = make_ids_unique(usable)
     write_records(usable, args.out_dataset)
     write_records(references, args.out_references)
@@ -163,6 +169,45 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     return 0
+
+
+def build_missing_elements(
+    system: ChemicalSystem, references: list[CrystalRecord]
+) -> list[CrystalRecord]:
+    """ASE-built structures of the elements of ``system`` that ``references`` have no
+    elemental phase of (:mod:`pipeline.data.elements`)."""
+    present = {r.species[0] for r in references if len(set(r.species)) == 1}
+    return [elemental_reference(el).to_record() for el in system.elements if el not in present]
+
+
+def reference_report(
+    system: ChemicalSystem, references: list[CrystalRecord], usable: list[CrystalRecord]
+) -> list[str]:
+    """Lines for the log: where the hull's references come from and what is missing."""
+    by_source: dict[str, list[str]] = {}
+    for record in references:
+        label = record.formula if record.source != "ase" else record.id
+        if record.provenance.get("approximate"):
+            label += " (approximate: ASE has no buildable reference state; add a CIF of it)"
+        by_source.setdefault(record.source or "reference", []).append(label)
+    lines = [
+        f"hull references from {source}: {', '.join(sorted(labels))}"
+        for source, labels in sorted(by_source.items())
+    ]
+    own = sorted({Composition(r.formula).reduced_formula for r in usable})
+    lines.append(
+        f"from the data set, each formula's lowest-energy relaxed structure can join the hull"
+        f" ({len(own)} formulas): {', '.join(own)}"
+    )
+    missing = binaries_without_compounds(
+        system.elements, [r.formula for r in references] + [r.formula for r in usable]
+    )
+    if missing:
+        lines.append(
+            f"no compound at all in the binary subsystem(s) {', '.join(missing)}: the E_hull of"
+            " candidates containing them is a lower bound (add such structures to the data)"
+        )
+    return lines
 
 
 def _parent(path: Path) -> Path:

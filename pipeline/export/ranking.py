@@ -55,11 +55,10 @@ def merge_screen_tables(
     base = pd.concat([base, symmetry_table(r.to_structure() for r in relaxed)], axis=1)
     table = base.merge(hull[["id", "energy_per_atom", "e_above_hull"]], on="id", how="left")
     table = table.merge(properties.drop(columns=["formula"], errors="ignore"), on="id", how="left")
-    table = table.merge(
-        pourbaix[["id", "delta_g_pbx", "ph_at_min", "formation_free_energy_per_atom"]],
-        on="id",
-        how="left",
-    )
+    pourbaix_columns = ["id", "delta_g_pbx", "ph_at_min", "formation_free_energy_per_atom"]
+    # why Delta G_pbx is missing, where it is
+    pourbaix_columns += [c for c in ("pourbaix_note",) if c in pourbaix.columns]
+    table = table.merge(pourbaix[pourbaix_columns], on="id", how="left")
     if validation is not None and "novel" in validation.columns:
         table = table.merge(validation[["id", "novel"]], on="id", how="left")
     return table

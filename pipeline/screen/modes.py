@@ -71,7 +71,7 @@ def add_relax_arguments(parser) -> None:
         "--checkpoint",
         default="",
         help="the potential's checkpoint: a name it ships or a path"
-        " (default: chgnet 0.3.0, sevennet 7net-l3i5, m3gnet from matgl's hub)",
+        " (default: chgnet 0.3.0, sevennet 7net-l3i5, m3gnet MP-2021.2.8-EFS)",
     )
     group.add_argument("--mode", choices=RELAX_MODES, default="batched")
     group.add_argument("--fmax", type=float, default=0.05, help="force threshold, eV/Å")

@@ -21,8 +21,10 @@ Putting solids and ions on one footing (the scheme):
   potential's O2 error and the solids' entropy of formation, so the formation energies of solids
   and ions share the experimental scale that pymatgen's Pourbaix formalism assumes (O and H
   referenced to O2 and H2 gas; water at -2.4583 eV). When the oxides do not determine every
-  correction, the minimum-norm solution changes the potential's references as little as possible;
-  elements with no tabulated oxide keep the potential's own reference.
+  correction, the minimum-norm solution changes the potential's references as little as possible.
+  An element in no fitted oxide has no reference on the experimental scale: the Pourbaix stability
+  of a solid containing it is not computed (:func:`pourbaix_obstacle` says why), nor that of a
+  solid with an element that has no aqueous species in the ion data.
 """
 
 from __future__ import annotations
@@ -127,6 +129,11 @@ class ReferenceChemicalPotentials:
     elemental: dict[str, float]  # the potential's own elemental reference energies, eV/atom
     residuals: dict[str, float] = field(default_factory=dict)  # fitted oxide: G_f error, eV/atom
 
+    @property
+    def fitted_elements(self) -> set[str]:
+        """The elements of the fitted oxides: those whose mu is on the experimental scale."""
+        return {el.symbol for f in self.residuals for el in Composition(f).elements}
+
     def formation_energy(self, composition: Composition, energy_per_atom: float) -> float:
         """Free energy of formation of ``composition`` (eV per that composition)."""
         return composition.num_atoms * energy_per_atom - sum(
@@ -186,6 +193,41 @@ def fit_chemical_potentials(
             residuals[f] = float((target - row @ solution) / phases[f][0].num_atoms)
     mu = {el: elemental[el] + delta[el] for el in elements}
     return ReferenceChemicalPotentials(mu=mu, elemental=elemental, residuals=residuals)
+
+
+def pourbaix_obstacle(
+    composition: Composition,
+    fit: ReferenceChemicalPotentials,
+    ions: Sequence[AqueousSpecies],
+    experimental: dict[str, float],
+) -> str | None:
+    """Why Delta G_pbx of a solid of ``composition`` cannot be computed, or None if it can."""
+    symbols = [el.symbol for el in composition.elements]
+    metals = [el for el in symbols if el not in WATER_ELEMENTS]
+    if not metals:
+        return "no element besides H and O"
+    unreferenced = [el for el in symbols if el not in fit.mu]
+    if unreferenced:
+        return f"no hull reference of {', '.join(unreferenced)}"
+    with_ions = {el.symbol for s in ions for el in s.ion.elements}
+    no_ions = [el for el in metals if el not in with_ions]
+    if no_ions:
+        return f"no aqueous species of {', '.join(no_ions)} in the ion data"
+    unfitted = [el for el in symbols if el not in fit.fitted_elements]
+    if unfitted:
+        reasons = []
+        for el in unfitted:
+            tabulated = sorted(
+                f for f in experimental if {e.symbol for e in Composition(f).elements} == {el, "O"}
+            )
+            reasons.append(
+                f"{el}: the hull references hold none of its tabulated oxides"
+                f" ({', '.join(tabulated)})"
+                if tabulated
+                else f"{el}: no binary oxide in the experimental free-energy table"
+            )
+        return "no experimental oxide datum to fit the reference of " + "; ".join(reasons)
+    return None
 
 
 @dataclass(frozen=True)
