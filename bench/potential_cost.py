@@ -32,7 +32,7 @@ from pipeline.screen.potentials import (  # noqa: E402
     default_device,
     describe,
 )
-from pipeline.screen.relax import RelaxSettings  # noqa: E402
+from pipeline.screen.relaxation import RelaxSettings  # noqa: E402
 from pipeline.screen.single_point import energies_batched  # noqa: E402
 
 

@@ -33,7 +33,7 @@ rule compositions:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python -m pipeline.compositions --encoded {input.encoded} --summary {input.summary}"
+        "python -m pipeline.stages.compositions --encoded {input.encoded} --summary {input.summary}"
         " {params.oxidation_states} {params.all_elements}"
         " --select {params.select} --max-targets {params.max_targets} {params.targets}"
         " --out {output.targets} > {log} 2>&1"

@@ -54,7 +54,7 @@ rule fetch_data:
         mem_mb=2000,
         runtime=30,
     shell:
-        "python -m pipeline.data --source {params.source} --chemsys {params.chemsys}"
+        "python -m pipeline.stages.data --source {params.source} --chemsys {params.chemsys}"
         " {params.max_atoms} {params.cif_dir} {params.mp} {params.exclude}"
         " --bundled-dataset {input.dataset} --bundled-references {input.references}"
         " --out-dataset {output.dataset} --out-references {output.references}"

@@ -32,7 +32,7 @@ rule report_plots:
         mem_mb=3000,
         runtime=15,
     shell:
-        "python -m pipeline.report --chemsys {params.chemsys} --candidates {input.candidates}"
+        "python -m pipeline.stages.report --chemsys {params.chemsys} --candidates {input.candidates}"
         " --references {input.references} --relaxed {input.relaxed}"
         " --training {input.training} --metastable {params.metastable}"
         " --synthesizable {params.synthesizable} --gap-window {params.gap_window}"
@@ -67,7 +67,7 @@ rule evaluate:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python -m pipeline.evaluate --samples {input.samples} --relaxed {input.relaxed}"
+        "python -m pipeline.stages.evaluate --samples {input.samples} --relaxed {input.relaxed}"
         " --hull {input.hull} --training {input.training}"
         " --training-symmetry {input.training_symmetry} --metastable {params.metastable}"
         " --synthesizable {params.synthesizable} --out {output.metrics}"

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 from conftest import DEFAULT_CAPS, REPO
 
-from pipeline.compositions import (
+from pipeline.datasets.summary import composition_summary
+from pipeline.errors import PipelineInputError
+from pipeline.stages.compositions import (
     OxidationRange,
     complete_oxidation_states,
     default_oxidation_range,
@@ -20,8 +22,6 @@ from pipeline.compositions import (
     select_targets,
     target_table,
 )
-from pipeline.data.summary import composition_summary
-from pipeline.errors import PipelineInputError
 
 MGMNO_STATES = parse_oxidation_states(["Mg=2", "Mn=2:4", "O=-2"])
 ELEMENTS = ("Mg", "Mn", "O")
@@ -139,8 +139,8 @@ def test_bad_oxidation_states_are_input_errors():
 
 @pytest.mark.parametrize("extra", [[], ["--targets", "MgMnO3", "Mn3O4"]])
 def test_cli_writes_the_targets_table(tmp_path, bundled_records, mgmno, extra):
-    from pipeline.encode import encode_records, save_encoded
     from pipeline.represent.pointcloud import PointCloudEncoding
+    from pipeline.stages.encode import encode_records, save_encoded
 
     records = bundled_records[:200]
     save_encoded(
@@ -153,7 +153,7 @@ def test_cli_writes_the_targets_table(tmp_path, bundled_records, mgmno, extra):
         [
             sys.executable,
             "-m",
-            "pipeline.compositions",
+            "pipeline.stages.compositions",
             "--encoded",
             str(tmp_path / "pointcloud.npz"),
             "--summary",

@@ -24,10 +24,10 @@ from screen_data import screen_data, write_screen_inputs
 from pipeline.explorer.database import database_key, database_value
 from pipeline.explorer.nearest import find_nearest, radial_fingerprint
 from pipeline.explorer.table import label_of, merge_tables, ordered_columns
-from pipeline.export.__main__ import main as export_main
-from pipeline.pourbaix import main as pourbaix_main
-from pipeline.properties import main as properties_main
 from pipeline.stages.explorer import main as explorer_main
+from pipeline.stages.export import main as export_main
+from pipeline.stages.pourbaix import main as pourbaix_main
+from pipeline.stages.properties import main as properties_main
 
 pytestmark = pytest.mark.slow
 

@@ -26,7 +26,7 @@ from pipeline.screen.m3gnet import (
     load_m3gnet,
 )
 from pipeline.screen.potentials import PotentialSpec, ase_calculator, batched_model, describe
-from pipeline.screen.relax import RelaxSettings, relax_sequential
+from pipeline.screen.relaxation import RelaxSettings, relax_sequential
 
 REFERENCE = Path(__file__).parent / "data" / "m3gnet_tf_reference.json"
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"

@@ -14,19 +14,19 @@ from pymatgen.core import Composition
 from pymatgen.entries.computed_entries import ComputedStructureEntry
 
 from pipeline.chemsys import ChemicalSystem
-from pipeline.compositions import complete_oxidation_states, enumerate_compositions
-from pipeline.data import materials_project as mp
-from pipeline.data.__main__ import main as data_main
-from pipeline.data.elements import elemental_reference
-from pipeline.hull import add_coverage
+from pipeline.datasets import materials_project as mp
+from pipeline.datasets.elements import elemental_reference
 from pipeline.records import CrystalRecord, read_records
 from pipeline.screen.coverage import binaries_without_compounds, with_nonmetal
-from pipeline.screen.pourbaix import (
+from pipeline.screen.pourbaix_scheme import (
     KJ_PER_MOL_PER_EV,
     ase_aqueous_species,
     fit_chemical_potentials,
     pourbaix_obstacle,
 )
+from pipeline.stages.compositions import complete_oxidation_states, enumerate_compositions
+from pipeline.stages.data import main as data_main
+from pipeline.stages.hull import add_coverage
 
 
 @pytest.mark.parametrize(

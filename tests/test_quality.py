@@ -12,7 +12,6 @@ import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
-from pipeline.evaluate import main as evaluate_main
 from pipeline.quality import (
     KIM2020_REFERENCE,
     compositionally_valid,
@@ -28,6 +27,7 @@ from pipeline.screen.dedup import (
     prepare,
     unique_indices,
 )
+from pipeline.stages.evaluate import main as evaluate_main
 
 
 def squeezed(record: CrystalRecord, distance: float) -> CrystalRecord:

@@ -12,7 +12,7 @@ from pipeline.errors import PipelineInputError
 from pipeline.screen.batched import relax_batched
 from pipeline.screen.modes import reuse_freed_memory, use_cpu_threads
 from pipeline.screen.potentials import PotentialSpec, ase_calculator, batched_model, describe
-from pipeline.screen.relax import RelaxSettings, divergence_reason, relax_one, relax_sequential
+from pipeline.screen.relaxation import RelaxSettings, divergence_reason, relax_one, relax_sequential
 
 # Experimental room-temperature lattice constants (Å) of the rock-salt oxides.
 EXPERIMENT = {"MgO": 4.212, "MnO": 4.445}

@@ -11,7 +11,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from pipeline.records import CrystalRecord
 from pipeline.screen.modes import relax_records
 from pipeline.screen.potentials import PotentialSpec
-from pipeline.screen.relax import RelaxSettings
+from pipeline.screen.relaxation import RelaxSettings
 from pipeline.screen.symmetrise import refined_cell, symmetrise_and_rerelax
 from pipeline.symmetry import STRICT_SYMPREC, space_group
 

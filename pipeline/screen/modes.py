@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
 from pipeline.screen.potentials import PotentialSpec, ase_calculator, batched_model
-from pipeline.screen.relax import RelaxResult, RelaxSettings, relax_sequential
+from pipeline.screen.relaxation import RelaxResult, RelaxSettings, relax_sequential
 
 RELAX_MODES = ("batched", "sequential")
 

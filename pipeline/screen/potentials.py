@@ -70,11 +70,21 @@ def describe(spec: PotentialSpec) -> str:
     if is_m3gnet_port(spec):
         return f"m3gnet (torch port of m3gnet 0.2.4) checkpoint {spec.checkpoint}"
     package = PACKAGES[spec.name]
+    return f"{spec.name} ({package} {package_version(package)}) checkpoint {spec.checkpoint}"
+
+
+def package_version(package: str) -> str:
+    """The installed version of a Python package, or ``not installed``."""
     try:
-        package_version = version(package)
+        return version(package)
     except PackageNotFoundError:
-        package_version = "?"
-    return f"{spec.name} ({package} {package_version}) checkpoint {spec.checkpoint}"
+        return "not installed"
+
+
+def potential_version(potential: str) -> str:
+    """The version of the package that provides ``potential`` (``unknown`` if none does)."""
+    package = PACKAGES.get(potential)
+    return package_version(package) if package else "unknown"
 
 
 def ase_calculator(spec: PotentialSpec):

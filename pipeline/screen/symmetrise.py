@@ -22,18 +22,13 @@ from dataclasses import dataclass
 from pymatgen.core import Structure
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+from pipeline.formats import SYMMETRISE_COLUMNS
 from pipeline.records import CrystalRecord
 from pipeline.screen.potentials import PotentialSpec
-from pipeline.screen.relax import RelaxResult, RelaxSettings
+from pipeline.screen.relaxation import RelaxResult, RelaxSettings
 from pipeline.symmetry import ANGLE_TOLERANCE, LOOSE_SYMPREC, STRICT_SYMPREC, space_group
 
-TABLE_COLUMNS = (
-    "symmetrised",
-    "energy_per_atom_first",
-    "space_group_first",
-    "energy_per_atom_symmetrised",
-    "space_group_symmetrised",
-)
+TABLE_COLUMNS = SYMMETRISE_COLUMNS
 
 
 @dataclass

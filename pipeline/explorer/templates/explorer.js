@@ -332,10 +332,14 @@ function hoverText(row) {
   return parts.join("<br>");
 }
 
-function highlightTrace(x, y) {
+// The ring around the selected point: a layout shape sized in pixels, so that moving it
+// redraws only the shapes, not the thousands of points.
+function highlightShape(x, y) {
+  const visible = x !== null && x !== undefined && y !== null && y !== undefined;
   return {
-    x, y, mode: "markers", type: "scatter", hoverinfo: "skip", showlegend: false,
-    marker: { size: 18, color: "rgba(0,0,0,0)", line: { color: "#e4007c", width: 3 } },
+    type: "circle", xref: "x", yref: "y", xsizemode: "pixel", ysizemode: "pixel",
+    xanchor: visible ? x : 0, yanchor: visible ? y : 0, x0: -10, x1: 10, y0: -10, y1: 10,
+    line: { color: "#e4007c", width: 3 }, visible,
   };
 }
 
@@ -375,7 +379,6 @@ function plotHull() {
       customdata: stable.map((s) => null), mode: "markers+text", type: "scatter", textposition: "top right",
       textfont: { size: 10 }, marker: { color: "black", size: 7 }, name: "stable phases", hoverinfo: "text",
     },
-    highlightTrace([], []),
   ];
   const layout = {
     title: { text: "Ternary hull: click a candidate", font: { size: 14 }, x: 0.02, xanchor: "left" },
@@ -383,6 +386,7 @@ function plotHull() {
     xaxis: { visible: false, range: [-0.08, 1.08] },
     yaxis: { visible: false, range: [-0.08, h + 0.08], scaleanchor: "x" },
     showlegend: false,
+    shapes: [highlightShape(null, null)],
     annotations: elements.map((el, i) => ({
       x: [0, 1, 0.5][i], y: [0, 0, h][i], text: `<b>${escapeHtml(el)}</b>`, showarrow: false,
       yshift: i === 2 ? 14 : -14,
@@ -393,7 +397,7 @@ function plotHull() {
     const id = event.points[0]?.customdata;
     if (id) select(id);
   });
-  return { element, highlight: traces.length - 1, xy: (id) => DATA.structures[id].xy || [null, null] };
+  return { element, highlight: 0, xy: (id) => DATA.structures[id].xy || [null, null] };
 }
 
 function plotGap() {
@@ -416,7 +420,6 @@ function plotGap() {
   const traces = [
     trace(group(false), "filtered out", "#b0b0b0", 8),
     trace(group(true), "passes every filter", "#d62728", 10),
-    highlightTrace([], []),
   ];
   const finiteDg = dg.filter((v) => v !== null);
   const left = Math.min(0, ...finiteDg);
@@ -429,7 +432,7 @@ function plotGap() {
     shapes: [{
       type: "rect", xref: "x", yref: "y", x0: left, x1: t.delta_g_pbx, y0: t.band_gap_min, y1: t.band_gap_max,
       fillcolor: "rgba(44,160,44,0.15)", line: { width: 0 }, layer: "below",
-    }],
+    }, highlightShape(null, null)],
   };
   Plotly.newPlot(element, traces, layout, PLOT_CONFIG);
   element.on("plotly_click", (event) => {
@@ -437,15 +440,18 @@ function plotGap() {
     if (id) select(id);
   });
   const index = Object.fromEntries(DATA.rows.map((row, i) => [cell(row, "id"), i]));
-  return { element, highlight: traces.length - 1, xy: (id) => [dg[index[id]], gap[index[id]]] };
+  return { element, highlight: 1, xy: (id) => [dg[index[id]], gap[index[id]]] };
 }
 
 const plots = [];
 
 function highlightInPlots(id) {
   for (const plot of plots) {
-    const [x, y] = plot.xy(id);
-    Plotly.restyle(plot.element, { x: [[x]], y: [[y]] }, [plot.highlight]);
+    const { xanchor, yanchor, visible } = highlightShape(...plot.xy(id));
+    const shape = `shapes[${plot.highlight}]`;
+    Plotly.relayout(plot.element, {
+      [`${shape}.xanchor`]: xanchor, [`${shape}.yanchor`]: yanchor, [`${shape}.visible`]: visible,
+    });
   }
 }
 
@@ -482,6 +488,7 @@ function start() {
   const first = state.order.length ? cell(DATA.rows[state.order[0]], "id") : null;
   const initial = fromHash in DATA.structures ? fromHash : first;
   if (initial !== null) select(initial);
+  else document.getElementById("candidate-title").textContent = "none: the run relaxed no structure";
 }
 
 // For scripts and tests: the page's state and its selection.
