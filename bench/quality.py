@@ -23,7 +23,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.export.ranking import read_table  # noqa: E402
+from pipeline.formats import read_table  # noqa: E402
 from pipeline.quality import KIM2020_REFERENCE, evaluate_model  # noqa: E402
 from pipeline.records import read_records  # noqa: E402
 from pipeline.screen.dedup import prepare  # noqa: E402

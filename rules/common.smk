@@ -14,7 +14,7 @@ from pipeline.models import registry as model_registry  # noqa: E402
 
 MODELS = list(config["train"]["models"])
 
-# The stage CLIs (`python -m pipeline.<stage>`) must import the package from this
+# The stage CLIs (`python -m pipeline.stages.<stage>`) must import the package from this
 # checkout, also inside a --use-conda environment that did not install it.
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(WORKFLOW_DIR), os.environ.get("PYTHONPATH", "")) if p
@@ -71,5 +71,8 @@ def final_outputs():
             "results/report/ternary_hull.png",
             "results/report/band_gap_vs_pourbaix.png",
             "results/report/lattice_parameters.png",
+            "results/report/crystal_systems.png",
+            "results/explorer",
+            "results/candidates.db",
         ]
     return outputs

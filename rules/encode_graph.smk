@@ -19,5 +19,5 @@ rule encode_graph:
         mem_mb=4000,
         runtime=60,
     shell:
-        "python -m pipeline.encode_graph --dataset {input.dataset} --chemsys {params.chemsys}"
+        "python -m pipeline.stages.encode_graph --dataset {input.dataset} --chemsys {params.chemsys}"
         " --threads {threads} --out {output.graphs} > {log} 2>&1"

@@ -25,7 +25,7 @@ rule export:
         mem_mb=2000,
         runtime=15,
     shell:
-        "python -m pipeline.export --relaxed {input.relaxed} --hull {input.hull}"
+        "python -m pipeline.stages.export --relaxed {input.relaxed} --hull {input.hull}"
         " --properties {input.properties} --pourbaix {input.pourbaix}"
         " --validation {input.validation} --max-e-hull {params.max_e_hull}"
         " --max-delta-g-pbx {params.max_delta_g} --potential {params.potential}"

@@ -32,7 +32,7 @@ rule report_plots:
         mem_mb=3000,
         runtime=15,
     shell:
-        "python -m pipeline.report --chemsys {params.chemsys} --candidates {input.candidates}"
+        "python -m pipeline.stages.report --chemsys {params.chemsys} --candidates {input.candidates}"
         " --references {input.references} --relaxed {input.relaxed}"
         " --training {input.training} --metastable {params.metastable}"
         " --synthesizable {params.synthesizable} --gap-window {params.gap_window}"
@@ -47,10 +47,14 @@ rule evaluate:
         relaxed="results/screen/relaxed.json.gz",
         hull="results/screen/hull.csv",
         training="results/data/dataset.json.gz",
+        training_symmetry="results/data/symmetry.csv",
     output:
         metrics="results/evaluation/metrics.json",
         table=report("results/evaluation/metrics.html", category="5. Quality",
                      caption="../report/metrics.rst"),
+        symmetry="results/evaluation/symmetry.csv",
+        plot=report("results/report/crystal_systems.png", category="5. Quality",
+                    caption="../report/crystal_systems.rst"),
     params:
         metastable=config["screen"]["e_hull"]["metastable"],
         synthesizable=config["screen"]["e_hull"]["synthesizable"],
@@ -63,7 +67,9 @@ rule evaluate:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python -m pipeline.evaluate --samples {input.samples} --relaxed {input.relaxed}"
-        " --hull {input.hull} --training {input.training} --metastable {params.metastable}"
+        "python -m pipeline.stages.evaluate --samples {input.samples} --relaxed {input.relaxed}"
+        " --hull {input.hull} --training {input.training}"
+        " --training-symmetry {input.training_symmetry} --metastable {params.metastable}"
         " --synthesizable {params.synthesizable} --out {output.metrics}"
-        " --out-table {output.table} > {log} 2>&1"
+        " --out-table {output.table} --out-symmetry {output.symmetry}"
+        " --out-plot {output.plot} > {log} 2>&1"

@@ -73,7 +73,7 @@ rule validate:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python -m pipeline.validate --samples {input.samples} --training {input.training}"
+        "python -m pipeline.stages.validate --samples {input.samples} --training {input.training}"
         " --chemsys {params.chemsys} --min-distance {params.min_distance} {params.volume}"
         " --out {output.validated} --out-table {output.table} > {log} 2>&1"
 
@@ -103,7 +103,7 @@ rule prescreen:
         mem_mb=6000,
         runtime=30,
     shell:
-        "python -m pipeline.prescreen --validated {input.validated}"
+        "python -m pipeline.stages.prescreen --validated {input.validated}"
         " --validation-table {input.validation} --references-relaxed {input.references}"
         " {params.max_candidates} {params.potential} --threads {threads}"
         " --out {output.prescreened} --out-table {output.table} > {log} 2>&1"
@@ -118,6 +118,7 @@ rule relax:
     params:
         relax=relax_cli_args(POTENTIAL),
         shards=SCREEN["shards"],
+        symmetrise="--symmetrise" if SCREEN.get("symmetrise", True) else "",
     log:
         "logs/screen/relax/shard_{shard}.log",
     conda:
@@ -127,8 +128,8 @@ rule relax:
         mem_mb=6000,
         runtime=120,
     shell:
-        "python -m pipeline.relax shard --input {input} --shard {wildcards.shard}"
-        " --shards {params.shards} {params.relax} --threads {threads}"
+        "python -m pipeline.stages.relax shard --input {input} --shard {wildcards.shard}"
+        " --shards {params.shards} {params.relax} {params.symmetrise} --threads {threads}"
         " --out {output.shard} --out-status {output.status} > {log} 2>&1"
 
 
@@ -148,7 +149,7 @@ rule gather_relaxed:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m pipeline.relax gather --shard-files {input.shards}"
+        "python -m pipeline.stages.relax gather --shard-files {input.shards}"
         " --status-files {input.status} --out {output.relaxed}"
         " --out-status {output.status} > {log} 2>&1"
 
@@ -171,7 +172,7 @@ rule relax_consensus:
         mem_mb=6000,
         runtime=120,
     shell:
-        "python -m pipeline.relax shard --input {input} --shard {wildcards.shard}"
+        "python -m pipeline.stages.relax shard --input {input} --shard {wildcards.shard}"
         " --shards {params.shards} {params.relax} --threads {threads}"
         " --out {output.shard} --out-status {output.status} > {log} 2>&1"
 
@@ -192,7 +193,7 @@ rule gather_consensus:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m pipeline.relax gather --shard-files {input.shards}"
+        "python -m pipeline.stages.relax gather --shard-files {input.shards}"
         " --status-files {input.status} --out {output.relaxed}"
         " --out-status {output.status} > {log} 2>&1"
 
@@ -218,7 +219,7 @@ rule relax_hull_references:
         mem_mb=6000,
         runtime=120,
     shell:
-        "python -m pipeline.hull references --references {input.references}"
+        "python -m pipeline.stages.hull references --references {input.references}"
         " --dataset {input.dataset} --training-structures {params.training}"
         " {params.relax} --threads {threads} --out {output.relaxed}"
         " --out-status {output.status} > {log} 2>&1"
@@ -242,7 +243,7 @@ rule hull:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m pipeline.hull ehull --relaxed {input.relaxed}"
+        "python -m pipeline.stages.hull ehull --relaxed {input.relaxed}"
         " --references-relaxed {input.references} --mp-entries {input.mp_entries}"
         " {params.consensus} --e-hull-max {params.e_hull_max}"
         " --e-hull-synthesizable {params.e_hull_synthesizable} --out {output.table}"

@@ -33,7 +33,7 @@ rule properties:
         mem_mb=3000,
         runtime=30,
     shell:
-        "python -m pipeline.properties --relaxed {input.relaxed} {params.band_gap}"
+        "python -m pipeline.stages.properties --relaxed {input.relaxed} {params.band_gap}"
         " --threads {threads} --out {output.table} > {log} 2>&1"
 
 
@@ -60,7 +60,7 @@ rule pourbaix:
         mem_mb=3000,
         runtime=30,
     shell:
-        "python -m pipeline.pourbaix --relaxed {input.relaxed} --references {input.references}"
+        "python -m pipeline.stages.pourbaix --relaxed {input.relaxed} --references {input.references}"
         " --experimental {input.experimental} --ion-source {params.ion_source}"
         " --v-rhe {params.v_rhe} --ph-range {params.ph_range} --ph-step {params.ph_step}"
         " --ion-concentration {params.concentration} --out {output.table}"

@@ -7,6 +7,7 @@ rule train:
         data=lambda wc: f"results/encoded/{model_registry.representation(wc.model)}.npz",
     output:
         model="results/train/{model}/model.pt",
+        model_info="results/train/{model}/model.json",
         losses="results/train/{model}/losses.csv",
         plot=report(
             "results/train/{model}/loss_curve.png",
@@ -32,7 +33,7 @@ rule train:
         runtime=240,
         gpu=gpus(),
     shell:
-        "python -m pipeline.train --model {wildcards.model} --data {input.data}"
+        "python -m pipeline.stages.train --model {wildcards.model} --data {input.data}"
         " --out-dir {params.out_dir} --options {params.options:q} --seed {params.seed}"
         " --device {params.device} --threads {threads}"
-        " --checkpoint-every {params.checkpoint_every} --out-plot {output.plot} > {log} 2>&1"
+        " --checkpoint-every {params.checkpoint_every} > {log} 2>&1"

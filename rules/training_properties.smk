@@ -24,6 +24,6 @@ rule training_properties:
         mem_mb=4000,
         runtime=60,
     shell:
-        "python -m pipeline.training_properties --dataset {input.dataset}"
+        "python -m pipeline.stages.training_properties --dataset {input.dataset}"
         " --encoded {input.encoded} --threads {threads} --out {output.table}"
         " --out-labelled {output.labelled} --out-plot {output.plot} > {log} 2>&1"

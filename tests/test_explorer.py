@@ -1,0 +1,187 @@
+"""The explorer stage on a small real screen: the merged table, the nearest known structures,
+the downloads and the ASE database.
+
+The screen's tables come from the stage CLIs (properties, pourbaix, export) run on real CHGNet
+energies of bundled structures (tests/screen_data.py); the explorer CLI then writes the page
+set and the database. tests/test_explorer_browser.py opens the same page in Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import ase.db
+import pandas as pd
+import pytest
+from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.core import Structure
+from screen_data import screen_data, write_screen_inputs
+
+from pipeline.explorer.database import database_key, database_value
+from pipeline.explorer.nearest import find_nearest, radial_fingerprint
+from pipeline.explorer.table import label_of, merge_tables, ordered_columns
+from pipeline.stages.explorer import main as explorer_main
+from pipeline.stages.export import main as export_main
+from pipeline.stages.pourbaix import main as pourbaix_main
+from pipeline.stages.properties import main as properties_main
+
+pytestmark = pytest.mark.slow
+
+
+def build_explorer(folder: Path) -> Path:
+    """The screen's stages on the small real inputs, then the explorer; returns ``folder``."""
+    paths = write_screen_inputs(folder)
+    screen = folder / "results/screen"
+    properties = ["--relaxed", str(paths["relaxed"]), "--predictor", "cgcnn"]
+    properties += ["--pbe-to-hse", "1.348", "0.913", "--out", str(screen / "properties.csv")]
+    assert properties_main(properties) == 0
+    pourbaix = ["--relaxed", str(paths["relaxed"]), "--references", str(paths["references"])]
+    pourbaix += ["--out", str(screen / "pourbaix.csv"), "--out-scheme", str(screen / "scheme.json")]
+    assert pourbaix_main(pourbaix) == 0
+    tables = {
+        "--hull": paths["hull"],
+        "--properties": screen / "properties.csv",
+        "--pourbaix": screen / "pourbaix.csv",
+        "--validation": paths["validation"],
+    }
+    export = ["--relaxed", str(paths["relaxed"]), "--seed", "7"]
+    export += [arg for name, path in tables.items() for arg in (name, str(path))]
+    export += ["--out-candidates", str(folder / "results/candidates.csv")]
+    export += ["--out-dir", str(folder / "results/dft_ready")]
+    assert export_main(export) == 0
+    explorer = ["--relaxed", str(paths["relaxed"])]
+    explorer += ["--candidates", str(folder / "results/candidates.csv")]
+    explorer += [arg for name, path in tables.items() for arg in (name, str(path))]
+    explorer += ["--relax-status", str(paths["relax_status"])]
+    explorer += ["--references", str(paths["references"]), "--training", str(paths["training"])]
+    explorer += ["--dft-ready", str(folder / "results/dft_ready"), "--chemsys", "Mg-Mn-O"]
+    explorer += ["--max-e-hull", "0.08", "--gap-window", "1.6", "3.0"]
+    explorer += ["--gap-level", "HSE", "--max-delta-g-pbx", "0.59"]
+    explorer += ["--out-dir", str(folder / "results/explorer")]
+    explorer += ["--out-db", str(folder / "results/candidates.db")]
+    assert explorer_main(explorer) == 0
+    return folder
+
+
+@pytest.fixture(scope="session")
+def explorer_run(tmp_path_factory) -> Path:
+    return build_explorer(tmp_path_factory.mktemp("explorer"))
+
+
+def page_data(run: Path) -> dict:
+    text = (run / "results/explorer/data.js").read_text()
+    prefix = "window.EXPLORER_DATA = "
+    assert text.startswith(prefix)
+    return json.loads(text[len(prefix) :].rstrip().rstrip(";"))
+
+
+def test_every_relaxed_structure_has_a_row_with_every_table_column(explorer_run):
+    data = page_data(explorer_run)
+    keys = [c["key"] for c in data["columns"]]
+    ids = [row[keys.index("id")] for row in data["rows"]]
+    assert sorted(ids) == sorted(r.id for r in screen_data().candidates)
+    screen = explorer_run / "results/screen"
+    for table in ("hull.csv", "properties.csv", "pourbaix.csv", "validation.csv"):
+        assert set(pd.read_csv(screen / table).columns) <= set(keys), table
+    assert set(pd.read_csv(explorer_run / "results/candidates.csv").columns) <= set(keys)
+    labels = {c["key"]: c["label"] for c in data["columns"]}
+    assert labels["e_above_hull"] == "E_hull (eV/atom)" and labels["delta_g_pbx"].startswith("ΔG")
+
+
+def test_space_groups_are_computed_when_no_table_has_them(explorer_run):
+    data = page_data(explorer_run)
+    keys = [c["key"] for c in data["columns"]]
+    row = next(r for r in data["rows"] if r[keys.index("id")] == "gan-MgO")
+    assert (
+        row[keys.index("space_group")] == "Fm-3m" and row[keys.index("space_group_number")] == 225
+    )
+
+
+def test_a_new_column_is_shown_with_a_label_made_from_its_name(explorer_run):
+    relaxed = screen_data().candidates[:2]
+    second = pd.DataFrame({"id": [r.id for r in relaxed], "e_above_hull_sevennet": [0.01, 0.2]})
+    status = pd.DataFrame({"id": [relaxed[0].id], "rediscovery_status": ["new"]})
+    table = merge_tables(relaxed, [second, status])
+    columns = {c.key: c for c in ordered_columns(table)}
+    assert columns["e_above_hull_sevennet"].label == "E_hull sevennet (eV/atom)"
+    assert columns["e_above_hull_sevennet"].kind == "number"
+    assert columns["rediscovery_status"].visible and label_of("rediscovery_status") == (
+        "rediscovery status"
+    )
+    assert table["rediscovery_status"].isna().sum() == 1
+
+
+def test_the_nearest_known_structure_is_the_match_else_the_same_formula(explorer_run):
+    data = screen_data()
+    magnesia = next(r for r in data.candidates if r.id == "gan-MgO")
+    nearest = {
+        n.candidate_id: n for n in find_nearest(data.candidates, data.references, data.training, {})
+    }
+    # The candidate MgO is the reference rock salt itself: the closest fingerprint.
+    assert nearest["gan-MgO"].known_id == "MgO" and nearest["gan-MgO"].rule == "fingerprint"
+    assert nearest["gan-MgO"].distance == pytest.approx(0.0, abs=1e-9)
+    assert radial_fingerprint(magnesia.to_structure()).shape == (120,)  # 6 Å in 0.05 Å bins
+    matched = find_nearest([magnesia], data.references, data.training, {"gan-MgO": "MgO"})
+    assert matched[0].rule == "match" and matched[0].how.startswith("same structure")
+    for n in nearest.values():
+        assert n.known_id is not None  # the references span the system: always something
+
+
+def test_downloads_read_back_as_the_relaxed_structures(explorer_run):
+    data = page_data(explorer_run)
+    page = explorer_run / "results/explorer"
+    matcher = StructureMatcher()
+    by_id = {r.id: r.to_structure() for r in screen_data().candidates}
+    for record_id, entry in data["structures"].items():
+        poscar = Structure.from_file(page / entry["files"]["poscar"])
+        cif = Structure.from_file(page / entry["files"]["cif"])
+        assert matcher.fit(poscar, by_id[record_id]) and matcher.fit(cif, by_id[record_id])
+    exported = {p.name for p in (explorer_run / "results/dft_ready").iterdir()}
+    zipped = {i for i, e in data["structures"].items() if "dft_ready" in e["files"]}
+    assert zipped == exported and exported
+    one = sorted(exported)[0]
+    with zipfile.ZipFile(page / data["structures"][one]["files"]["dft_ready"]) as archive:
+        assert f"{one}/POSCAR" in archive.namelist()
+    for known_id, entry in data["known"].items():
+        assert (page / entry["files"]["cif"]).is_file(), known_id
+
+
+def test_the_page_loads_only_local_files(explorer_run):
+    page = explorer_run / "results/explorer"
+    html = (page / "index.html").read_text()
+    for script in ("vendor/3Dmol-min.js", "vendor/plotly-basic.min.js", "data.js", "explorer.js"):
+        assert f'src="{script}"' in html and (page / script).is_file()
+    assert "http://" not in html and "https://" not in html
+    assert (page / "vendor/3Dmol-LICENSE.txt").read_text().count("BSD-3-Clause") >= 1
+    assert "MIT" in (page / "vendor/plotly-LICENSE.txt").read_text()
+
+
+def test_the_ase_database_answers_a_query(explorer_run):
+    db_path = explorer_run / "results/candidates.db"
+    candidates = pd.read_csv(explorer_run / "results/candidates.csv", dtype={"id": str})
+    with ase.db.connect(db_path) as database:
+        assert database.count() == len(candidates)
+        low = {row.candidate_id for row in database.select("e_above_hull<0.08")}
+        row = database.get(candidate_id="gan-MgO")
+    assert low == set(candidates.loc[candidates["e_above_hull"] < 0.08, "id"])
+    assert row.reduced_formula == "MgO" and row.space_group == "Fm-3m"
+    assert row.energy == pytest.approx(row.energy_per_atom * row.natoms)
+    # The command line users type.
+    result = subprocess.run(
+        [sys.executable, "-m", "ase", "db", str(db_path), "e_above_hull<0.08", "-c", "+candidate_id"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    for record_id in low:
+        assert record_id in result.stdout
+
+
+def test_database_keys_and_values_are_ones_ase_db_takes():
+    assert database_key("id") == "candidate_id" and database_key("formula") == "reduced_formula"
+    assert database_key("energy") == "screen_energy" and database_key("E hull") == "E_hull"
+    assert database_value(float("nan")) is None and database_value("") is None
+    assert database_value("0.5") == 0.5 and database_value("3") == 3
+    assert database_value("True") is True and database_value("Fm-3m") == "Fm-3m"
