@@ -114,6 +114,10 @@ def test_a_new_column_is_shown_with_a_label_made_from_its_name(explorer_run):
         "rediscovery status"
     )
     assert table["rediscovery_status"].isna().sum() == 1
+    flag = merge_tables(relaxed, [second.assign(e_above_hull_is_lower_bound=[True, False])])
+    labels = {c.key: c.label for c in ordered_columns(flag)}
+    assert labels["e_above_hull_is_lower_bound"] == "E_hull is a lower bound"
+    assert label_of("e_above_hull_mp_flag", "bool") == "e above hull mp flag"
 
 
 def test_the_nearest_known_structure_is_the_match_else_the_same_formula(explorer_run):
