@@ -45,6 +45,25 @@ SR_TI_O: list[Prototype] = [
     ),
 ]
 
+BA_TI_O: list[Prototype] = [
+    (
+        "BaTiO3_perovskite",
+        "Pm-3m",
+        Lattice.cubic(4.00),
+        ["Ba", "Ti", "O"],
+        [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0]],
+    ),
+    (
+        "Ba2TiO4_ruddlesden_popper",
+        "I4/mmm",
+        Lattice.tetragonal(4.0, 13.3),
+        ["Ba", "Ti", "O", "O"],
+        [[0, 0, 0.355], [0, 0, 0], [0, 0.5, 0], [0, 0, 0.15]],
+    ),
+    ("BaO_rock_salt", "Fm-3m", Lattice.cubic(5.52), ["Ba", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+    *[p for p in SR_TI_O if p[0].startswith("Ti")],
+]
+
 LI_CO_O: list[Prototype] = [
     (
         "LiCoO2_layered",

@@ -40,12 +40,12 @@ def test_every_problem_is_reported_with_its_key(default_config):
 @pytest.mark.parametrize("stage", ["data", "augment", "encode"])
 def test_each_stage_has_a_cli(stage):
     result = subprocess.run(
-        [sys.executable, "-m", f"pipeline.{stage}", "--help"],
+        [sys.executable, "-m", f"pipeline.stages.{stage}", "--help"],
         capture_output=True,
         text=True,
         cwd=REPO,
     )
-    assert result.returncode == 0 and "usage: python -m pipeline." in result.stdout
+    assert result.returncode == 0 and "usage: python -m pipeline.stages." in result.stdout
 
 
 def test_an_overlay_that_changes_chemsys_drops_the_defaults_other_elements(default_config):
