@@ -10,13 +10,13 @@ an overlay config: ``data.exclude_formulas`` holds every structure of the held-o
 formulas out of training, ``compositions.targets`` asks each model for exactly the held-out
 cell compositions (every cell of the held-out structures within the encoding's caps; a
 cell written as its reduced formula stands for each of its multiples within the caps, see
-:func:`pipeline.compositions.explicit_target_counts`: the cells sampled are printed as
+:func:`pipeline.stages.compositions.explicit_target_counts`: the cells sampled are printed as
 ``targets``), ``--per-composition`` structures each; everything else (training budget, relaxation, symmetrisation, hull) is
 ``config.yaml``'s, except ``--steps`` (the learned models' optimiser steps) and the graph
 diffusion's guide steps, set to 0 (they train only the band-gap guide, which unguided sampling
 does not use).
 
-Each model's relaxed structures of a held-out formula (``results/screen/relaxed.json.gz``) are
+Each model's relaxed structures of a held-out formula (``results/screen/relax/chgnet/relaxed.json.gz``) are
 compared with every held-out structure of that formula in the bundled set, as given there
 (the Kim et al. (2020) structures: Materials Project prototypes with substituted species, not
 relaxed with the screen's potential), by pymatgen's ``StructureMatcher`` (ltol 0.2, stol 0.3,
@@ -147,7 +147,7 @@ def score(
     held_out: dict[str, list[CrystalRecord]],
 ) -> dict:
     """Per model and held-out formula: the rediscovery figures (see the module docstring)."""
-    relaxed = read_records(workdir / "results/screen/relaxed.json.gz")
+    relaxed = read_records(workdir / "results/screen/relax/chgnet/relaxed.json.gz")
     hull = pd.read_csv(workdir / "results/screen/hull.csv", dtype={"id": str})
     e_hull = dict(zip(hull["id"], hull["e_above_hull"].astype(float)))
     matcher = StructureMatcher(**MATCHER)

@@ -1,6 +1,6 @@
 rule augment:
     input:
-        dataset="results/data/dataset.json.gz",
+        dataset=rules.fetch_data.output.dataset,
     output:
         dataset="results/augment/augmented.json.gz",
     params:

@@ -1,7 +1,7 @@
 rule compositions:
     input:
-        encoded="results/encoded/pointcloud.npz",
-        summary="results/data/summary.csv",
+        encoded=rules.encode.output.tensors,
+        summary=rules.fetch_data.output.summary,
     output:
         targets="results/compositions/targets.csv",
     params:

@@ -1,6 +1,6 @@
 rule encode:
     input:
-        dataset="results/augment/augmented.json.gz",
+        dataset=rules.augment.output.dataset,
     output:
         tensors="results/encoded/pointcloud.npz",
         compositions="results/encoded/compositions.csv",

@@ -4,7 +4,7 @@
 
 rule encode_crystens:
     input:
-        dataset="results/augment/augmented.json.gz",
+        dataset=rules.augment.output.dataset,
     output:
         tensors="results/encoded/crystens.npz",
     params:

@@ -5,7 +5,7 @@
 
 rule encode_graph:
     input:
-        dataset="results/augment/augmented.json.gz",
+        dataset=rules.augment.output.dataset,
     output:
         graphs="results/encoded/graph.npz",
     params:

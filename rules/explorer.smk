@@ -4,13 +4,13 @@
 
 rule explorer:
     input:
-        relaxed=rules.gather_relaxed.output.relaxed,
+        relaxed=relaxed(),
         candidates=rules.export.output.candidates,
         hull=rules.hull.output.table,
         properties=rules.properties.output.table,
         pourbaix=rules.pourbaix.output.table,
         validation=rules.validate.output.table,
-        relax_status=rules.gather_relaxed.output.status,
+        relax_status=relax_status(),
         references=hull_references(),
         training=rules.fetch_data.output.dataset,
         dft_ready=rules.export.output.dft_ready,

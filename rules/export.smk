@@ -3,11 +3,11 @@
 
 rule export:
     input:
-        relaxed="results/screen/relaxed.json.gz",
-        hull="results/screen/hull.csv",
-        properties="results/screen/properties.csv",
-        pourbaix="results/screen/pourbaix.csv",
-        validation="results/screen/validation.csv",
+        relaxed=relaxed(),
+        hull=rules.hull.output.table,
+        properties=rules.properties.output.table,
+        pourbaix=rules.pourbaix.output.table,
+        validation=rules.validate.output.table,
     output:
         candidates="results/candidates.csv",
         dft_ready=directory("results/dft_ready"),

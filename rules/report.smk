@@ -3,10 +3,10 @@
 
 rule report_plots:
     input:
-        candidates="results/candidates.csv",
+        candidates=rules.export.output.candidates,
         references=hull_references(),
-        relaxed="results/screen/relaxed.json.gz",
-        training="results/data/dataset.json.gz",
+        relaxed=relaxed(),
+        training=rules.fetch_data.output.dataset,
     output:
         e_hull=report("results/report/e_hull_histogram.png", category="4. Screen",
                       caption="../report/e_hull_histogram.rst"),
@@ -44,10 +44,10 @@ rule report_plots:
 rule evaluate:
     input:
         samples=sample_files(),
-        relaxed="results/screen/relaxed.json.gz",
-        hull="results/screen/hull.csv",
-        training="results/data/dataset.json.gz",
-        training_symmetry="results/data/symmetry.csv",
+        relaxed=relaxed(),
+        hull=rules.hull.output.table,
+        training=rules.fetch_data.output.dataset,
+        training_symmetry=rules.fetch_data.output.symmetry,
     output:
         metrics="results/evaluation/metrics.json",
         table=report("results/evaluation/metrics.html", category="5. Quality",

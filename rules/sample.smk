@@ -1,7 +1,7 @@
 rule sample:
     input:
-        model="results/train/{model}/model.pt",
-        targets="results/compositions/targets.csv",
+        model=rules.train.output.model,
+        targets=rules.compositions.output.targets,
     output:
         samples="results/samples/{model}/samples.json.gz",
         report="results/samples/{model}/sample_report.csv",

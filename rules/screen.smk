@@ -1,6 +1,6 @@
 # Screening, first half: validate the generated crystals, prescreen them by their unrelaxed
 # E_hull, relax the best (sharded), and place them on a hull relaxed with the same
-# potential. See pipeline/{validate,prescreen,relax,hull}.py.
+# potential. See pipeline/stages/{validate,prescreen,relax,hull}.py.
 
 SCREEN = config["screen"]
 POTENTIAL = SCREEN["potential"]
@@ -33,16 +33,30 @@ def relax_cli_args(potential):
     )
 
 
+def relaxed(potential=POTENTIAL):
+    """The candidates relaxed with ``potential`` (gather_relaxed's output)."""
+    return expand(rules.gather_relaxed.output.relaxed, potential=potential)[0]
+
+
+def relax_status(potential=POTENTIAL):
+    return expand(rules.gather_relaxed.output.status, potential=potential)[0]
+
+
+def hull_references(potential=POTENTIAL):
+    """The hull's reference phases relaxed with ``potential``."""
+    return expand(rules.relax_hull_references.output.relaxed, potential=potential)[0]
+
+
 def hull_inputs(wildcards):
     """Relaxed candidates and references of the main potential and the consensus ones."""
     inputs = {
-        "relaxed": "results/screen/relaxed.json.gz",
-        "references": f"results/hull/{POTENTIAL}/references_relaxed.json.gz",
-        "mp_entries": "results/data/mp_entries.json.gz",
+        "relaxed": relaxed(),
+        "references": hull_references(),
+        "mp_entries": rules.fetch_data.output.mp_entries,
     }
     for potential in CONSENSUS:
-        inputs[f"relaxed_{potential}"] = f"results/screen/consensus/{potential}/relaxed.json.gz"
-        inputs[f"references_{potential}"] = f"results/hull/{potential}/references_relaxed.json.gz"
+        inputs[f"relaxed_{potential}"] = relaxed(potential)
+        inputs[f"references_{potential}"] = hull_references(potential)
     return inputs
 
 
@@ -55,7 +69,7 @@ def consensus_args(wildcards, input):
 rule validate:
     input:
         samples=sample_files(),
-        training="results/data/dataset.json.gz",
+        training=rules.fetch_data.output.dataset,
     output:
         validated="results/screen/validated.json.gz",
         table="results/screen/validation.csv",
@@ -78,11 +92,38 @@ rule validate:
         " --out {output.validated} --out-table {output.table} > {log} 2>&1"
 
 
+# Cached per potential: the output path names only the potential, and the rule reruns
+# only when its own inputs or params change, so new candidates reuse the hull.
+rule relax_hull_references:
+    input:
+        references=rules.fetch_data.output.references,
+        dataset=rules.fetch_data.output.dataset,
+    output:
+        relaxed="results/hull/{potential}/references_relaxed.json.gz",
+        status="results/hull/{potential}/references_status.csv",
+    params:
+        relax=lambda wildcards: relax_cli_args(wildcards.potential),
+        training=SCREEN["hull_training_structures"],
+    log:
+        "logs/hull/{potential}/relax_hull_references.log",
+    conda:
+        "../envs/screen.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=120,
+    shell:
+        "python -m pipeline.stages.hull references --references {input.references}"
+        " --dataset {input.dataset} --training-structures {params.training}"
+        " {params.relax} --threads {threads} --out {output.relaxed}"
+        " --out-status {output.status} > {log} 2>&1"
+
+
 rule prescreen:
     input:
-        validated="results/screen/validated.json.gz",
-        validation="results/screen/validation.csv",
-        references=f"results/hull/{POTENTIAL}/references_relaxed.json.gz",
+        validated=rules.validate.output.validated,
+        validation=rules.validate.output.table,
+        references=hull_references(),
     output:
         prescreened="results/screen/prescreened.json.gz",
         table="results/screen/prescreen.csv",
@@ -109,18 +150,24 @@ rule prescreen:
         " --out {output.prescreened} --out-table {output.table} > {log} 2>&1"
 
 
+# One rule relaxes with any potential: the main one (screen.potential) and each consensus one;
+# only the main potential's relaxations are symmetrised and relaxed again.
 rule relax:
     input:
-        "results/screen/prescreened.json.gz",
+        rules.prescreen.output.prescreened,
     output:
-        shard="results/screen/relax/shard_{shard}.json.gz",
-        status="results/screen/relax/shard_{shard}.csv",
+        shard="results/screen/relax/{potential}/shard_{shard}.json.gz",
+        status="results/screen/relax/{potential}/shard_{shard}.csv",
     params:
-        relax=relax_cli_args(POTENTIAL),
+        relax=lambda wildcards: relax_cli_args(wildcards.potential),
         shards=SCREEN["shards"],
-        symmetrise="--symmetrise" if SCREEN.get("symmetrise", True) else "",
+        symmetrise=lambda wildcards: (
+            "--symmetrise"
+            if wildcards.potential == POTENTIAL and SCREEN.get("symmetrise", True)
+            else ""
+        ),
     log:
-        "logs/screen/relax/shard_{shard}.log",
+        "logs/screen/relax/{potential}/shard_{shard}.log",
     conda:
         "../envs/screen.yaml"
     threads: 1
@@ -135,13 +182,13 @@ rule relax:
 
 rule gather_relaxed:
     input:
-        shards=expand("results/screen/relax/shard_{shard}.json.gz", shard=SHARDS),
-        status=expand("results/screen/relax/shard_{shard}.csv", shard=SHARDS),
+        shards=expand(rules.relax.output.shard, shard=SHARDS, allow_missing=True),
+        status=expand(rules.relax.output.status, shard=SHARDS, allow_missing=True),
     output:
-        relaxed="results/screen/relaxed.json.gz",
-        status="results/screen/relax_status.csv",
+        relaxed="results/screen/relax/{potential}/relaxed.json.gz",
+        status="results/screen/relax/{potential}/relax_status.csv",
     log:
-        "logs/screen/gather_relaxed.log",
+        "logs/screen/relax/{potential}/gather.log",
     conda:
         "../envs/screen.yaml"
     threads: 1
@@ -151,77 +198,6 @@ rule gather_relaxed:
     shell:
         "python -m pipeline.stages.relax gather --shard-files {input.shards}"
         " --status-files {input.status} --out {output.relaxed}"
-        " --out-status {output.status} > {log} 2>&1"
-
-
-rule relax_consensus:
-    input:
-        "results/screen/prescreened.json.gz",
-    output:
-        shard="results/screen/consensus/{potential}/shard_{shard}.json.gz",
-        status="results/screen/consensus/{potential}/shard_{shard}.csv",
-    params:
-        relax=lambda wildcards: relax_cli_args(wildcards.potential),
-        shards=SCREEN["shards"],
-    log:
-        "logs/screen/consensus/{potential}/shard_{shard}.log",
-    conda:
-        "../envs/screen.yaml"
-    threads: 1
-    resources:
-        mem_mb=6000,
-        runtime=120,
-    shell:
-        "python -m pipeline.stages.relax shard --input {input} --shard {wildcards.shard}"
-        " --shards {params.shards} {params.relax} --threads {threads}"
-        " --out {output.shard} --out-status {output.status} > {log} 2>&1"
-
-
-rule gather_consensus:
-    input:
-        shards=expand("results/screen/consensus/{{potential}}/shard_{shard}.json.gz", shard=SHARDS),
-        status=expand("results/screen/consensus/{{potential}}/shard_{shard}.csv", shard=SHARDS),
-    output:
-        relaxed="results/screen/consensus/{potential}/relaxed.json.gz",
-        status="results/screen/consensus/{potential}/relax_status.csv",
-    log:
-        "logs/screen/consensus/{potential}/gather.log",
-    conda:
-        "../envs/screen.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    shell:
-        "python -m pipeline.stages.relax gather --shard-files {input.shards}"
-        " --status-files {input.status} --out {output.relaxed}"
-        " --out-status {output.status} > {log} 2>&1"
-
-
-# Cached per potential: the output path names only the potential, and the rule reruns
-# only when its own inputs or params change, so new candidates reuse the hull.
-rule relax_hull_references:
-    input:
-        references="results/data/reference_phases.json.gz",
-        dataset="results/data/dataset.json.gz",
-    output:
-        relaxed="results/hull/{potential}/references_relaxed.json.gz",
-        status="results/hull/{potential}/references_status.csv",
-    params:
-        relax=lambda wildcards: relax_cli_args(wildcards.potential),
-        training=SCREEN["hull_training_structures"],
-    log:
-        "logs/hull/{potential}/relax_hull_references.log",
-    conda:
-        "../envs/screen.yaml"
-    threads: 1
-    resources:
-        mem_mb=6000,
-        runtime=120,
-    shell:
-        "python -m pipeline.stages.hull references --references {input.references}"
-        " --dataset {input.dataset} --training-structures {params.training}"
-        " {params.relax} --threads {threads} --out {output.relaxed}"
         " --out-status {output.status} > {log} 2>&1"
 
 

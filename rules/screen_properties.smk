@@ -12,14 +12,9 @@ def band_gap_args():
     )
 
 
-def hull_references():
-    """The hull stage's relaxed references for the configured potential."""
-    return f"results/hull/{config['screen']['potential']}/references_relaxed.json.gz"
-
-
 rule properties:
     input:
-        relaxed="results/screen/relaxed.json.gz",
+        relaxed=relaxed(),
     output:
         table="results/screen/properties.csv",
     params:
@@ -39,7 +34,7 @@ rule properties:
 
 rule pourbaix:
     input:
-        relaxed="results/screen/relaxed.json.gz",
+        relaxed=relaxed(),
         references=hull_references(),
         experimental=workflow_path("resources/thermo/oxide_formation_free_energies.csv"),
     output:

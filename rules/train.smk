@@ -2,9 +2,19 @@
 # Snakemake deletes the outputs of a failed job, and a rerun must find them to resume.
 
 
+# The encoded file of each representation a model can train on (pipeline.models.registry).
+ENCODED = {
+    "pointcloud": rules.encode.output.tensors,
+    "pointcloud_properties": rules.training_properties.output.labelled,
+    "crystens": rules.encode_crystens.output.tensors,
+    "graph": rules.encode_graph.output.graphs,
+    "wyckoff": rules.encode_wyckoff.output.crystals,
+}
+
+
 rule train:
     input:
-        data=lambda wc: f"results/encoded/{model_registry.representation(wc.model)}.npz",
+        data=lambda wc: ENCODED[model_registry.representation(wc.model)],
     output:
         model="results/train/{model}/model.pt",
         model_info="results/train/{model}/model.json",

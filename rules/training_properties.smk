@@ -4,8 +4,8 @@
 
 rule training_properties:
     input:
-        dataset="results/augment/augmented.json.gz",
-        encoded="results/encoded/pointcloud.npz",
+        dataset=rules.augment.output.dataset,
+        encoded=rules.encode.output.tensors,
     output:
         table="results/properties/training.csv",
         labelled="results/encoded/pointcloud_properties.npz",

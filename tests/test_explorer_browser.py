@@ -144,6 +144,17 @@ def test_a_selected_structure_is_drawn_with_its_atoms(page):
     assert any(h.endswith("structures/gan-MgO.cif") for h in hrefs)
 
 
+def test_metals_are_bonded_to_oxygen_only(page):
+    """By distance alone 3Dmol.js would also join neighbouring Mn in this MgMn2O4 candidate."""
+    driver, _ = page
+    driver.execute_script("window.explorer.select('gan-004')")
+    bonded = driver.execute_script(
+        "const atoms = window.explorer.viewers.candidate.getModel().selectedAtoms({});"
+        "return atoms.filter(a => a.elem !== 'O').map(a => a.bonds.map(j => atoms[j].elem));"
+    )
+    assert sum(map(len, bonded)) > 0 and all(set(elements) <= {"O"} for elements in bonded)
+
+
 def test_a_header_click_sorts_the_table(page):
     from selenium.webdriver.common.by import By
 

@@ -45,7 +45,7 @@ def test_the_rules_write_their_outputs(finished_run):
     exported = {p.name for p in (workdir / "results/dft_ready").iterdir() if p.is_dir()}
     assert exported == set(candidates.loc[candidates["passes"], "id"])
     # The space group of every relaxed (and exported) structure.
-    relaxed = read_records(workdir / "results/screen/relaxed.json.gz")
+    relaxed = read_records(workdir / "results/screen/relax/chgnet/relaxed.json.gz")
     groups = candidates.set_index("id")
     for record in relaxed:
         assert (

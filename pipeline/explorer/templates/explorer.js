@@ -219,6 +219,21 @@ function setupTable() {
 // ---- 3D viewers -----------------------------------------------------------------------
 
 const viewers = {};
+// 3Dmol.js bonds any two atoms closer than the sum of their covalent radii plus 0.25 Å, which
+// in an oxide joins neighbouring metals too; with anions present only bonds to them are kept.
+const ANIONS = new Set(["N", "O", "F", "P", "S", "Cl", "Se", "Br", "Te", "I"]);
+
+function dropCationCationBonds(model) {
+  const atoms = model.selectedAtoms({});
+  if (!atoms.some((a) => ANIONS.has(a.elem))) return;
+  const byIndex = new Map(atoms.map((a) => [a.index, a]));
+  for (const atom of atoms) {
+    if (ANIONS.has(atom.elem)) continue;
+    const kept = atom.bonds.map((j, k) => [j, atom.bondOrder[k]]).filter(([j]) => ANIONS.has(byIndex.get(j)?.elem));
+    atom.bonds = kept.map(([j]) => j);
+    atom.bondOrder = kept.map(([, order]) => order);
+  }
+}
 
 function makeViewer(elementId) {
   return $3Dmol.createViewer(document.getElementById(elementId), { backgroundColor: BACKGROUND });
@@ -237,6 +252,7 @@ function drawCrystal(viewer, cif) {
   const cellAtoms = model.selectedAtoms({}).length;
   if (document.getElementById("supercell").checked) viewer.replicateUnitCell(2, 2, 2, model, true);
   else viewer.replicateUnitCell(1, 1, 1, model, true);  // 1: only the images on the cell
+  dropCationCationBonds(model);
   model.setStyle({}, {
     sphere: { scale: 0.3, colorscheme: "Jmol" },
     stick: { radius: 0.12, colorscheme: "Jmol" },
@@ -258,7 +274,8 @@ function fileLinks(files) {
 const FACT_KEYS = ["model", "space_group", "e_above_hull", "band_gap", "band_gap_level", "delta_g_pbx", "passes", "failed", "novel", "known_as"];
 
 function renderFacts(row) {
-  const keys = FACT_KEYS.concat(COLUMNS.map((c) => c.key).filter((k) => k.startsWith("e_above_hull_")));
+  const others = COLUMNS.filter((c) => c.kind === "number" && c.key.startsWith("e_above_hull_"));
+  const keys = FACT_KEYS.concat(others.map((c) => c.key));
   document.getElementById("candidate-facts").innerHTML = keys
     .filter((k) => k in COLUMN_INDEX && cell(row, k) !== null && cell(row, k) !== "")
     .map((k) => `<dt>${escapeHtml(COLUMNS[COLUMN_INDEX[k]].label)}</dt><dd>${escapeHtml(formatValue(cell(row, k), COLUMNS[COLUMN_INDEX[k]]))}</dd>`)
