@@ -9,7 +9,7 @@ import sys
 from snakemake.utils import min_version, validate
 
 sys.path.insert(0, workflow.basedir)
-from pipeline.config import check_config
+from pipeline.config import check_config, restrict_to_system
 
 min_version("8.0")
 
@@ -23,6 +23,11 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 # validation, which also fills in the schema's defaults.
 check_config(config, workflow.source_path("schemas/config.schema.yaml"))
 validate(config, "schemas/config.schema.yaml")
+# Element-keyed settings of other elements (the defaults' Mg, Mn after an overlay that
+# changes chemsys) are dropped; missing caps and oxidation states come from the data and
+# from pymatgen in the stages, which say so in their logs.
+for note in restrict_to_system(config):
+    print(f"note: {note}", file=sys.stderr)
 
 
 include: "rules/common.smk"

@@ -33,13 +33,17 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.chemsys import ChemicalSystem  # noqa: E402
-from pipeline.encode_crystens import encode_records, save_crystens  # noqa: E402
+from pipeline.formats import save_crystens  # noqa: E402
 from pipeline.models import crystens_ddpm, registry  # noqa: E402
-from pipeline.models.base import TrainJob, options_from_mapping  # noqa: E402
-from pipeline.models.crystens_sampling import latent_seed  # noqa: E402
+from pipeline.models.base import (  # noqa: E402
+    TrainJob,
+    latent_seed,  # noqa: E402
+    options_from_mapping,
+)
 from pipeline.models.training import resolve_device  # noqa: E402
 from pipeline.records import read_records  # noqa: E402
 from pipeline.represent import crystens  # noqa: E402
+from pipeline.stages.encode_crystens import encode_records  # noqa: E402
 
 MODELS = ("crystens_ddpm", "crystens_gan", "crystens_wgan")
 METRICS = (

@@ -32,13 +32,13 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline import train as train_cli  # noqa: E402
+from pipeline.formats import load_labelled  # noqa: E402
 from pipeline.models.base import SampleJob  # noqa: E402
 from pipeline.models.cvae import CVAE, load_trained  # noqa: E402
-from pipeline.represent.labelled import load_labelled  # noqa: E402
 from pipeline.represent.pointcloud import DecodeError  # noqa: E402
-from pipeline.sample import read_targets  # noqa: E402
-from pipeline.training_properties import predict  # noqa: E402
+from pipeline.stages import train as train_cli  # noqa: E402
+from pipeline.stages.sample import read_targets  # noqa: E402
+from pipeline.stages.training_properties import predict  # noqa: E402
 
 
 def round_trip(model_path: Path, labelled_path: Path) -> dict[str, float]:
@@ -94,7 +94,7 @@ def samples(
             for r in result.records
             if r.to_structure().distance_matrix[np.triu_indices(r.natoms, 1)].min() > 0.5
         ]
-        predicted = predict(result.records, progress=False)[property_name]
+        predicted = predict(result.records)[property_name]
         out[f"kept_{tag}"] = len(result.records) / asked
         out[f"min_distance_ok_{tag}"] = len(separated) / max(1, len(result.records))
         out[f"cgcnn_mean_{tag}"] = float(predicted.mean())

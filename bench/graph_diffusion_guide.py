@@ -23,8 +23,8 @@ from torch_geometric.data import Batch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.formats import load_graph_dataset  # noqa: E402
 from pipeline.models.graph_diffusion import load_model, training_graphs  # noqa: E402
-from pipeline.represent.graph import load_graph_dataset  # noqa: E402
 
 
 def minus_composition_means(values: np.ndarray, compositions: list[tuple]) -> np.ndarray:

@@ -23,7 +23,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.export.ranking import read_table  # noqa: E402
+from pipeline.formats import read_table  # noqa: E402
 from pipeline.quality import KIM2020_REFERENCE, evaluate_model  # noqa: E402
 from pipeline.records import read_records  # noqa: E402
 from pipeline.screen.dedup import prepare  # noqa: E402
@@ -54,7 +54,7 @@ def main() -> int:
     results = args.results
     sample_files = sorted(results.glob("samples/*/samples.json.gz"))
     needed = [
-        results / "screen/relaxed.json.gz",
+        results / "screen/relax/chgnet/relaxed.json.gz",
         results / "screen/hull.csv",
         results / "data/dataset.json.gz",
     ]
@@ -69,7 +69,7 @@ def main() -> int:
     for path in sample_files:
         for record in read_records(path):
             samples[record.source or path.parent.name].append(record)
-    for record in read_records(results / "screen/relaxed.json.gz"):
+    for record in read_records(results / "screen/relax/chgnet/relaxed.json.gz"):
         relaxed[record.source].append(record)
     hull = read_table(results / "screen/hull.csv", ["id", "e_above_hull"])
     e_above_hull = dict(zip(hull["id"], hull["e_above_hull"].astype(float)))

@@ -5,7 +5,7 @@ atoms/s, the batched/sequential ratio and the energy agreement. The structures a
 
 * with ``--samples``: generated ones, a samples file of the sample stage
   (``results/samples/{model}/samples.json.gz``), N drawn (seeded) from those that pass the
-  validate stage's checks (:func:`pipeline.validate.check_record`), i.e. what the screen
+  validate stage's checks (:func:`pipeline.stages.validate.check_record`), i.e. what the screen
   relaxes. A file with fewer than N valid structures is cycled: the JSON line says how
   many are distinct (``distinct_structures``); a repeat costs both relaxers the same work;
 * without it: bundled training structures, atoms moved 0.1 Å and axes strained up to 3 %.
@@ -34,15 +34,16 @@ from pipeline.records import CrystalRecord, read_records  # noqa: E402
 from pipeline.screen.batched import relax_batched  # noqa: E402
 from pipeline.screen.modes import reuse_freed_memory, use_cpu_threads  # noqa: E402
 from pipeline.screen.potentials import (  # noqa: E402
+    POTENTIALS,
     PotentialSpec,
     ase_calculator,
     batched_model,
     default_device,
     describe,
 )
-from pipeline.screen.relax import RelaxSettings, relax_sequential  # noqa: E402
+from pipeline.screen.relaxation import RelaxSettings, relax_sequential  # noqa: E402
 from pipeline.screen.validity import ValidityLimits  # noqa: E402
-from pipeline.validate import VALID, check_record  # noqa: E402
+from pipeline.stages.validate import VALID, check_record  # noqa: E402
 
 DATASET = Path(__file__).resolve().parents[1] / "resources/datasets/mgmno_kim2020.json.gz"
 
@@ -115,7 +116,7 @@ def main() -> None:
         " bundled structures",
     )
     parser.add_argument("--chemsys", default="Mg-Mn-O", help="of the samples' validity checks")
-    parser.add_argument("--potential", default="chgnet", choices=["chgnet", "sevennet"])
+    parser.add_argument("--potential", default="chgnet", choices=list(POTENTIALS))
     parser.add_argument("--checkpoint", default="")
     parser.add_argument("--fmax", type=float, default=0.05)
     parser.add_argument("--max-steps", type=int, default=300)

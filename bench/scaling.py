@@ -32,7 +32,7 @@ from workflow_helpers import nested, run_snakemake, tiny_config  # noqa: E402
 from pipeline.records import read_records, write_records  # noqa: E402
 
 TO_RELAX = "results/screen/prescreened.json.gz"
-RELAXED = "results/screen/relaxed.json.gz"
+RELAXED = "results/screen/relax/chgnet/relaxed.json.gz"
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.chemsys import ChemicalSystem  # noqa: E402
-from pipeline.encode import encode_records, save_encoded  # noqa: E402
+from pipeline.formats import save_encoded  # noqa: E402
 from pipeline.models import registry  # noqa: E402
 from pipeline.models.base import TrainJob  # noqa: E402
 from pipeline.models.training import resolve_device  # noqa: E402
 from pipeline.records import read_records  # noqa: E402
 from pipeline.represent.pointcloud import PointCloudEncoding  # noqa: E402
+from pipeline.stages.encode import encode_records  # noqa: E402
 
 
 def options(scale: str) -> dict:

@@ -62,17 +62,21 @@ def resolve_atom_caps(
     configured: Mapping[str, int] | None,
     species_lists: Iterable[Sequence[str]],
 ) -> dict[str, int]:
-    """Per-element caps: the configured ones, or derived from the data when not given."""
-    if configured:
-        missing = [el for el in system.elements if el not in configured]
-        extra = [el for el in configured if el not in system.elements]
-        if missing or extra:
-            raise PipelineInputError(
-                f"atom caps {dict(configured)} must name exactly the elements of {system}"
-                f" (missing {missing}, unexpected {extra})"
-            )
-        return {el: int(configured[el]) for el in system.elements}
-    return atom_caps_from_species(system, species_lists)
+    """Per-element caps: the configured ones, the others derived from the data.
+
+    Raises
+    ------
+    PipelineInputError
+        When a configured cap names an element outside ``system``.
+    """
+    configured = dict(configured or {})
+    extra = [el for el in configured if el not in system.elements]
+    if extra:
+        raise PipelineInputError(
+            f"atom caps {configured} name elements outside {system}: {', '.join(extra)}"
+        )
+    derived = atom_caps_from_species(system, species_lists)
+    return {el: int(configured.get(el, derived[el])) for el in system.elements}
 
 
 def parse_caps(items: Sequence[str] | None) -> dict[str, int] | None:

@@ -37,3 +37,33 @@ def check_config(config: Mapping[str, Any], schema_path: str | Path) -> None:
     problems = config_problems(config, load_schema(schema_path))
     if problems:
         raise PipelineInputError("invalid configuration: " + "; ".join(problems))
+
+
+# Settings keyed by element symbol. Snakemake merges an overlay config into config.yaml key
+# by key, so the defaults' entries (Mg, Mn, ...) survive a change of chemsys: only the
+# entries of the system's own elements are kept.
+ELEMENT_KEYED_SETTINGS = (("encoding", "max_atoms"), ("compositions", "oxidation_states"))
+
+
+def restrict_to_system(config: dict[str, Any]) -> list[str]:
+    """Drop, in place, element-keyed settings of elements outside ``config["chemsys"]``.
+
+    Returns
+    -------
+    list[str]
+        One note per setting that lost entries, naming them, for the user to read.
+    """
+    elements = [el for el in str(config["chemsys"]).split("-") if el]
+    notes = []
+    for section, key in ELEMENT_KEYED_SETTINGS:
+        values = config.get(section, {}).get(key)
+        if not values:
+            continue
+        foreign = [el for el in values if el not in elements]
+        if foreign:
+            config[section][key] = {el: v for el, v in values.items() if el in elements}
+            notes.append(
+                f"{section}.{key}: ignoring {', '.join(foreign)} (not in chemsys"
+                f" {config['chemsys']}); kept {', '.join(config[section][key]) or 'none'}"
+            )
+    return notes

@@ -1,6 +1,6 @@
 rule augment:
     input:
-        dataset="results/data/dataset.json.gz",
+        dataset=rules.fetch_data.output.dataset,
     output:
         dataset="results/augment/augmented.json.gz",
     params:
@@ -18,7 +18,7 @@ rule augment:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python -m pipeline.augment --dataset {input.dataset} --chemsys {params.chemsys}"
+        "python -m pipeline.stages.augment --dataset {input.dataset} --chemsys {params.chemsys}"
         " {params.max_atoms} --per-composition {params.per_composition}"
         " --operations {params.operations} --seed {params.seed} --out {output.dataset}"
         " > {log} 2>&1"

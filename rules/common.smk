@@ -14,7 +14,7 @@ from pipeline.models import registry as model_registry  # noqa: E402
 
 MODELS = list(config["train"]["models"])
 
-# The stage CLIs (`python -m pipeline.<stage>`) must import the package from this
+# The stage CLIs (`python -m pipeline.stages.<stage>`) must import the package from this
 # checkout, also inside a --use-conda environment that did not install it.
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(WORKFLOW_DIR), os.environ.get("PYTHONPATH", "")) if p
@@ -45,33 +45,31 @@ def gpus():
 
 
 def loss_curves():
-    return [f"results/train/{model}/loss_curve.png" for model in MODELS]
+    return expand(rules.train.output.plot, model=MODELS)
 
 
 def sample_files():
     """The generated structures of every configured model (what screening consumes)."""
-    return [f"results/samples/{model}/samples.json.gz" for model in MODELS]
+    return expand(rules.sample.output.samples, model=MODELS)
 
 
 def final_outputs():
     """What `snakemake` with no target builds."""
     outputs = [
-        "results/data/summary.csv",
-        "results/data/composition_distribution.png",
-        "results/encoded/pointcloud.npz",
-        "results/compositions/targets.csv",
+        rules.fetch_data.output.summary,
+        rules.fetch_data.output.plot,
+        rules.encode.output.tensors,
+        rules.compositions.output.targets,
         *loss_curves(),
         *sample_files(),
     ]
     if sample_files():
         outputs += [
-            "results/candidates.csv",
-            "results/evaluation/metrics.json",
-            "results/report/e_hull_histogram.png",
-            "results/report/ternary_hull.png",
-            "results/report/band_gap_vs_pourbaix.png",
-            "results/report/lattice_parameters.png",
-            "results/explorer",
-            "results/candidates.db",
+            rules.export.output.candidates,
+            rules.evaluate.output.metrics,
+            *rules.report_plots.output,
+            rules.evaluate.output.plot,
+            rules.explorer.output.page,
+            rules.explorer.output.database,
         ]
     return outputs

@@ -1,13 +1,17 @@
 rule compositions:
     input:
-        encoded="results/encoded/pointcloud.npz",
-        summary="results/data/summary.csv",
+        encoded=rules.encode.output.tensors,
+        summary=rules.fetch_data.output.summary,
     output:
         targets="results/compositions/targets.csv",
     params:
+        # elements left out get their common oxidation states (the log says which)
         oxidation_states=" ".join(
-            f"{el}={low}:{high}"
-            for el, (low, high) in config["compositions"]["oxidation_states"].items()
+            ["--oxidation-states"]
+            + [
+                f"{el}={low}:{high}"
+                for el, (low, high) in config["compositions"]["oxidation_states"].items()
+            ]
         ),
         all_elements=(
             "--require-all-elements"
@@ -29,7 +33,7 @@ rule compositions:
         mem_mb=1000,
         runtime=10,
     shell:
-        "python -m pipeline.compositions --encoded {input.encoded} --summary {input.summary}"
-        " --oxidation-states {params.oxidation_states} {params.all_elements}"
+        "python -m pipeline.stages.compositions --encoded {input.encoded} --summary {input.summary}"
+        " {params.oxidation_states} {params.all_elements}"
         " --select {params.select} --max-targets {params.max_targets} {params.targets}"
         " --out {output.targets} > {log} 2>&1"

@@ -21,6 +21,7 @@ rule fetch_data:
         mp_entries="results/data/mp_entries.json.gz",
         summary="results/data/summary.csv",
         rejected="results/data/rejected.csv",
+        symmetry="results/data/symmetry.csv",
         plot=report(
             "results/data/composition_distribution.png",
             category="1. Data",
@@ -53,9 +54,10 @@ rule fetch_data:
         mem_mb=2000,
         runtime=30,
     shell:
-        "python -m pipeline.data --source {params.source} --chemsys {params.chemsys}"
+        "python -m pipeline.stages.data --source {params.source} --chemsys {params.chemsys}"
         " {params.max_atoms} {params.cif_dir} {params.mp} {params.exclude}"
         " --bundled-dataset {input.dataset} --bundled-references {input.references}"
         " --out-dataset {output.dataset} --out-references {output.references}"
         " --out-mp-entries {output.mp_entries} --out-summary {output.summary}"
-        " --out-rejected {output.rejected} --out-plot {output.plot} > {log} 2>&1"
+        " --out-rejected {output.rejected} --out-plot {output.plot}"
+        " --out-symmetry {output.symmetry} > {log} 2>&1"

@@ -1,6 +1,6 @@
 rule encode:
     input:
-        dataset="results/augment/augmented.json.gz",
+        dataset=rules.augment.output.dataset,
     output:
         tensors="results/encoded/pointcloud.npz",
         compositions="results/encoded/compositions.csv",
@@ -16,6 +16,6 @@ rule encode:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python -m pipeline.encode --dataset {input.dataset} --chemsys {params.chemsys}"
+        "python -m pipeline.stages.encode --dataset {input.dataset} --chemsys {params.chemsys}"
         " {params.max_atoms} --out {output.tensors}"
         " --out-compositions {output.compositions} > {log} 2>&1"

@@ -4,7 +4,7 @@
 
 rule encode_crystens:
     input:
-        dataset="results/augment/augmented.json.gz",
+        dataset=rules.augment.output.dataset,
     output:
         tensors="results/encoded/crystens.npz",
     params:
@@ -18,5 +18,5 @@ rule encode_crystens:
         mem_mb=8000,
         runtime=30,
     shell:
-        "python -m pipeline.encode_crystens --dataset {input.dataset} --chemsys {params.chemsys}"
+        "python -m pipeline.stages.encode_crystens --dataset {input.dataset} --chemsys {params.chemsys}"
         " --out {output.tensors} > {log} 2>&1"

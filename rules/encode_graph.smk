@@ -5,7 +5,7 @@
 
 rule encode_graph:
     input:
-        dataset="results/augment/augmented.json.gz",
+        dataset=rules.augment.output.dataset,
     output:
         graphs="results/encoded/graph.npz",
     params:
@@ -19,5 +19,5 @@ rule encode_graph:
         mem_mb=4000,
         runtime=60,
     shell:
-        "python -m pipeline.encode_graph --dataset {input.dataset} --chemsys {params.chemsys}"
+        "python -m pipeline.stages.encode_graph --dataset {input.dataset} --chemsys {params.chemsys}"
         " --threads {threads} --out {output.graphs} > {log} 2>&1"

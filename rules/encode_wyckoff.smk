@@ -4,7 +4,7 @@
 
 rule encode_wyckoff:
     input:
-        dataset="results/data/dataset.json.gz",
+        dataset=rules.fetch_data.output.dataset,
     output:
         crystals="results/encoded/wyckoff.npz",
     params:

@@ -4,16 +4,16 @@
 
 rule explorer:
     input:
-        relaxed="results/screen/relaxed.json.gz",
-        candidates="results/candidates.csv",
-        hull="results/screen/hull.csv",
-        properties="results/screen/properties.csv",
-        pourbaix="results/screen/pourbaix.csv",
-        validation="results/screen/validation.csv",
-        relax_status="results/screen/relax_status.csv",
+        relaxed=relaxed(),
+        candidates=rules.export.output.candidates,
+        hull=rules.hull.output.table,
+        properties=rules.properties.output.table,
+        pourbaix=rules.pourbaix.output.table,
+        validation=rules.validate.output.table,
+        relax_status=relax_status(),
         references=hull_references(),
-        training="results/data/dataset.json.gz",
-        dft_ready="results/dft_ready",
+        training=rules.fetch_data.output.dataset,
+        dft_ready=rules.export.output.dft_ready,
     output:
         page=directory("results/explorer"),
         database="results/candidates.db",

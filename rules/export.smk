@@ -3,11 +3,11 @@
 
 rule export:
     input:
-        relaxed="results/screen/relaxed.json.gz",
-        hull="results/screen/hull.csv",
-        properties="results/screen/properties.csv",
-        pourbaix="results/screen/pourbaix.csv",
-        validation="results/screen/validation.csv",
+        relaxed=relaxed(),
+        hull=rules.hull.output.table,
+        properties=rules.properties.output.table,
+        pourbaix=rules.pourbaix.output.table,
+        validation=rules.validate.output.table,
     output:
         candidates="results/candidates.csv",
         dft_ready=directory("results/dft_ready"),
@@ -25,7 +25,7 @@ rule export:
         mem_mb=2000,
         runtime=15,
     shell:
-        "python -m pipeline.export --relaxed {input.relaxed} --hull {input.hull}"
+        "python -m pipeline.stages.export --relaxed {input.relaxed} --hull {input.hull}"
         " --properties {input.properties} --pourbaix {input.pourbaix}"
         " --validation {input.validation} --max-e-hull {params.max_e_hull}"
         " --max-delta-g-pbx {params.max_delta_g} --potential {params.potential}"

@@ -3,10 +3,10 @@
 
 rule report_plots:
     input:
-        candidates="results/candidates.csv",
+        candidates=rules.export.output.candidates,
         references=hull_references(),
-        relaxed="results/screen/relaxed.json.gz",
-        training="results/data/dataset.json.gz",
+        relaxed=relaxed(),
+        training=rules.fetch_data.output.dataset,
     output:
         e_hull=report("results/report/e_hull_histogram.png", category="4. Screen",
                       caption="../report/e_hull_histogram.rst"),
@@ -32,7 +32,7 @@ rule report_plots:
         mem_mb=3000,
         runtime=15,
     shell:
-        "python -m pipeline.report --chemsys {params.chemsys} --candidates {input.candidates}"
+        "python -m pipeline.stages.report --chemsys {params.chemsys} --candidates {input.candidates}"
         " --references {input.references} --relaxed {input.relaxed}"
         " --training {input.training} --metastable {params.metastable}"
         " --synthesizable {params.synthesizable} --gap-window {params.gap_window}"
@@ -44,14 +44,18 @@ rule report_plots:
 rule evaluate:
     input:
         samples=sample_files(),
-        relaxed="results/screen/relaxed.json.gz",
-        hull="results/screen/hull.csv",
-        training="results/data/dataset.json.gz",
+        relaxed=relaxed(),
+        hull=rules.hull.output.table,
+        training=rules.fetch_data.output.dataset,
+        training_symmetry=rules.fetch_data.output.symmetry,
         hull_references=hull_references(),
     output:
         metrics="results/evaluation/metrics.json",
         table=report("results/evaluation/metrics.html", category="5. Quality",
                      caption="../report/metrics.rst"),
+        symmetry="results/evaluation/symmetry.csv",
+        plot=report("results/report/crystal_systems.png", category="5. Quality",
+                    caption="../report/crystal_systems.rst"),
     params:
         metastable=config["screen"]["e_hull"]["metastable"],
         synthesizable=config["screen"]["e_hull"]["synthesizable"],
@@ -64,8 +68,10 @@ rule evaluate:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python -m pipeline.evaluate --samples {input.samples} --relaxed {input.relaxed}"
+        "python -m pipeline.stages.evaluate --samples {input.samples} --relaxed {input.relaxed}"
         " --hull {input.hull} --training {input.training}"
+        " --training-symmetry {input.training_symmetry}"
         " --hull-references {input.hull_references} --metastable {params.metastable}"
         " --synthesizable {params.synthesizable} --out {output.metrics}"
-        " --out-table {output.table} > {log} 2>&1"
+        " --out-table {output.table} --out-symmetry {output.symmetry}"
+        " --out-plot {output.plot} > {log} 2>&1"

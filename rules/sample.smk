@@ -1,7 +1,7 @@
 rule sample:
     input:
-        model="results/train/{model}/model.pt",
-        targets="results/compositions/targets.csv",
+        model=rules.train.output.model,
+        targets=rules.compositions.output.targets,
     output:
         samples="results/samples/{model}/samples.json.gz",
         report="results/samples/{model}/sample_report.csv",
@@ -22,7 +22,7 @@ rule sample:
         runtime=60,
         gpu=gpus(),
     shell:
-        "python -m pipeline.sample --model {wildcards.model} --model-path {input.model}"
+        "python -m pipeline.stages.sample --model {wildcards.model} --model-path {input.model}"
         " --targets {input.targets} --per-composition {params.per_composition}"
         " --options {params.options:q} --seed {params.seed} --device {params.device}"
         " --out {output.samples} --out-report {output.report} > {log} 2>&1"

@@ -1,6 +1,6 @@
 # Screening, first half: validate the generated crystals, prescreen them by their unrelaxed
 # E_hull, relax the best (sharded), and place them on a hull relaxed with the same
-# potential. See pipeline/{validate,prescreen,relax,hull}.py.
+# potential. See pipeline/stages/{validate,prescreen,relax,hull}.py.
 
 SCREEN = config["screen"]
 POTENTIAL = SCREEN["potential"]
@@ -36,21 +36,33 @@ def relax_cli_args(potential):
     )
 
 
+def relaxed(potential=POTENTIAL):
+    """The candidates relaxed with ``potential`` (gather_relaxed's output)."""
+    return expand(rules.gather_relaxed.output.relaxed, potential=potential)[0]
+
+
+def relax_status(potential=POTENTIAL):
+    return expand(rules.gather_relaxed.output.status, potential=potential)[0]
+
+
+def hull_references(potential=POTENTIAL):
+    """The hull's reference phases relaxed with ``potential``."""
+    return expand(rules.relax_hull_references.output.relaxed, potential=potential)[0]
+
+
 def hull_inputs(wildcards):
     """Relaxed candidates and references of the main potential and the consensus ones."""
     inputs = {
-        "relaxed": "results/screen/relaxed.json.gz",
-        "references": f"results/hull/{POTENTIAL}/references_relaxed.json.gz",
-        "mp_entries": "results/data/mp_entries.json.gz",
+        "relaxed": relaxed(),
+        "references": hull_references(),
+        "mp_entries": rules.fetch_data.output.mp_entries,
     }
     for potential in CONSENSUS:
-        inputs[f"relaxed_{potential}"] = f"results/screen/consensus/{potential}/relaxed.json.gz"
-        inputs[f"references_{potential}"] = f"results/hull/{potential}/references_relaxed.json.gz"
+        inputs[f"relaxed_{potential}"] = relaxed(potential)
+        inputs[f"references_{potential}"] = hull_references(potential)
     if SECOND_OPINION:
         inputs["second_energies"] = f"results/screen/second_opinion/{SECOND_OPINION}.json.gz"
-        inputs["second_references"] = (
-            f"results/hull/{SECOND_OPINION}/references_relaxed.json.gz"
-        )
+        inputs["second_references"] = hull_references(SECOND_OPINION)
     return inputs
 
 
@@ -69,7 +81,7 @@ def consensus_args(wildcards, input):
 rule validate:
     input:
         samples=sample_files(),
-        training="results/data/dataset.json.gz",
+        training=rules.fetch_data.output.dataset,
     output:
         validated="results/screen/validated.json.gz",
         table="results/screen/validation.csv",
@@ -87,139 +99,21 @@ rule validate:
         mem_mb=4000,
         runtime=30,
     shell:
-        "python -m pipeline.validate --samples {input.samples} --training {input.training}"
+        "python -m pipeline.stages.validate --samples {input.samples} --training {input.training}"
         " --chemsys {params.chemsys} --min-distance {params.min_distance} {params.volume}"
         " --out {output.validated} --out-table {output.table} > {log} 2>&1"
 
 
-rule prescreen:
-    input:
-        validated="results/screen/validated.json.gz",
-        validation="results/screen/validation.csv",
-        references=f"results/hull/{POTENTIAL}/references_relaxed.json.gz",
-    output:
-        prescreened="results/screen/prescreened.json.gz",
-        table="results/screen/prescreen.csv",
-    params:
-        potential=potential_cli_args(POTENTIAL),
-        # null: every unique valid sample is relaxed
-        max_candidates=(
-            f"--max-candidates {SCREEN['max_candidates']}"
-            if SCREEN.get("max_candidates") is not None
-            else ""
-        ),
-    log:
-        "logs/screen/prescreen.log",
-    conda:
-        "../envs/screen.yaml"
-    threads: 1
-    resources:
-        mem_mb=6000,
-        runtime=30,
-    shell:
-        "python -m pipeline.prescreen --validated {input.validated}"
-        " --validation-table {input.validation} --references-relaxed {input.references}"
-        " {params.max_candidates} {params.potential} --threads {threads}"
-        " --out {output.prescreened} --out-table {output.table} > {log} 2>&1"
-
-
-rule relax:
-    input:
-        "results/screen/prescreened.json.gz",
-    output:
-        shard="results/screen/relax/shard_{shard}.json.gz",
-        status="results/screen/relax/shard_{shard}.csv",
-    params:
-        relax=relax_cli_args(POTENTIAL),
-        shards=SCREEN["shards"],
-    log:
-        "logs/screen/relax/shard_{shard}.log",
-    conda:
-        "../envs/screen.yaml"
-    threads: 1
-    resources:
-        mem_mb=6000,
-        runtime=120,
-    shell:
-        "python -m pipeline.relax shard --input {input} --shard {wildcards.shard}"
-        " --shards {params.shards} {params.relax} --threads {threads}"
-        " --out {output.shard} --out-status {output.status} > {log} 2>&1"
-
-
-rule gather_relaxed:
-    input:
-        shards=expand("results/screen/relax/shard_{shard}.json.gz", shard=SHARDS),
-        status=expand("results/screen/relax/shard_{shard}.csv", shard=SHARDS),
-    output:
-        relaxed="results/screen/relaxed.json.gz",
-        status="results/screen/relax_status.csv",
-    log:
-        "logs/screen/gather_relaxed.log",
-    conda:
-        "../envs/screen.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    shell:
-        "python -m pipeline.relax gather --shard-files {input.shards}"
-        " --status-files {input.status} --out {output.relaxed}"
-        " --out-status {output.status} > {log} 2>&1"
-
-
-rule relax_consensus:
-    input:
-        "results/screen/prescreened.json.gz",
-    output:
-        shard="results/screen/consensus/{potential}/shard_{shard}.json.gz",
-        status="results/screen/consensus/{potential}/shard_{shard}.csv",
-    params:
-        relax=lambda wildcards: relax_cli_args(wildcards.potential),
-        shards=SCREEN["shards"],
-    log:
-        "logs/screen/consensus/{potential}/shard_{shard}.log",
-    conda:
-        "../envs/screen.yaml"
-    threads: 1
-    resources:
-        mem_mb=6000,
-        runtime=120,
-    shell:
-        "python -m pipeline.relax shard --input {input} --shard {wildcards.shard}"
-        " --shards {params.shards} {params.relax} --threads {threads}"
-        " --out {output.shard} --out-status {output.status} > {log} 2>&1"
-
-
-rule gather_consensus:
-    input:
-        shards=expand("results/screen/consensus/{{potential}}/shard_{shard}.json.gz", shard=SHARDS),
-        status=expand("results/screen/consensus/{{potential}}/shard_{shard}.csv", shard=SHARDS),
-    output:
-        relaxed="results/screen/consensus/{potential}/relaxed.json.gz",
-        status="results/screen/consensus/{potential}/relax_status.csv",
-    log:
-        "logs/screen/consensus/{potential}/gather.log",
-    conda:
-        "../envs/screen.yaml"
-    threads: 1
-    resources:
-        mem_mb=2000,
-        runtime=10,
-    shell:
-        "python -m pipeline.relax gather --shard-files {input.shards}"
-        " --status-files {input.status} --out {output.relaxed}"
-        " --out-status {output.status} > {log} 2>&1"
-
-
+# Cached per potential: the output path names only the potential, and the rule reruns
+# only when its own inputs or params change, so new candidates reuse the hull.
 # The complete hull of one potential: reference phases plus every training formula's
-# lowest polymorphs, relaxed. Cached per potential (the output names only the potential;
-# the rule reruns only when its inputs or params change), and taken from the shipped hulls
-# in screen.hull_shipped when their fingerprint (inputs, potential version, relax settings)
+# lowest polymorphs, relaxed. Cached per potential, and taken from the shipped hulls in
+# screen.hull_shipped when their fingerprint (inputs, potential version, relax settings)
 # matches, so the default run relaxes none of it.
 rule relax_hull_references:
     input:
-        references="results/data/reference_phases.json.gz",
-        dataset="results/data/dataset.json.gz",
+        references=rules.fetch_data.output.references,
+        dataset=rules.fetch_data.output.dataset,
     output:
         relaxed="results/hull/{potential}/references_relaxed.json.gz",
         status="results/hull/{potential}/references_status.csv",
@@ -243,16 +137,98 @@ rule relax_hull_references:
         mem_mb=6000,
         runtime=180,
     shell:
-        "python -m pipeline.hull references --references {input.references}"
+        "python -m pipeline.stages.hull references --references {input.references}"
         " --dataset {input.dataset} --per-formula {params.per_formula} {params.shipped}"
         " {params.relax} --threads {threads} --out {output.relaxed}"
         " --out-status {output.status} --out-provenance {output.provenance} > {log} 2>&1"
 
 
+rule prescreen:
+    input:
+        validated=rules.validate.output.validated,
+        validation=rules.validate.output.table,
+        references=hull_references(),
+    output:
+        prescreened="results/screen/prescreened.json.gz",
+        table="results/screen/prescreen.csv",
+    params:
+        potential=potential_cli_args(POTENTIAL),
+        # null: every unique valid sample is relaxed
+        max_candidates=(
+            f"--max-candidates {SCREEN['max_candidates']}"
+            if SCREEN.get("max_candidates") is not None
+            else ""
+        ),
+    log:
+        "logs/screen/prescreen.log",
+    conda:
+        "../envs/screen.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=30,
+    shell:
+        "python -m pipeline.stages.prescreen --validated {input.validated}"
+        " --validation-table {input.validation} --references-relaxed {input.references}"
+        " {params.max_candidates} {params.potential} --threads {threads}"
+        " --out {output.prescreened} --out-table {output.table} > {log} 2>&1"
+
+
+# One rule relaxes with any potential: the main one (screen.potential) and each consensus one;
+# only the main potential's relaxations are symmetrised and relaxed again.
+rule relax:
+    input:
+        rules.prescreen.output.prescreened,
+    output:
+        shard="results/screen/relax/{potential}/shard_{shard}.json.gz",
+        status="results/screen/relax/{potential}/shard_{shard}.csv",
+    params:
+        relax=lambda wildcards: relax_cli_args(wildcards.potential),
+        shards=SCREEN["shards"],
+        symmetrise=lambda wildcards: (
+            "--symmetrise"
+            if wildcards.potential == POTENTIAL and SCREEN.get("symmetrise", True)
+            else ""
+        ),
+    log:
+        "logs/screen/relax/{potential}/shard_{shard}.log",
+    conda:
+        "../envs/screen.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=120,
+    shell:
+        "python -m pipeline.stages.relax shard --input {input} --shard {wildcards.shard}"
+        " --shards {params.shards} {params.relax} {params.symmetrise} --threads {threads}"
+        " --out {output.shard} --out-status {output.status} > {log} 2>&1"
+
+
+rule gather_relaxed:
+    input:
+        shards=expand(rules.relax.output.shard, shard=SHARDS, allow_missing=True),
+        status=expand(rules.relax.output.status, shard=SHARDS, allow_missing=True),
+    output:
+        relaxed="results/screen/relax/{potential}/relaxed.json.gz",
+        status="results/screen/relax/{potential}/relax_status.csv",
+    log:
+        "logs/screen/relax/{potential}/gather.log",
+    conda:
+        "../envs/screen.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m pipeline.stages.relax gather --shard-files {input.shards}"
+        " --status-files {input.status} --out {output.relaxed}"
+        " --out-status {output.status} > {log} 2>&1"
+
+
 # The second opinion: the relaxed candidates' energies with another potential, unrelaxed.
 rule single_point:
     input:
-        "results/screen/relaxed.json.gz",
+        relaxed(),
     output:
         "results/screen/second_opinion/{potential}.json.gz",
     params:
@@ -289,9 +265,8 @@ rule hull:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m pipeline.hull ehull --relaxed {input.relaxed}"
+        "python -m pipeline.stages.hull ehull --relaxed {input.relaxed}"
         " --references-relaxed {input.references} --mp-entries {input.mp_entries}"
         " {params.consensus} --e-hull-max {params.e_hull_max}"
         " --e-hull-synthesizable {params.e_hull_synthesizable} --out {output.table}"
-        " --out-phases {output.phases}"
-        " > {log} 2>&1"
+        " --out-phases {output.phases} > {log} 2>&1"

@@ -12,14 +12,9 @@ def band_gap_args():
     )
 
 
-def hull_references():
-    """The hull stage's relaxed references for the configured potential."""
-    return f"results/hull/{config['screen']['potential']}/references_relaxed.json.gz"
-
-
 rule properties:
     input:
-        relaxed="results/screen/relaxed.json.gz",
+        relaxed=relaxed(),
     output:
         table="results/screen/properties.csv",
     params:
@@ -33,13 +28,13 @@ rule properties:
         mem_mb=3000,
         runtime=30,
     shell:
-        "python -m pipeline.properties --relaxed {input.relaxed} {params.band_gap}"
+        "python -m pipeline.stages.properties --relaxed {input.relaxed} {params.band_gap}"
         " --threads {threads} --out {output.table} > {log} 2>&1"
 
 
 rule pourbaix:
     input:
-        relaxed="results/screen/relaxed.json.gz",
+        relaxed=relaxed(),
         references=hull_references(),
         experimental=workflow_path("resources/thermo/oxide_formation_free_energies.csv"),
     output:
@@ -60,7 +55,7 @@ rule pourbaix:
         mem_mb=3000,
         runtime=30,
     shell:
-        "python -m pipeline.pourbaix --relaxed {input.relaxed} --references {input.references}"
+        "python -m pipeline.stages.pourbaix --relaxed {input.relaxed} --references {input.references}"
         " --experimental {input.experimental} --ion-source {params.ion_source}"
         " --v-rhe {params.v_rhe} --ph-range {params.ph_range} --ph-step {params.ph_step}"
         " --ion-concentration {params.concentration} --out {output.table}"

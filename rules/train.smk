@@ -2,11 +2,22 @@
 # Snakemake deletes the outputs of a failed job, and a rerun must find them to resume.
 
 
+# The encoded file of each representation a model can train on (pipeline.models.registry).
+ENCODED = {
+    "pointcloud": rules.encode.output.tensors,
+    "pointcloud_properties": rules.training_properties.output.labelled,
+    "crystens": rules.encode_crystens.output.tensors,
+    "graph": rules.encode_graph.output.graphs,
+    "wyckoff": rules.encode_wyckoff.output.crystals,
+}
+
+
 rule train:
     input:
-        data=lambda wc: f"results/encoded/{model_registry.representation(wc.model)}.npz",
+        data=lambda wc: ENCODED[model_registry.representation(wc.model)],
     output:
         model="results/train/{model}/model.pt",
+        model_info="results/train/{model}/model.json",
         losses="results/train/{model}/losses.csv",
         plot=report(
             "results/train/{model}/loss_curve.png",
@@ -32,7 +43,7 @@ rule train:
         runtime=240,
         gpu=gpus(),
     shell:
-        "python -m pipeline.train --model {wildcards.model} --data {input.data}"
+        "python -m pipeline.stages.train --model {wildcards.model} --data {input.data}"
         " --out-dir {params.out_dir} --options {params.options:q} --seed {params.seed}"
         " --device {params.device} --threads {threads}"
-        " --checkpoint-every {params.checkpoint_every} --out-plot {output.plot} > {log} 2>&1"
+        " --checkpoint-every {params.checkpoint_every} > {log} 2>&1"

@@ -4,8 +4,8 @@
 
 rule training_properties:
     input:
-        dataset="results/augment/augmented.json.gz",
-        encoded="results/encoded/pointcloud.npz",
+        dataset=rules.augment.output.dataset,
+        encoded=rules.encode.output.tensors,
     output:
         table="results/properties/training.csv",
         labelled="results/encoded/pointcloud_properties.npz",
@@ -24,6 +24,6 @@ rule training_properties:
         mem_mb=4000,
         runtime=60,
     shell:
-        "python -m pipeline.training_properties --dataset {input.dataset}"
+        "python -m pipeline.stages.training_properties --dataset {input.dataset}"
         " --encoded {input.encoded} --threads {threads} --out {output.table}"
         " --out-labelled {output.labelled} --out-plot {output.plot} > {log} 2>&1"

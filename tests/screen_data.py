@@ -108,12 +108,12 @@ def write_screen_inputs(folder: Path) -> dict[str, Path]:
     ``folder`` at their pipeline paths; returns them by name."""
     data = screen_data()
     paths = {
-        "relaxed": folder / "results/screen/relaxed.json.gz",
+        "relaxed": folder / "results/screen/relax/chgnet/relaxed.json.gz",
         "references": folder / "results/hull/chgnet/references_relaxed.json.gz",
         "training": folder / "results/data/dataset.json.gz",
         "hull": folder / "results/screen/hull.csv",
         "validation": folder / "results/screen/validation.csv",
-        "relax_status": folder / "results/screen/relax_status.csv",
+        "relax_status": folder / "results/screen/relax/chgnet/relax_status.csv",
     }
     write_records(data.candidates, paths["relaxed"])
     write_records(data.references, paths["references"])

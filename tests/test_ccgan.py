@@ -18,10 +18,11 @@ import torch
 from conftest import DEFAULT_CAPS, REPO
 
 from pipeline.chemsys import composition_label
-from pipeline.encode import encode_records, save_encoded
+from pipeline.formats import save_encoded
 from pipeline.models import registry
 from pipeline.models.base import SampleJob, TargetComposition, TrainJob
 from pipeline.represent.pointcloud import PointCloudEncoding
+from pipeline.stages.encode import encode_records
 
 TINY = {"latent_dim": 8, "channels": [8, 16, 8], "batch_size": 8, "critic_steps": 2, "lr": 1e-3}
 CPU = torch.device("cpu")
@@ -162,7 +163,7 @@ def test_target_beyond_the_caps_is_an_input_error(tiny_data, tmp_path):
     cli = [
         sys.executable,
         "-m",
-        "pipeline.sample",
+        "pipeline.stages.sample",
         "--model",
         "ccgan",
         "--model-path",
@@ -196,7 +197,7 @@ def test_killed_training_resumes_where_it_stopped(tiny_data, tmp_path):
         return [
             sys.executable,
             "-m",
-            "pipeline.train",
+            "pipeline.stages.train",
             "--model",
             "ccgan",
             "--data",

@@ -28,10 +28,12 @@ def test_caps_derived_from_bundled_data(mgmno, bundled_records):
     assert caps == {"Mg": 8, "Mn": 8, "O": 12}
 
 
-def test_configured_caps_must_name_the_systems_elements(mgmno):
+def test_configured_caps_win_and_the_others_come_from_the_data(mgmno):
     assert resolve_atom_caps(mgmno, {"Mg": 4, "Mn": 4, "O": 8}, []) == {"Mg": 4, "Mn": 4, "O": 8}
-    with pytest.raises(PipelineInputError, match="missing \\['O'\\]"):
-        resolve_atom_caps(mgmno, {"Mg": 4, "Mn": 4}, [])
+    data = [["Mg", "Mn", "O", "O", "O"], ["Mn", "Mn", "O"]]
+    assert resolve_atom_caps(mgmno, {"Mg": 4}, data) == {"Mg": 4, "Mn": 2, "O": 3}
+    with pytest.raises(PipelineInputError, match="outside Mg-Mn-O: Ti"):
+        resolve_atom_caps(mgmno, {"Mg": 4, "Ti": 4}, [])
 
 
 def test_parse_caps_argument():

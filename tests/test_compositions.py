@@ -9,8 +9,12 @@ import pandas as pd
 import pytest
 from conftest import DEFAULT_CAPS, REPO
 
-from pipeline.compositions import (
+from pipeline.datasets.summary import composition_summary
+from pipeline.errors import PipelineInputError
+from pipeline.stages.compositions import (
     OxidationRange,
+    complete_oxidation_states,
+    default_oxidation_range,
     enumerate_compositions,
     explicit_target_counts,
     is_charge_balanced,
@@ -18,8 +22,6 @@ from pipeline.compositions import (
     select_targets,
     target_table,
 )
-from pipeline.data.summary import composition_summary
-from pipeline.errors import PipelineInputError
 
 MGMNO_STATES = parse_oxidation_states(["Mg=2", "Mn=2:4", "O=-2"])
 ELEMENTS = ("Mg", "Mn", "O")
@@ -110,6 +112,22 @@ def test_explicit_targets_select_exactly_those_rows(bundled_records, mgmno):
     assert sorted(chosen.loc[chosen["selected"], "composition"]) == ["Mg1Mn2O4", "Mg3Mn3O7"]
 
 
+def test_missing_oxidation_states_default_to_the_common_ones():
+    ranges, notes = complete_oxidation_states(("Ba", "Co", "O"), {"O": OxidationRange(-2, -2)})
+    assert ranges == {
+        "Ba": OxidationRange(2, 2),
+        "Co": OxidationRange(2, 3),
+        "O": OxidationRange(-2, -2),
+    }
+    assert notes == [
+        "oxidation states of Ba not configured: 2..2 from pymatgen common oxidation states",
+        "oxidation states of Co not configured: 2..3 from pymatgen common oxidation states",
+    ]
+    # pymatgen lists none for argon; neither does SMACT.
+    with pytest.raises(PipelineInputError, match="oxidation_states.Ar"):
+        default_oxidation_range("Ar")
+
+
 def test_bad_oxidation_states_are_input_errors():
     with pytest.raises(PipelineInputError):
         OxidationRange.parse("4:2")
@@ -121,8 +139,8 @@ def test_bad_oxidation_states_are_input_errors():
 
 @pytest.mark.parametrize("extra", [[], ["--targets", "MgMnO3", "Mn3O4"]])
 def test_cli_writes_the_targets_table(tmp_path, bundled_records, mgmno, extra):
-    from pipeline.encode import encode_records, save_encoded
     from pipeline.represent.pointcloud import PointCloudEncoding
+    from pipeline.stages.encode import encode_records, save_encoded
 
     records = bundled_records[:200]
     save_encoded(
@@ -135,7 +153,7 @@ def test_cli_writes_the_targets_table(tmp_path, bundled_records, mgmno, extra):
         [
             sys.executable,
             "-m",
-            "pipeline.compositions",
+            "pipeline.stages.compositions",
             "--encoded",
             str(tmp_path / "pointcloud.npz"),
             "--summary",

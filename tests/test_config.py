@@ -6,7 +6,7 @@ import pytest
 import yaml
 from conftest import REPO
 
-from pipeline.config import check_config, config_problems, load_schema
+from pipeline.config import check_config, config_problems, load_schema, restrict_to_system
 from pipeline.errors import PipelineInputError
 
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
@@ -40,9 +40,25 @@ def test_every_problem_is_reported_with_its_key(default_config):
 @pytest.mark.parametrize("stage", ["data", "augment", "encode"])
 def test_each_stage_has_a_cli(stage):
     result = subprocess.run(
-        [sys.executable, "-m", f"pipeline.{stage}", "--help"],
+        [sys.executable, "-m", f"pipeline.stages.{stage}", "--help"],
         capture_output=True,
         text=True,
         cwd=REPO,
     )
-    assert result.returncode == 0 and "usage: python -m pipeline." in result.stdout
+    assert result.returncode == 0 and "usage: python -m pipeline.stages." in result.stdout
+
+
+def test_an_overlay_that_changes_chemsys_drops_the_defaults_other_elements(default_config):
+    # What snakemake makes of config.yaml plus an overlay naming Ba-Ti-O: maps merged key by key.
+    config = copy.deepcopy(default_config)
+    config["chemsys"] = "Ba-Ti-O"
+    config["encoding"]["max_atoms"] = {"Mg": 8, "Mn": 8, "Ba": 4}
+    config["compositions"]["oxidation_states"].update(Ba=[2, 2])
+    notes = restrict_to_system(config)
+    assert config["encoding"]["max_atoms"] == {"Ba": 4}
+    assert config["compositions"]["oxidation_states"] == {"O": [-2, -2], "Ba": [2, 2]}
+    assert notes == [
+        "encoding.max_atoms: ignoring Mg, Mn (not in chemsys Ba-Ti-O); kept Ba",
+        "compositions.oxidation_states: ignoring Mg, Mn (not in chemsys Ba-Ti-O); kept O, Ba",
+    ]
+    assert restrict_to_system(config) == []

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
 
-from pipeline.encode_crystens import encode_records, load_crystens, main
+from pipeline.formats import load_crystens
 from pipeline.records import CrystalRecord, write_records
 from pipeline.represent import crystens as ct
+from pipeline.stages.encode_crystens import encode_records, main
 
 ELEMENTS = ("Mg", "Mn", "O")
 

@@ -16,12 +16,19 @@ import torch
 import yaml
 
 from pipeline.chemsys import ChemicalSystem
-from pipeline.encode_crystens import encode_records, save_crystens
+from pipeline.formats import save_crystens
 from pipeline.models import crystens_ddpm, crystens_gan, registry
-from pipeline.models.base import SampleJob, TargetComposition, TrainJob, options_from_mapping
-from pipeline.models.crystens_sampling import latent_seed, sample_for_targets
-from pipeline.models.training import seed_everything
+from pipeline.models.base import (
+    SampleJob,
+    TargetComposition,
+    TrainJob,
+    latent_seed,
+    options_from_mapping,
+)
+from pipeline.models.crystens_sampling import sample_for_targets
+from pipeline.models.training import load_model, seed_everything
 from pipeline.represent import crystens
+from pipeline.stages.encode_crystens import encode_records
 
 ELEMENTS = ("Mg", "Mn", "O")
 CPU = torch.device("cpu")
@@ -143,7 +150,7 @@ def test_gan_training_reduces_the_discriminator_loss(model, crystens_npz, tmp_pa
     assert list(losses.columns) == ["step", "discriminator", "gradient_penalty", "generator"]
     assert losses["discriminator"].iloc[-2:].mean() < losses["discriminator"].iloc[:2].mean()
     assert (losses["gradient_penalty"] > 0).all() == model.wasserstein
-    assert torch.load(job.model_path, weights_only=False)["model"] == model.name
+    assert load_model(job.model_path, model.name).metadata["elements"] == ["Mg", "Mn", "O"]
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import REPO
 
-from pipeline.encode_crystens import load_crystens
+from pipeline.formats import load_crystens
 from pipeline.records import read_records
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]

@@ -12,15 +12,15 @@ import torch
 from conftest import DEFAULT_CAPS
 from workflow_helpers import nested, planned_jobs, run_snakemake, tiny_config
 
-from pipeline import training_properties
-from pipeline.encode import encode_records, load_encoded, save_encoded
 from pipeline.errors import PipelineInputError
+from pipeline.formats import load_encoded, load_labelled, save_encoded
 from pipeline.models import registry
 from pipeline.models.base import SampleJob, TargetComposition, TrainJob
 from pipeline.models.cvae import CVAE, load_trained, slerp
 from pipeline.records import read_records, write_records
-from pipeline.represent.labelled import load_labelled
 from pipeline.represent.pointcloud import ATOM_THRESHOLD, PointCloudEncoding
+from pipeline.stages import training_properties
+from pipeline.stages.encode import encode_records
 
 CPU = torch.device("cpu")
 # Two short phases: seconds on a CPU.

@@ -11,12 +11,12 @@ from monty.serialization import loadfn
 from pymatgen.core import Composition, Lattice, Structure
 from pymatgen.io.cif import CifWriter
 
-from pipeline.data import materials_project as mp
-from pipeline.data.__main__ import main as data_main
-from pipeline.data.cif_dir import load_cif_dir
-from pipeline.data.filtering import EXCLUDED, split_usable
+from pipeline.datasets import materials_project as mp
+from pipeline.datasets.cif_dir import load_cif_dir
+from pipeline.datasets.filtering import EXCLUDED, split_usable
 from pipeline.errors import PipelineInputError
 from pipeline.records import read_records
+from pipeline.stages.data import main as data_main
 
 
 def outputs(tmp_path):
@@ -243,7 +243,7 @@ def test_missing_api_key_is_one_line(tmp_path, monkeypatch, capsys):
 
 def test_cli_help_runs_as_a_module():
     result = subprocess.run(
-        [sys.executable, "-m", "pipeline.data", "--help"],
+        [sys.executable, "-m", "pipeline.stages.data", "--help"],
         capture_output=True,
         text=True,
         check=True,

@@ -2,7 +2,7 @@
 
 Conda cannot create environments here (no channel reachable), so the check is static:
 every rule that runs something names an env; the env lists, pinned, every third-party
-package that the rule's `python -m pipeline.<stage>` imports, directly or through other
+package that the rule's `python -m pipeline.stages.<stage>` imports, directly or through other
 `pipeline` modules (found with `ast`, imports inside functions included); a package has
 one version across all envs; pyproject.toml declares every import of the package.
 """
@@ -115,7 +115,7 @@ def imported_modules(path: Path, package: str) -> set[str]:
             else:
                 module = node.module
             names.add(module)
-            # `from pipeline.data import bundled` may import a submodule
+            # `from pipeline.datasets import bundled` may import a submodule
             names.update(f"{module}.{alias.name}" for alias in node.names)
     return names
 
@@ -203,17 +203,17 @@ def test_the_rule_parser_sees_every_rule_of_the_workflow(tmp_path) -> None:
 
 
 def test_import_scan_follows_pipeline_modules_and_imports_inside_functions() -> None:
-    # mp_api is imported only inside a function of pipeline.data.materials_project, which
-    # pipeline/data/__main__.py reaches through the package; pymatgen comes via records.
-    assert {"mp_api", "pymatgen", "pandas", "monty"} <= third_party_imports("pipeline.data")
-    assert "mp_api" not in third_party_imports("pipeline.encode")
+    # mp_api is imported only inside a function of pipeline.datasets.materials_project, which
+    # pipeline/stages/data.py reaches through the package; pymatgen comes via records.
+    assert {"mp_api", "pymatgen", "pandas", "monty"} <= third_party_imports("pipeline.stages.data")
+    assert "mp_api" not in third_party_imports("pipeline.stages.encode")
 
 
 @pytest.mark.parametrize("rule", WORKING_RULES, ids=lambda rule: rule.name)
 def test_rule_names_an_existing_env_and_calls_a_pipeline_cli(rule: RuleSpec) -> None:
     assert rule.conda_env, f"rule {rule.name} ({rule.source.name}) has no conda: env"
     assert rule.env_path().parent == ENVS_DIR and rule.env_path().exists(), rule.conda_env
-    assert rule.cli_modules, f"rule {rule.name} calls no `python -m pipeline.<stage>`"
+    assert rule.cli_modules, f"rule {rule.name} calls no `python -m pipeline.stages.<stage>`"
 
 
 @pytest.mark.parametrize("rule", WORKING_RULES, ids=lambda rule: rule.name)

@@ -24,10 +24,11 @@ from screen_data import screen_data, write_screen_inputs
 from pipeline.explorer.database import database_key, database_value
 from pipeline.explorer.nearest import find_nearest, radial_fingerprint
 from pipeline.explorer.table import label_of, merge_tables, ordered_columns
-from pipeline.export.__main__ import main as export_main
-from pipeline.pourbaix import main as pourbaix_main
-from pipeline.properties import main as properties_main
+from pipeline.explorer.ternary import ternary_hull
 from pipeline.stages.explorer import main as explorer_main
+from pipeline.stages.export import main as export_main
+from pipeline.stages.pourbaix import main as pourbaix_main
+from pipeline.stages.properties import main as properties_main
 
 pytestmark = pytest.mark.slow
 
@@ -113,6 +114,10 @@ def test_a_new_column_is_shown_with_a_label_made_from_its_name(explorer_run):
         "rediscovery status"
     )
     assert table["rediscovery_status"].isna().sum() == 1
+    flag = merge_tables(relaxed, [second.assign(e_above_hull_is_lower_bound=[True, False])])
+    labels = {c.key: c.label for c in ordered_columns(flag)}
+    assert labels["e_above_hull_is_lower_bound"] == "E_hull is a lower bound"
+    assert label_of("e_above_hull_mp_flag", "bool") == "e above hull mp flag"
 
 
 def test_the_nearest_known_structure_is_the_match_else_the_same_formula(explorer_run):
@@ -121,14 +126,18 @@ def test_the_nearest_known_structure_is_the_match_else_the_same_formula(explorer
     nearest = {
         n.candidate_id: n for n in find_nearest(data.candidates, data.references, data.training, {})
     }
-    # The candidate MgO is the reference rock salt itself: the closest fingerprint.
-    assert nearest["gan-MgO"].known_id == "MgO" and nearest["gan-MgO"].rule == "fingerprint"
+    # The candidate MgO is the reference rock salt itself: the closest fingerprint, and the
+    # same structure for StructureMatcher.
+    assert nearest["gan-MgO"].known_id == "MgO" and nearest["gan-MgO"].rule == "relaxed_match"
     assert nearest["gan-MgO"].distance == pytest.approx(0.0, abs=1e-9)
     assert radial_fingerprint(magnesia.to_structure()).shape == (120,)  # 6 Å in 0.05 Å bins
     matched = find_nearest([magnesia], data.references, data.training, {"gan-MgO": "MgO"})
     assert matched[0].rule == "match" and matched[0].how.startswith("same structure")
     for n in nearest.values():
         assert n.known_id is not None  # the references span the system: always something
+    # Each rule is used in this small screen: the other rules' candidates are different
+    # polymorphs of a known formula (fingerprint) or of a formula no known structure has.
+    assert {n.rule for n in nearest.values()} == {"relaxed_match", "fingerprint", "composition"}
 
 
 def test_downloads_read_back_as_the_relaxed_structures(explorer_run):
@@ -185,3 +194,13 @@ def test_database_keys_and_values_are_ones_ase_db_takes():
     assert database_value(float("nan")) is None and database_value("") is None
     assert database_value("0.5") == 0.5 and database_value("3") == 3
     assert database_value("True") is True and database_value("Fm-3m") == "Fm-3m"
+
+
+def test_the_ternary_hull_has_the_stable_phases_and_none_outside_three_elements():
+    references = screen_data().references
+    hull = ternary_hull(references, ["Mg", "Mn", "O"])
+    stable = {s["formula"] for s in hull.stable}
+    assert {"MgO", "Mg", "Mn", "O2"} <= stable and hull.tie_lines
+    assert all(0 <= s["x"] <= 1 and 0 <= s["y"] <= 0.867 for s in hull.stable)
+    binary = ternary_hull(references, ["Mg", "O"])
+    assert binary.stable == [] and binary.tie_lines == []

@@ -22,9 +22,13 @@ import pytest
 from pymatgen.core import Structure
 from test_explorer import build_explorer, page_data
 
+from pipeline.records import write_records
+from pipeline.stages.explorer import main as explorer_main
+
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 REPO = Path(__file__).resolve().parents[1]
+BUNDLED_REFERENCES = REPO / "resources/datasets/mgmno_reference_phases.json"
 ARTIFACTS = REPO / "results" / "test-artifacts"
 WINDOW = (1500, 1900)
 
@@ -140,6 +144,17 @@ def test_a_selected_structure_is_drawn_with_its_atoms(page):
     assert any(h.endswith("structures/gan-MgO.cif") for h in hrefs)
 
 
+def test_metals_are_bonded_to_oxygen_only(page):
+    """By distance alone 3Dmol.js would also join neighbouring Mn in this MgMn2O4 candidate."""
+    driver, _ = page
+    driver.execute_script("window.explorer.select('gan-004')")
+    bonded = driver.execute_script(
+        "const atoms = window.explorer.viewers.candidate.getModel().selectedAtoms({});"
+        "return atoms.filter(a => a.elem !== 'O').map(a => a.bonds.map(j => atoms[j].elem));"
+    )
+    assert sum(map(len, bonded)) > 0 and all(set(elements) <= {"O"} for elements in bonded)
+
+
 def test_a_header_click_sorts_the_table(page):
     from selenium.webdriver.common.by import By
 
@@ -182,6 +197,13 @@ def test_a_click_on_the_hull_plot_selects_its_structure(page):
         "return id;"
     )
     wait_for(driver, f"return window.explorer.state.selected === '{target}'")
+    # One ring, around the selected point.
+    rings = driver.execute_script(
+        "const plot = document.getElementById('plot-hull');"
+        "return plot.layout.shapes.filter(s => s.type === 'circle' && s.visible)"
+        "  .map(s => [s.xanchor, s.yanchor]);"
+    )
+    assert rings == [page_data(run)["structures"][target]["xy"]]
     # The best are drawn last, on top of worse ones: failing points first, then by E_hull
     # from high to low.
     drawn = driver.execute_script(
@@ -211,3 +233,22 @@ def test_screenshot_of_the_page(page, tmp_path):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(shot, ARTIFACTS / "explorer.png")
     assert shot.stat().st_size > 50_000
+
+
+def test_a_run_that_relaxed_nothing_gives_a_working_page(browser, tmp_path):
+    """The tiny default run relaxes nothing: the page still opens, without script errors."""
+    write_records([], tmp_path / "relaxed.json.gz")
+    (tmp_path / "candidates.csv").write_text("id,model,formula,e_above_hull,passes\n")
+    arguments = ["--relaxed", str(tmp_path / "relaxed.json.gz")]
+    arguments += ["--candidates", str(tmp_path / "candidates.csv")]
+    arguments += ["--references", str(BUNDLED_REFERENCES), "--training", str(BUNDLED_REFERENCES)]
+    arguments += ["--chemsys", "Mg-Mn-O", "--max-e-hull", "0.08", "--gap-window", "1.6", "3.0"]
+    arguments += ["--gap-level", "HSE", "--max-delta-g-pbx", "0.59"]
+    arguments += ["--out-dir", str(tmp_path / "explorer"), "--out-db", str(tmp_path / "c.db")]
+    assert explorer_main(arguments) == 0
+    browser.get((tmp_path / "explorer/index.html").as_uri())
+    wait_for(browser, "return window.explorer !== undefined")
+    assert not [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert browser.execute_script("return window.explorer.state.selected") is None
+    count = browser.execute_script("return document.getElementById('row-count').textContent")
+    assert count == "0 of 0 structures"

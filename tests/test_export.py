@@ -10,12 +10,12 @@ from pymatgen.io.vasp import Incar, Poscar
 from pymatgen.io.vasp.sets import MPRelaxSet
 from screen_data import write_screen_inputs
 
-from pipeline.export.__main__ import main as export_main
-from pipeline.export.ranking import ScreenCriteria, apply_criteria, rank_candidates
-from pipeline.export.vasp import HSE_DIR, RELAX_DIR, write_dft_inputs
-from pipeline.pourbaix import main as pourbaix_main
-from pipeline.properties import main as properties_main
+from pipeline.candidates.ranking import ScreenCriteria, apply_criteria, rank_candidates
+from pipeline.candidates.vasp import HSE_DIR, RELAX_DIR, write_dft_inputs
 from pipeline.records import write_records
+from pipeline.stages.export import main as export_main
+from pipeline.stages.pourbaix import main as pourbaix_main
+from pipeline.stages.properties import main as properties_main
 
 
 @pytest.fixture(scope="module")

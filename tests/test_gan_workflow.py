@@ -63,12 +63,12 @@ def snakemake(workdir: Path, config: Path, *targets: str) -> subprocess.Popen:
 
 
 def training_pid(workdir: Path) -> int:
-    """The ``python -m pipeline.train`` process running in ``workdir`` (this test's job)."""
+    """The ``python -m pipeline.stages.train`` process running in ``workdir`` (this test's job)."""
     for proc in Path("/proc").iterdir():
         try:
             if (
                 proc.name.isdigit()
-                and b"pipeline.train" in (proc / "cmdline").read_bytes().split(b"\0")
+                and b"pipeline.stages.train" in (proc / "cmdline").read_bytes().split(b"\0")
                 and os.path.realpath(proc / "cwd") == str(workdir.resolve())
             ):
                 return int(proc.name)

@@ -12,6 +12,7 @@ import torch
 from torch_geometric.data import Batch
 
 from pipeline.errors import PipelineInputError
+from pipeline.formats import load_graph_dataset, save_graph_dataset
 from pipeline.models import registry
 from pipeline.models.base import SampleJob, TargetComposition, TrainJob
 from pipeline.models.graph_diffusion import (
@@ -23,7 +24,7 @@ from pipeline.models.graph_diffusion import (
     load_model,
     training_graphs,
 )
-from pipeline.represent.graph import graph_dataset, load_graph_dataset, save_graph_dataset
+from pipeline.represent.graph import graph_dataset
 
 CPU = torch.device("cpu")
 # Small enough for a few seconds of CPU training.

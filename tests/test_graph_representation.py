@@ -8,8 +8,8 @@ import torch
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.io.vasp import Poscar
 
-from pipeline.encode_graph import main, teacher_band_gaps
 from pipeline.errors import PipelineInputError
+from pipeline.formats import load_graph_dataset, save_graph_dataset
 from pipeline.records import CrystalRecord
 from pipeline.represent.graph import (
     DecodeError,
@@ -17,11 +17,10 @@ from pipeline.represent.graph import (
     graph_dataset,
     lattice_from_log_metric,
     lattice_log_metric,
-    load_graph_dataset,
     periodic_radius_graph,
-    save_graph_dataset,
     to_poscar,
 )
+from pipeline.stages.encode_graph import main, teacher_band_gaps
 
 ENCODING = GraphEncoding(("Mg", "Mn", "O"), cutoff=5.0)
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from workflow_helpers import run_snakemake, tiny_config
 
+from pipeline.formats import load_graph_dataset
 from pipeline.records import read_records
-from pipeline.represent.graph import load_graph_dataset
 
 pytestmark = [pytest.mark.slow, pytest.mark.workflow]
 

@@ -3,10 +3,11 @@ import pytest
 from conftest import DEFAULT_CAPS
 from pymatgen.analysis.structure_matcher import StructureMatcher
 
-from pipeline.encode import encode_records, load_encoded, save_encoded
 from pipeline.errors import PipelineInputError
+from pipeline.formats import load_encoded, save_encoded
 from pipeline.records import CrystalRecord
 from pipeline.represent.pointcloud import ATOM_THRESHOLD, DecodeError, PointCloudEncoding
+from pipeline.stages.encode import encode_records
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,7 @@ from pymatgen.core import Composition
 from pymatgen.entries.compatibility import MU_H2O
 from screen_data import screen_data, write_screen_inputs
 
-from pipeline.pourbaix import main as pourbaix_main
-from pipeline.screen.pourbaix import (
+from pipeline.screen.pourbaix_scheme import (
     KJ_PER_MOL_PER_EV,
     PourbaixScreen,
     ase_aqueous_species,
@@ -23,6 +22,7 @@ from pipeline.screen.pourbaix import (
     mp_aqueous_species,
     read_experimental_free_energies,
 )
+from pipeline.stages.pourbaix import main as pourbaix_main
 
 EXPERIMENTAL = REPO / "resources" / "thermo" / "oxide_formation_free_energies.csv"
 MGO_KJ_PER_MOL = -569.43  # NBS tables, as in the bundled table

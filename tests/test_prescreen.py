@@ -9,12 +9,12 @@ import pytest
 from screen_data import with_energy
 from screen_helpers import perturbed
 
-from pipeline.prescreen import main
 from pipeline.records import CrystalRecord, read_records, write_records
-from pipeline.screen.hull import phase_diagram
+from pipeline.screen.convex_hull import phase_diagram
 from pipeline.screen.modes import single_point_records
 from pipeline.screen.potentials import PotentialSpec
-from pipeline.screen.prescreen import PrescreenRow, choose_for_relaxation, unrelaxed_rows
+from pipeline.screen.prescreening import PrescreenRow, choose_for_relaxation, unrelaxed_rows
+from pipeline.stages.prescreen import main
 
 
 def squeezed(record: CrystalRecord, new_id: str, factor: float) -> CrystalRecord:

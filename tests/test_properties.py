@@ -8,14 +8,14 @@ import torch
 from pymatgen.core import Structure
 
 from pipeline.errors import PipelineInputError
-from pipeline.properties import main as properties_main
 from pipeline.records import write_records
-from pipeline.screen.properties import (
+from pipeline.screen.predictors import (
     BandGapWindow,
     CGCNNPredictor,
     LinearGapMap,
     gap_at_level,
 )
+from pipeline.stages.properties import main as properties_main
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +132,7 @@ def test_cli_refuses_pbe_gaps_against_an_hse_window_without_a_mapping(
 def test_the_hub_check_answers_quickly_when_nothing_listens():
     import time
 
-    from pipeline.properties import band_gap_model, hub_reachable
+    from pipeline.stages.properties import band_gap_model, hub_reachable
 
     start = time.perf_counter()
     assert not hub_reachable(("127.0.0.1", 1), timeout_s=1.0)  # a closed local port

@@ -7,11 +7,11 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Lattice, Structure
 
-from pipeline.evaluate import main as evaluate_main
 from pipeline.quality import (
     KIM2020_REFERENCE,
     ModelQuality,
@@ -28,6 +28,7 @@ from pipeline.screen.dedup import (
     prepare,
     unique_indices,
 )
+from pipeline.stages.evaluate import main as evaluate_main
 
 
 def squeezed(record: CrystalRecord, distance: float) -> CrystalRecord:
@@ -182,12 +183,27 @@ def test_evaluate_cli_writes_metrics_beside_kim2020(small_records, tmp_path):
                 str(out),
                 "--out-table",
                 str(tmp_path / "metrics.html"),
+                "--out-symmetry",
+                str(tmp_path / "symmetry.csv"),
+                "--out-plot",
+                str(tmp_path / "crystal_systems.png"),
             ]
         )
         == 0
     )
     metrics = json.loads(out.read_text())
     gan = metrics["models"]["gan"]
+    # Space groups of the training set and of each model's raw and relaxed structures.
+    symmetry = pd.read_csv(tmp_path / "symmetry.csv")
+    assert symmetry.groupby("stage").size().to_dict() == {"raw": 6, "relaxed": 5}
+    raw = symmetry[symmetry["stage"] == "raw"]
+    assert gan["non_p1_fraction_raw"] == (raw["space_group_number"] != 1).mean()
+    assert gan["symmetry_relaxed"]["n_structures"] == 5
+    assert sum(gan["symmetry_raw"]["crystal_systems"].values()) == pytest.approx(1.0)
+    training = metrics["training_symmetry"]
+    assert training["n_structures"] == len(small_records) - 6
+    assert 0 <= training["non_p1_fraction_strict"] <= training["non_p1_fraction"] <= 1
+    assert (tmp_path / "crystal_systems.png").stat().st_size > 10_000
     assert gan["n_generated"] == 6 and gan["count_e_hull_le_synthesizable"] == 2  # 0, 0.05
     assert gan["count_e_hull_le_metastable"] == 5
     assert metrics["kim2020_reference"] == json.loads(json.dumps(KIM2020_REFERENCE))
@@ -198,7 +214,7 @@ def test_evaluate_cli_writes_metrics_beside_kim2020(small_records, tmp_path):
 
 
 def test_the_metrics_table_is_labelled_with_the_configured_thresholds():
-    from pipeline.evaluate import metrics_table
+    from pipeline.stages.evaluate import metrics_table
 
     metrics = {key: 0.0 for key in ModelQuality.__dataclass_fields__}
     table = metrics_table({"m": metrics}, 0.1, 0.05)

@@ -8,9 +8,8 @@ import pandas as pd
 import pytest
 from pymatgen.core import Lattice, Structure
 
-from pipeline.hull import main
 from pipeline.records import CrystalRecord, read_records, write_records
-from pipeline.screen.hull import mp2020_entry
+from pipeline.screen.convex_hull import mp2020_entry
 from pipeline.screen.modes import relax_records
 from pipeline.screen.potentials import PotentialSpec, describe
 from pipeline.screen.reference_hull import (
@@ -19,7 +18,8 @@ from pipeline.screen.reference_hull import (
     hull_phase_table,
     lowest_distinct_per_formula,
 )
-from pipeline.screen.relax import RelaxSettings
+from pipeline.screen.relaxation import RelaxSettings
+from pipeline.stages.hull import main
 
 # Materials Project, mp-1265 (MgO, rock salt), GGA/GGA+U thermo data with the MP2020
 # corrections: formation energy -3.05 eV/atom, i.e. an energy of -6.32 eV/atom on MP's

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.records import read_records, write_records
 
-TARGET = "results/screen/relaxed.json.gz"
+TARGET = "results/screen/relax/chgnet/relaxed.json.gz"
 
 
 def snakemake(repo, workdir, *extra):
@@ -46,15 +46,15 @@ def test_relax_shards_gather_and_a_killed_shard_reruns_alone(tmp_path, repo, ref
     assert [r.id for r in relaxed] == ["MgO", "O2"]
     assert all(r.provenance["potential"].startswith("chgnet") for r in relaxed)
     assert all("energy_per_atom" in r.properties for r in relaxed)
-    status = pd.read_csv(tmp_path / "results/screen/relax_status.csv")
+    status = pd.read_csv(tmp_path / "results/screen/relax/chgnet/relax_status.csv")
     assert status["status"].tolist() == ["ok", "ok"]
 
     # A shard killed before it wrote its output: it and the gather job run again,
     # the other shard does not.
-    for path in (tmp_path / "results/screen/relax").glob("shard_1.*"):
+    for path in (tmp_path / "results/screen/relax/chgnet").glob("shard_1.*"):
         path.unlink()
     (tmp_path / TARGET).unlink()
     plan = snakemake(repo, tmp_path, "--dry-run")
     jobs = plan[plan.index("Job stats") :].split("total")[0]
     assert "relax                 1" in jobs and "gather_relaxed        1" in jobs
-    assert "shard_1.json.gz" in plan and "output: results/screen/relax/shard_0" not in plan
+    assert "shard_1.json.gz" in plan and "output: results/screen/relax/chgnet/shard_0" not in plan

@@ -6,9 +6,8 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import PipelineInputError
-from pipeline.hull import add_second_opinion, hull_table, main
 from pipeline.records import CrystalRecord, write_records
-from pipeline.screen.hull import (
+from pipeline.screen.convex_hull import (
     e_above_hull,
     mp2020_entry,
     mp_e_above_hull,
@@ -17,7 +16,8 @@ from pipeline.screen.hull import (
 )
 from pipeline.screen.modes import relax_records
 from pipeline.screen.potentials import PotentialSpec, describe
-from pipeline.screen.relax import RelaxSettings
+from pipeline.screen.relaxation import RelaxSettings
+from pipeline.stages.hull import add_second_opinion, hull_table, main
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from pipeline.errors import PipelineInputError
 from pipeline.screen.batched import relax_batched
 from pipeline.screen.modes import reuse_freed_memory, use_cpu_threads
 from pipeline.screen.potentials import PotentialSpec, ase_calculator, batched_model, describe
-from pipeline.screen.relax import RelaxSettings, divergence_reason, relax_one, relax_sequential
+from pipeline.screen.relaxation import RelaxSettings, divergence_reason, relax_one, relax_sequential
 
 # Experimental room-temperature lattice constants (Å) of the rock-salt oxides.
 EXPERIMENT = {"MgO": 4.212, "MnO": 4.445}
@@ -54,7 +54,7 @@ def test_unknown_potential_and_unbatchable_potential_are_input_errors():
     with pytest.raises(PipelineInputError, match="unknown potential"):
         PotentialSpec("mace")
     with pytest.raises(PipelineInputError, match="screen.relax_mode: sequential"):
-        batched_model(PotentialSpec("m3gnet"))
+        batched_model(PotentialSpec("m3gnet", "M3GNet-PES-MatPES-PBE-2025.2"))
     assert describe(PotentialSpec("chgnet")).startswith("chgnet (chgnet 0.4")
 
 

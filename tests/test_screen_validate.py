@@ -17,7 +17,7 @@ from pipeline.screen.validity import (
     min_interatomic_distance,
     structural_problem,
 )
-from pipeline.validate import main, validate
+from pipeline.stages.validate import main, validate
 
 
 def test_bundled_structures_pass_every_check(small_records):

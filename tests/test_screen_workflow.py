@@ -14,6 +14,9 @@ import pytest
 from screen_data import write_screen_inputs
 from workflow_helpers import deep_merge, nested, planned_jobs, run_snakemake, tiny_config
 
+from pipeline.records import read_records
+from pipeline.symmetry import CRYSTAL_SYSTEMS, STRICT_SYMPREC, space_group
+
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
 PLOTS = [
@@ -41,6 +44,18 @@ def test_the_rules_write_their_outputs(finished_run):
     candidates = pd.read_csv(workdir / "results/candidates.csv", dtype={"id": str})
     exported = {p.name for p in (workdir / "results/dft_ready").iterdir() if p.is_dir()}
     assert exported == set(candidates.loc[candidates["passes"], "id"])
+    # The space group of every relaxed (and exported) structure.
+    relaxed = read_records(workdir / "results/screen/relax/chgnet/relaxed.json.gz")
+    groups = candidates.set_index("id")
+    for record in relaxed:
+        assert (
+            groups.loc[record.id, "space_group_number"] == space_group(record.to_structure()).number
+        )
+        assert (
+            groups.loc[record.id, "space_group_number_strict"]
+            == space_group(record.to_structure(), STRICT_SYMPREC).number
+        )
+    assert set(groups["crystal_system"]) <= set(CRYSTAL_SYSTEMS)
     for plot in PLOTS:
         assert (workdir / plot).stat().st_size > 10_000
     assert "aqueous species from ase" in (workdir / "logs/pourbaix.log").read_text()

@@ -33,6 +33,7 @@ KNOWN_LABELS: dict[str, str] = {
     "passes": "passes",
     "failed": "fails on",
     "e_above_hull": "E_hull (eV/atom)",
+    "e_above_hull_is_lower_bound": "E_hull is a lower bound",
     "agrees": "potentials agree",
     "band_gap": "band gap (eV)",
     "band_gap_level": "gap level",
@@ -51,7 +52,8 @@ KNOWN_LABELS: dict[str, str] = {
     "formation_free_energy_per_atom": "ΔG_f (eV/atom)",
     "formation_energy_per_atom": "E_f (eV/atom)",
 }
-# Columns named after a potential or a reference set: (pattern, label with {0} = the suffix).
+# Numeric columns named after a potential or a reference set: (pattern, label with {0} = the
+# suffix).
 PATTERN_LABELS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^e_above_hull_(\w+)$"), "E_hull {0} (eV/atom)"),
     (re.compile(r"^energy_per_atom_(\w+)$"), "E {0} (eV/atom)"),
@@ -149,11 +151,11 @@ def add_space_groups(table: pd.DataFrame, relaxed: Sequence[CrystalRecord]) -> p
     return out
 
 
-def label_of(key: str) -> str:
-    """The header shown for column ``key``."""
+def label_of(key: str, kind: str = "number") -> str:
+    """The header shown for column ``key`` whose values are of ``kind`` (see :func:`kind_of`)."""
     if key in KNOWN_LABELS:
         return KNOWN_LABELS[key]
-    for pattern, label in PATTERN_LABELS:
+    for pattern, label in PATTERN_LABELS if kind == "number" else []:
         match = pattern.match(key)
         if match:
             return label.format(*match.groups())
@@ -179,9 +181,11 @@ def ordered_columns(table: pd.DataFrame) -> list[Column]:
     def position(key: str) -> tuple[int, int]:
         if key in KNOWN_LABELS:
             return (0, known_order.index(key))
-        if key.startswith("e_above_hull_"):  # beside the main E_hull
+        if key.startswith("e_above_hull_") and pd.api.types.is_numeric_dtype(table[key]):
+            # beside the main E_hull
             return (0, known_order.index("e_above_hull"))
         return (1, list(table.columns).index(key))
 
     keys = sorted(table.columns, key=position)
-    return [Column(k, label_of(k), kind_of(table[k]), k not in HIDDEN_AT_FIRST) for k in keys]
+    kinds = {k: kind_of(table[k]) for k in keys}
+    return [Column(k, label_of(k, kinds[k]), kinds[k], k not in HIDDEN_AT_FIRST) for k in keys]

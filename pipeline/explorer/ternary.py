@@ -35,9 +35,12 @@ def ternary_hull(references: Sequence[CrystalRecord], elements: Sequence[str]) -
     """The convex hull of the relaxed references projected on the composition triangle.
 
     References without an energy are left out; a set that does not span every element
-    gives a hull with no phases (the page then shows the candidates alone).
+    gives a hull with no phases (the page then shows the candidates alone), and a system of
+    other than three elements one with no geometry at all.
     """
     hull = TernaryHull(list(elements))
+    if len(elements) != 3:  # no triangle to draw in
+        return hull
     entries = [
         PDEntry(Composition(r.formula), r.properties["energy_per_atom"] * r.natoms, name=r.id)
         for r in references

@@ -7,7 +7,7 @@ A model plugs into the ``train`` and ``sample`` rules by subclassing
   (``results/train/<name>/``, ``results/samples/<name>/``), and the ``source`` of the
   records it generates;
 * ``representation``: which encoded file it trains on, ``results/encoded/<representation>.npz``
-  (``"pointcloud"``: :func:`pipeline.encode.load_encoded`);
+  (``"pointcloud"``: :func:`pipeline.formats.load_encoded`);
 * :meth:`GenerativeModel.train`: trains into ``job.out_dir`` (``model.pt``, ``losses.csv``)
   and resumes from the newest file in ``job.checkpoint_dir`` when rerun after an
   interruption;
@@ -88,6 +88,10 @@ class TrainJob:
         return self.out_dir / "losses.csv"
 
     @property
+    def plot_path(self) -> Path:
+        return self.out_dir / "loss_curve.png"
+
+    @property
     def checkpoint_dir(self) -> Path:
         """Not a declared Snakemake output, so a failed job does not delete it."""
         return self.out_dir / "checkpoints"
@@ -129,12 +133,29 @@ class GenerativeModel(ABC):
         """
 
 
-def latent_seed(seed: int, target_index: int, sample_index: int) -> int:
+def latent_seed(seed: int, *indices: int) -> int:
     """A 32-bit seed per generated structure, from which it can be drawn again.
 
+    ``indices`` place the structure in its sampling run (target and sample, or draw).
     Stored as ``properties["latent_seed"]`` of every sample, whatever the model.
     """
-    return int(np.random.SeedSequence([seed, target_index, sample_index]).generate_state(1)[0])
+    return int(np.random.SeedSequence([seed, *indices]).generate_state(1)[0])
+
+
+def target_counts(
+    target: TargetComposition, elements: Sequence[str], caps: Sequence[int]
+) -> tuple[int, ...]:
+    """The target's atom count of each element, in the order of ``elements``; a foreign
+    element, a count over its cap or an empty target is an input error."""
+    foreign = sorted(set(target.counts) - set(elements))
+    counts = tuple(int(target.counts.get(el, 0)) for el in elements)
+    over = [el for el, n, cap in zip(elements, counts, caps) if n > cap]
+    if foreign or over or sum(counts) == 0:
+        raise PipelineInputError(
+            f"target {target.label}: the model generates {dict(zip(elements, caps))}"
+            f" at most (foreign elements {foreign}, over the cap {over})"
+        )
+    return counts
 
 
 Options = TypeVar("Options")

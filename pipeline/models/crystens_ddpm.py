@@ -21,8 +21,6 @@ compositions are met by filtering (:mod:`pipeline.models.crystens_sampling`).
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -33,7 +31,6 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, DDPMScheduler, UNet2DModel
 from torch import nn
-from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError
 from pipeline.models.base import (
@@ -45,11 +42,12 @@ from pipeline.models.base import (
 )
 from pipeline.models.crystens_sampling import load_training_tensors, noise, sample_for_targets
 from pipeline.models.training import (
-    Checkpoints,
-    LossLog,
+    ResumableBatches,
     batches,
-    restore_rng_state,
-    rng_state,
+    fit,
+    load_model,
+    mixed_precision,
+    save_model,
     seed_everything,
 )
 from pipeline.represent import crystens
@@ -197,70 +195,37 @@ class CrysTensDDPM(GenerativeModel):
         denoiser = Denoiser(opts).to(device)
         scheduler = build_scheduler(opts)
         optimiser = torch.optim.AdamW(denoiser.parameters(), lr=opts.lr)
-        autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if opts.amp and device.type == "cuda"
-            else nullcontext()
+        autocast = mixed_precision(device, opts.amp)
+
+        loader = ResumableBatches(
+            lambda start: batches(
+                (data.x,),
+                opts.batch_size,
+                job.seed,
+                start_step=start,
+                device=device,
+                num_workers=opts.num_workers,
+            )
         )
 
-        checkpoints = Checkpoints.for_job(job, opts)
-        state = checkpoints.load_latest(device)
-        log, start = LossLog(), 0
-        if state is not None:
-            denoiser.load_state_dict(state["denoiser"])
-            optimiser.load_state_dict(state["optimiser"])
-            restore_rng_state(state["rng"])
-            log, start = LossLog(state["losses"]), state["step"]
-            print(f"resuming from {checkpoints.paths()[-1]} at step {start}")
-
-        loader = batches(
-            (data.x,),
-            opts.batch_size,
-            job.seed,
-            start_step=start,
-            device=device,
-            num_workers=opts.num_workers,
-        )
-        denoiser.train()
-        t0 = time.perf_counter()
-        for step in tqdm(
-            range(start, opts.steps),
-            initial=start,
-            total=opts.steps,
-            desc=self.name,
-            mininterval=2.0,
-        ):
-            (x0,) = next(loader)
+        def step(i: int) -> dict[str, torch.Tensor]:
+            (x0,) = loader.next(i)
             loss = diffusion_loss(denoiser, scheduler, x0, autocast)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(denoiser.parameters(), opts.grad_clip)
             optimiser.step()
-            log.append(step, denoising_mse=loss.item())
-            if (step + 1) % job.checkpoint_every == 0 or step + 1 == opts.steps:
-                checkpoints.save(
-                    step + 1,
-                    {
-                        "denoiser": denoiser.state_dict(),
-                        "optimiser": optimiser.state_dict(),
-                        "rng": rng_state(),
-                        "losses": log.rows,
-                    },
-                )
-        if opts.steps > start:
-            elapsed = time.perf_counter() - t0
-            print(f"{opts.steps - start} steps in {elapsed:.1f} s on {device}")
-        job.out_dir.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {
-                "model": self.name,
-                "options": dataclasses.asdict(opts),
-                "elements": data.elements,
-                "denoiser": denoiser.state_dict(),
-            },
+            return {"denoising_mse": loss}
+
+        denoiser.train()
+        fit(job, opts, {"denoiser": denoiser, "optimiser": optimiser}, step, opts.steps, self.name)
+        save_model(
             job.model_path,
+            self,
+            opts,
+            {"denoiser": denoiser.state_dict()},
+            elements=data.elements,
         )
-        log.write_csv(job.losses_path)
 
     def sample(self, job: SampleJob) -> SampleResult:
         opts = options_from_mapping(SampleOptions, job.options, f"sample.{self.name}")
@@ -280,17 +245,15 @@ class CrysTensDDPM(GenerativeModel):
         self, model_path: Path, opts: SampleOptions, device: torch.device
     ) -> tuple[Callable[[list[int]], np.ndarray], tuple[str, ...]]:
         """``generate(latent_seeds)`` -> normalised CrysTens, and the model's elements."""
-        saved = torch.load(model_path, map_location=device, weights_only=False)
-        if saved.get("model") != self.name:
-            raise PipelineInputError(f"{model_path} is not a {self.name} model")
-        train_opts = options_from_mapping(TrainOptions, saved["options"], str(model_path))
+        saved = load_model(model_path, self.name, device)
+        train_opts = options_from_mapping(TrainOptions, saved.options, str(model_path))
         if opts.sampling_steps > train_opts.timesteps:
             raise PipelineInputError(
                 f"sample.{self.name}.sampling_steps {opts.sampling_steps}"
                 f" exceeds the {train_opts.timesteps} training timesteps"
             )
         denoiser = Denoiser(train_opts).to(device)
-        denoiser.load_state_dict(saved["denoiser"])
+        denoiser.load_state_dict(saved.tensors["denoiser"])
         denoiser.eval()
         training_schedule = build_scheduler(train_opts)
         scheduler = (
@@ -310,4 +273,4 @@ class CrysTensDDPM(GenerativeModel):
                 .numpy()
             )
 
-        return generate, tuple(saved["elements"])
+        return generate, tuple(saved.metadata["elements"])

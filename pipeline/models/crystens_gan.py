@@ -21,10 +21,7 @@ samples (:mod:`pipeline.models.crystens_sampling`).
 
 from __future__ import annotations
 
-import dataclasses
-import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -33,9 +30,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from pipeline.errors import PipelineInputError
 from pipeline.models.base import (
     GenerativeModel,
     SampleJob,
@@ -44,12 +39,14 @@ from pipeline.models.base import (
     options_from_mapping,
 )
 from pipeline.models.crystens_sampling import load_training_tensors, noise, sample_for_targets
+from pipeline.models.layers import gradient_penalty
 from pipeline.models.training import (
-    Checkpoints,
-    LossLog,
+    ResumableBatches,
     batches,
-    restore_rng_state,
-    rng_state,
+    fit,
+    load_model,
+    mixed_precision,
+    save_model,
     seed_everything,
 )
 from pipeline.represent import crystens
@@ -168,14 +165,6 @@ def _dcgan_init(module: nn.Module) -> None:
 # ----------------------------------------------------------------------------- losses
 
 
-def gradient_penalty(critic: Discriminator, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """``E[(|grad critic(x_hat)| - 1)^2]`` on random points between real and generated."""
-    alpha = torch.rand(len(real), 1, 1, 1, device=real.device)
-    x_hat = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
-    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
-
-
 def discriminator_loss(
     wasserstein: bool, real_score: torch.Tensor, fake_score: torch.Tensor
 ) -> torch.Tensor:
@@ -216,46 +205,22 @@ class CrysTensGAN(GenerativeModel):
         critic.apply(_dcgan_init)
         opt_g = torch.optim.Adam(generator.parameters(), lr=opts.lr, betas=opts.betas)
         opt_d = torch.optim.Adam(critic.parameters(), lr=opts.lr, betas=opts.betas)
-        autocast = (
-            torch.autocast("cuda", dtype=torch.bfloat16)
-            if opts.amp and device.type == "cuda"
-            else nullcontext()
+        autocast = mixed_precision(device, opts.amp)
+
+        loader = ResumableBatches(
+            lambda start: batches(
+                (data.x,),
+                opts.batch_size,
+                job.seed,
+                start_step=start * opts.critic_steps,
+                device=device,
+                num_workers=opts.num_workers,
+            )
         )
 
-        checkpoints = Checkpoints.for_job(job, opts)
-        state = checkpoints.load_latest(device)
-        log, start = LossLog(), 0
-        if state is not None:
-            for key, obj in [
-                ("generator", generator),
-                ("critic", critic),
-                ("opt_g", opt_g),
-                ("opt_d", opt_d),
-            ]:
-                obj.load_state_dict(state[key])
-            restore_rng_state(state["rng"])
-            log, start = LossLog(state["losses"]), state["step"]
-            print(f"resuming from {checkpoints.paths()[-1]} at step {start}")
-
-        loader = batches(
-            (data.x,),
-            opts.batch_size,
-            job.seed,
-            start_step=start * opts.critic_steps,
-            device=device,
-            num_workers=opts.num_workers,
-        )
-        generator.train(), critic.train()
-        t0 = time.perf_counter()
-        for step in tqdm(
-            range(start, opts.steps),
-            initial=start,
-            total=opts.steps,
-            desc=self.name,
-            mininterval=2.0,
-        ):
+        def step(i: int) -> dict[str, torch.Tensor]:
             for _ in range(opts.critic_steps):
-                (real,) = next(loader)
+                (real,) = loader.next(i)
                 z = torch.randn(len(real), opts.latent_dim, device=device)
                 with torch.no_grad(), autocast:
                     fake = generator(z)
@@ -281,38 +246,18 @@ class CrysTensGAN(GenerativeModel):
             loss_g.backward()
             critic.requires_grad_(True)
             opt_g.step()
+            return {"discriminator": loss_d, "gradient_penalty": penalty, "generator": loss_g}
 
-            log.append(
-                step,
-                discriminator=loss_d.item(),
-                gradient_penalty=penalty.item(),
-                generator=loss_g.item(),
-            )
-            if (step + 1) % job.checkpoint_every == 0 or step + 1 == opts.steps:
-                checkpoints.save(
-                    step + 1,
-                    {
-                        "generator": generator.state_dict(),
-                        "critic": critic.state_dict(),
-                        "opt_g": opt_g.state_dict(),
-                        "opt_d": opt_d.state_dict(),
-                        "rng": rng_state(),
-                        "losses": log.rows,
-                    },
-                )
-        if opts.steps > start:
-            print(f"{opts.steps - start} steps in {time.perf_counter() - t0:.1f} s on {device}")
-        job.out_dir.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {
-                "model": self.name,
-                "options": dataclasses.asdict(opts),
-                "elements": data.elements,
-                "generator": generator.state_dict(),
-            },
+        generator.train(), critic.train()
+        state = {"generator": generator, "critic": critic, "opt_g": opt_g, "opt_d": opt_d}
+        fit(job, opts, state, step, opts.steps, self.name)
+        save_model(
             job.model_path,
+            self,
+            opts,
+            {"generator": generator.state_dict()},
+            elements=data.elements,
         )
-        log.write_csv(job.losses_path)
 
     def sample(self, job: SampleJob) -> SampleResult:
         opts = options_from_mapping(SampleOptions, job.options, f"sample.{self.name}")
@@ -332,12 +277,10 @@ class CrysTensGAN(GenerativeModel):
         self, model_path: Path, device: torch.device
     ) -> tuple[Callable[[list[int]], np.ndarray], tuple[str, ...]]:
         """``generate(latent_seeds)`` -> normalised CrysTens, and the model's elements."""
-        saved = torch.load(model_path, map_location=device, weights_only=False)
-        if saved.get("model") != self.name:
-            raise PipelineInputError(f"{model_path} is not a {self.name} model")
-        train_opts = options_from_mapping(self.options_class, saved["options"], str(model_path))
+        saved = load_model(model_path, self.name, device)
+        train_opts = options_from_mapping(self.options_class, saved.options, str(model_path))
         generator = Generator(train_opts.latent_dim, train_opts.width).to(device)
-        generator.load_state_dict(saved["generator"])
+        generator.load_state_dict(saved.tensors["generator"])
         generator.eval()
 
         def generate(seeds: list[int]) -> np.ndarray:
@@ -345,7 +288,7 @@ class CrysTensGAN(GenerativeModel):
             with torch.no_grad():
                 return generator(z).float().cpu().numpy()
 
-        return generate, tuple(saved["elements"])
+        return generate, tuple(saved.metadata["elements"])
 
 
 class CrysTensWGAN(CrysTensGAN):

@@ -27,9 +27,9 @@ import torch
 from tqdm import tqdm
 
 from pipeline.chemsys import composition_label
-from pipeline.encode_crystens import load_crystens
 from pipeline.errors import PipelineInputError
-from pipeline.models.base import SampleResult, TargetComposition, TargetReport
+from pipeline.formats import load_crystens
+from pipeline.models.base import SampleResult, TargetComposition, TargetReport, latent_seed
 from pipeline.records import CrystalRecord
 from pipeline.represent import crystens
 
@@ -45,11 +45,6 @@ class TrainingTensors:
 def load_training_tensors(path: Path) -> TrainingTensors:
     data = load_crystens(path)
     return TrainingTensors(torch.from_numpy(np.ascontiguousarray(data.x)).float(), data.elements)
-
-
-def latent_seed(seed: int, draw_index: int) -> int:
-    """The 32-bit seed of draw ``draw_index`` of a sampling run seeded with ``seed``."""
-    return int(np.random.SeedSequence([seed, draw_index]).generate_state(1)[0])
 
 
 def noise(seeds: Sequence[int], shape: tuple[int, ...]) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Property-conditioned variational autoencoder, as the Si-slab generator of Hwang et al. (KIAS 2022).
 
 Works on the point cloud of :mod:`pipeline.represent.pointcloud` labelled with a property
-per structure (:mod:`pipeline.represent.labelled`). Three networks, trained in two phases:
+per structure (:func:`pipeline.formats.load_labelled`). Three networks, trained in two phases:
 
 1. **autoencoders** (``autoencoder_steps``): the *cell* autoencoder compresses the two
    lattice rows (a, b, c / 30 Å, angles / 180°) into ``cell_latent_dim`` numbers, the
@@ -22,20 +22,17 @@ when it decodes to a crystal of the target composition.
 
 from __future__ import annotations
 
-import dataclasses
-import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn as nn
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError
+from pipeline.formats import CONDITION_PROPERTIES, load_labelled
 from pipeline.models.base import (
     GenerativeModel,
     SampleJob,
@@ -44,18 +41,20 @@ from pipeline.models.base import (
     TrainJob,
     latent_seed,
     options_from_mapping,
+    target_counts,
 )
-from pipeline.models.ccgan import _target_counts
+from pipeline.models.cvae_networks import Networks
+from pipeline.models.layers import slerp
 from pipeline.models.training import (
-    Checkpoints,
-    LossLog,
+    GeneratorState,
+    ResumableBatches,
     batches,
-    restore_rng_state,
-    rng_state,
+    fit,
+    load_model,
+    save_model,
     seed_everything,
 )
-from pipeline.represent.labelled import CONDITION_PROPERTIES, load_labelled
-from pipeline.represent.pointcloud import LATTICE_ROWS, DecodeError, PointCloudEncoding
+from pipeline.represent.pointcloud import DecodeError, PointCloudEncoding
 
 # ----------------------------------------------------------------------------- options
 
@@ -114,190 +113,6 @@ class SampleOptions:
                 raise ValueError(f"slerp_pairs[{label!r}] must name two training structures")
 
 
-# ----------------------------------------------------------------------------- networks
-
-
-def mlp(*sizes: int) -> nn.Sequential:
-    """Dense layers of the given sizes, ReLU between them (none after the last)."""
-    layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(n_in, n_out))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
-
-
-class Autoencoder(nn.Module):
-    """Flattened rows of the point cloud <-> a latent code; the decoder ends in a sigmoid."""
-
-    def __init__(self, n_in: int, latent_dim: int, hidden: int) -> None:
-        super().__init__()
-        self.encoder = mlp(n_in, hidden, hidden, latent_dim)
-        self.decoder = nn.Sequential(mlp(latent_dim, hidden, hidden, n_in), nn.Sigmoid())
-
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encoder(x)
-
-    def decode(self, code: torch.Tensor) -> torch.Tensor:
-        return self.decoder(code)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
-
-
-class ConditionalVAE(nn.Module):
-    """``q(z | code, c)`` and ``p(code | z, c)`` with Gaussian z of ``latent_dim``."""
-
-    def __init__(self, code_dim: int, condition_dim: int, latent_dim: int, hidden: int) -> None:
-        super().__init__()
-        self.encoder = mlp(code_dim + condition_dim, hidden, hidden, 2 * latent_dim)
-        self.decoder = mlp(latent_dim + condition_dim, hidden, hidden, code_dim)
-
-    def posterior(
-        self, code: torch.Tensor, condition: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mean and log-variance of ``q(z | code, condition)``."""
-        mean, log_var = self.encoder(torch.cat([code, condition], dim=1)).chunk(2, dim=1)
-        return mean, log_var
-
-    def decode(self, z: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
-        return self.decoder(torch.cat([z, condition], dim=1))
-
-    def forward(
-        self, code: torch.Tensor, condition: torch.Tensor, noise: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Reconstruction, posterior mean and log-variance; ``z`` is drawn with ``noise``."""
-        mean, log_var = self.posterior(code, condition)
-        eps = torch.randn(mean.shape, generator=noise, device=mean.device)
-        z = mean + eps * torch.exp(0.5 * log_var)  # reparameterisation
-        return self.decode(z, condition), mean, log_var
-
-
-def squared_error(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Squared error summed over features, averaged over the batch."""
-    return (reconstruction - target).pow(2).flatten(1).sum(dim=1).mean()
-
-
-def kl_divergence(mean: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
-    """KL(N(mean, exp(log_var)) || N(0, I)) summed over z, averaged over the batch."""
-    return (-0.5 * (1 + log_var - mean.pow(2) - log_var.exp()).sum(dim=1)).mean()
-
-
-def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float) -> torch.Tensor:
-    """The point at fraction ``t`` of the great-circle arc from ``z0`` to ``z1``.
-
-    The norm is interpolated linearly along the arc; parallel vectors fall back to the
-    straight line.
-    """
-    n0, n1 = z0.norm(), z1.norm()
-    cos = torch.clamp(torch.dot(z0 / n0, z1 / n1), -1.0, 1.0)
-    omega = float(torch.arccos(cos))
-    if omega < 1e-6:
-        return (1 - t) * z0 + t * z1
-    direction = (math.sin((1 - t) * omega) * z0 / n0 + math.sin(t * omega) * z1 / n1) / math.sin(
-        omega
-    )
-    return direction * ((1 - t) * n0 + t * n1)
-
-
-# ----------------------------------------------------------------------------- the pieces together
-
-
-@dataclass
-class Networks:
-    """The three networks and the statistics that turn data into their inputs."""
-
-    encoding: PointCloudEncoding
-    options: TrainOptions
-    cell: Autoencoder
-    basis: Autoencoder
-    cvae: ConditionalVAE
-    # Standardisation of the CVAE's inputs, set after phase 1 (code) and from the data (property).
-    code_mean: torch.Tensor
-    code_std: torch.Tensor
-    property_mean: float
-    property_std: float
-
-    @classmethod
-    def create(cls, encoding: PointCloudEncoding, options: TrainOptions) -> Networks:
-        atom_values = 3 * sum(encoding.caps)
-        code_dim = options.cell_latent_dim + options.basis_latent_dim
-        return cls(
-            encoding,
-            options,
-            cell=Autoencoder(3 * LATTICE_ROWS, options.cell_latent_dim, options.hidden),
-            basis=Autoencoder(atom_values, options.basis_latent_dim, options.hidden),
-            cvae=ConditionalVAE(
-                code_dim, 1 + encoding.condition_size, options.latent_dim, options.hidden
-            ),
-            code_mean=torch.zeros(code_dim),
-            code_std=torch.ones(code_dim),
-            property_mean=0.0,
-            property_std=1.0,
-        )
-
-    def to(self, device: torch.device) -> Networks:
-        for net in (self.cell, self.basis, self.cvae):
-            net.to(device)
-        self.code_mean, self.code_std = self.code_mean.to(device), self.code_std.to(device)
-        return self
-
-    def eval(self) -> None:
-        for net in (self.cell, self.basis, self.cvae):
-            net.eval()
-
-    def autoencode(self, clouds: torch.Tensor) -> torch.Tensor:
-        """Point clouds through both autoencoders, ``decode(encode(x))``, without the CVAE."""
-        return self.clouds(self.code(clouds))
-
-    def raw_code(self, clouds: torch.Tensor) -> torch.Tensor:
-        """The two autoencoders' latent codes of point clouds ``(B, R, 3)``, concatenated."""
-        cell = self.cell.encode(clouds[:, :LATTICE_ROWS].flatten(1))
-        basis = self.basis.encode(clouds[:, LATTICE_ROWS:].flatten(1))
-        return torch.cat([cell, basis], dim=1)
-
-    def code(self, clouds: torch.Tensor) -> torch.Tensor:
-        """Standardised codes of point clouds: the CVAE's data."""
-        return (self.raw_code(clouds) - self.code_mean) / self.code_std
-
-    def clouds(self, code: torch.Tensor) -> torch.Tensor:
-        """Point clouds ``(B, R, 3)`` of standardised codes (inverse of :meth:`code`)."""
-        raw = code * self.code_std + self.code_mean
-        cell_code, basis_code = raw.split(
-            [self.options.cell_latent_dim, self.options.basis_latent_dim], dim=1
-        )
-        cell = self.cell.decode(cell_code).view(len(code), LATTICE_ROWS, 3)
-        basis = self.basis.decode(basis_code).view(len(code), sum(self.encoding.caps), 3)
-        return torch.cat([cell, basis], dim=1)
-
-    def condition(self, property_values: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
-        """``[standardised property, per-element one-hot counts]``, the CVAE's condition."""
-        scaled = (property_values - self.property_mean) / self.property_std
-        onehot = torch.cat(
-            [F.one_hot(counts[:, i], cap + 1).float() for i, cap in enumerate(self.encoding.caps)],
-            dim=1,
-        )
-        return torch.cat([scaled.float().unsqueeze(1), onehot], dim=1)
-
-    def state(self) -> dict:
-        return {
-            "cell": self.cell.state_dict(),
-            "basis": self.basis.state_dict(),
-            "cvae": self.cvae.state_dict(),
-            "code_mean": self.code_mean.cpu(),
-            "code_std": self.code_std.cpu(),
-            "property_mean": self.property_mean,
-            "property_std": self.property_std,
-        }
-
-    def load_state(self, state: Mapping, device: torch.device) -> None:
-        self.cell.load_state_dict(state["cell"])
-        self.basis.load_state_dict(state["basis"])
-        self.cvae.load_state_dict(state["cvae"])
-        self.code_mean, self.code_std = state["code_mean"].to(device), state["code_std"].to(device)
-        self.property_mean, self.property_std = state["property_mean"], state["property_std"]
-
-
 # ----------------------------------------------------------------------------- the model
 
 
@@ -328,38 +143,8 @@ class CVAE(GenerativeModel):
         # that nothing else drawing from the global one can change it.
         noise = torch.Generator(device).manual_seed(job.seed)
 
-        checkpoints = Checkpoints.for_job(job, opts)
-        state = checkpoints.load_latest(device)
-        log, start = LossLog(), 0
-        if state is not None:
-            nets.load_state(state["networks"], device)
-            opt_ae.load_state_dict(state["opt_ae"])
-            opt_cvae.load_state_dict(state["opt_cvae"])
-            restore_rng_state(state["rng"])
-            noise.set_state(state["noise"].cpu())
-            log, start = LossLog(state["losses"]), state["step"]
-            print(f"resuming from {checkpoints.paths()[-1]} at step {start}")
-
-        def save_checkpoint(step: int) -> None:
-            checkpoints.save(
-                step,
-                {
-                    "networks": nets.state(),
-                    "opt_ae": opt_ae.state_dict(),
-                    "opt_cvae": opt_cvae.state_dict(),
-                    "rng": rng_state(),
-                    "noise": noise.get_state(),
-                    "losses": log.rows,
-                },
-            )
-
-        total_steps = opts.autoencoder_steps + opts.cvae_steps
-        t0 = time.perf_counter()
-        progress = tqdm(total=total_steps, initial=start, desc="cvae", mininterval=2.0)
-
-        # Phase 1: the two autoencoders, on the same batches.
-        if start < opts.autoencoder_steps:
-            loader = batches(
+        autoencoder_batches = ResumableBatches(
+            lambda start: batches(
                 (clouds,),
                 opts.batch_size,
                 job.seed,
@@ -367,82 +152,63 @@ class CVAE(GenerativeModel):
                 device=device,
                 num_workers=opts.num_workers,
             )
-            nets.cell.train(), nets.basis.train()
-            for step in range(start, opts.autoencoder_steps):
-                (x,) = next(loader)
-                cell, basis = x[:, :LATTICE_ROWS].flatten(1), x[:, LATTICE_ROWS:].flatten(1)
-                loss_cell = squared_error(nets.cell(cell), cell)
-                loss_basis = squared_error(nets.basis(basis), basis)
-                opt_ae.zero_grad(set_to_none=True)
-                (loss_cell + loss_basis).backward()
-                opt_ae.step()
-                log.append(
-                    step,
-                    cell_reconstruction=loss_cell.item(),
-                    basis_reconstruction=loss_basis.item(),
-                )
-                # The codes of phase 2 derive from the weights at the end of phase 1: save them.
-                if (step + 1) % job.checkpoint_every == 0 or step + 1 == opts.autoencoder_steps:
-                    save_checkpoint(step + 1)
-                progress.update()
-            start = opts.autoencoder_steps
-
-        # Phase 2: the CVAE on the frozen autoencoders' codes of every training structure.
-        nets.cell.eval(), nets.basis.eval()
-        with torch.no_grad():
-            raw = torch.cat(
-                [
-                    nets.raw_code(clouds[i : i + 4096].to(device))
-                    for i in range(0, len(clouds), 4096)
-                ]
-            )
-        nets.code_mean = raw.mean(dim=0)
-        nets.code_std = raw.std(dim=0, correction=0).clamp(min=1e-6)
-        codes = ((raw - nets.code_mean) / nets.code_std).cpu()
-        conditions = nets.condition(property_values.to(device), counts.to(device)).cpu()
-        loader = batches(
-            (codes, conditions),
-            opts.batch_size,
-            job.seed + 1,
-            start_step=start - opts.autoencoder_steps,
-            device=device,
-            num_workers=opts.num_workers,
         )
-        nets.cvae.train()
-        for step in range(start, total_steps):
-            code, condition = next(loader)
-            reconstruction, mean, log_var = nets.cvae(code, condition, noise)
-            loss_reconstruction = squared_error(reconstruction, code)
-            loss_kl = kl_divergence(mean, log_var)
-            opt_cvae.zero_grad(set_to_none=True)
-            (loss_reconstruction + opts.beta * loss_kl).backward()
-            opt_cvae.step()
-            log.append(step, code_reconstruction=loss_reconstruction.item(), kl=loss_kl.item())
-            if (step + 1) % job.checkpoint_every == 0 or step + 1 == total_steps:
-                save_checkpoint(step + 1)
-            progress.update()
-        progress.close()
+        phase2: dict[str, Any] = {}
 
-        done = total_steps - (state["step"] if state else 0)
-        if done > 0:
-            print(f"{done} steps in {time.perf_counter() - t0:.1f} s on {device}")
-        job.out_dir.mkdir(parents=True, exist_ok=True)
-        torch.save(
+        def step(i: int) -> dict[str, torch.Tensor]:
+            if i < opts.autoencoder_steps:  # phase 1: the two autoencoders, same batches
+                (x,) = autoencoder_batches.next(i)
+                nets.cell.train(), nets.basis.train()
+                losses = nets.autoencoder_losses(x)
+                opt_ae.zero_grad(set_to_none=True)
+                (losses["cell_reconstruction"] + losses["basis_reconstruction"]).backward()
+                opt_ae.step()
+                return losses
+            if not phase2:  # phase 2 begins (or resumes): the frozen autoencoders' codes
+                codes, conditions = nets.freeze_codes(clouds, property_values, counts, device)
+                phase2.update(codes=codes)
+                phase2["batches"] = batches(
+                    (codes, conditions),
+                    opts.batch_size,
+                    job.seed + 1,
+                    start_step=i - opts.autoencoder_steps,
+                    device=device,
+                    num_workers=opts.num_workers,
+                )
+                nets.cvae.train()
+            code, condition = next(phase2["batches"])
+            losses = nets.cvae_losses(code, condition, noise)
+            opt_cvae.zero_grad(set_to_none=True)
+            (losses["code_reconstruction"] + opts.beta * losses["kl"]).backward()
+            opt_cvae.step()
+            return losses
+
+        total_steps = opts.autoencoder_steps + opts.cvae_steps
+        state = {
+            "networks": nets,
+            "opt_ae": opt_ae,
+            "opt_cvae": opt_cvae,
+            "noise": GeneratorState(noise),
+        }
+        # The codes of phase 2 derive from the weights at the end of phase 1: save them.
+        fit(job, opts, state, step, total_steps, self.name, checkpoint_at={opts.autoencoder_steps})
+        if not phase2:  # resumed from the last checkpoint: nothing left to train
+            phase2["codes"], _ = nets.freeze_codes(clouds, property_values, counts, device)
+        save_model(
+            job.model_path,
+            self,
+            opts,
             {
-                "model": self.name,
-                "options": dataclasses.asdict(opts),
-                "elements": data.encoding.elements,
-                "caps": data.encoding.caps,
-                "networks": nets.state(),
+                "networks": nets.state_dict(),
                 # What sampling needs of the training set: slerp end points, default targets.
-                "train_ids": data.ids,
+                "train_ids": [str(i) for i in data.ids],
                 "train_counts": counts,
-                "train_codes": codes,
+                "train_codes": phase2["codes"],
                 "train_property": property_values,
             },
-            job.model_path,
+            elements=data.encoding.elements,
+            caps=data.encoding.caps,
         )
-        log.write_csv(job.losses_path)
 
     def sample(self, job: SampleJob) -> SampleResult:
         opts = options_from_mapping(SampleOptions, job.options, "sample.cvae")
@@ -452,7 +218,7 @@ class CVAE(GenerativeModel):
 
         result = SampleResult()
         for target_index, target in enumerate(tqdm(job.targets, desc="targets")):
-            counts = _target_counts(target, encoding)
+            counts = target_counts(target, encoding.elements, encoding.caps)
             value = (
                 opts.target_property
                 if opts.target_property is not None
@@ -515,13 +281,12 @@ class CVAE(GenerativeModel):
 
 def load_trained(model_path: Path, device: torch.device) -> tuple[Networks, TrainingSet]:
     """The networks (in eval mode, on ``device``) and training set of a trained ``model.pt``."""
-    saved = torch.load(model_path, map_location="cpu", weights_only=False)
-    if saved.get("model") != CVAE.name:
-        raise PipelineInputError(f"{model_path} is not a {CVAE.name} model")
-    options = options_from_mapping(TrainOptions, saved["options"], str(model_path))
-    encoding = PointCloudEncoding(tuple(saved["elements"]), tuple(saved["caps"]))
+    model_file = load_model(model_path, CVAE.name)
+    saved, meta = model_file.tensors, model_file.metadata
+    options = options_from_mapping(TrainOptions, model_file.options, str(model_path))
+    encoding = PointCloudEncoding(tuple(meta["elements"]), tuple(meta["caps"]))
     nets = Networks.create(encoding, options)
-    nets.load_state(saved["networks"], torch.device("cpu"))
+    nets.load_state_dict(saved["networks"], torch.device("cpu"))
     nets.to(device).eval()
     training = TrainingSet(
         saved["train_ids"], saved["train_counts"], saved["train_codes"], saved["train_property"]

@@ -25,17 +25,13 @@ import torch
 import torch.nn as nn
 from torch_geometric.utils import scatter
 
+from pipeline.models.layers import mlp as dense_stack
 from pipeline.represent.graph import batch_radius_graph, edge_vectors
 
 
 def mlp(*sizes: int) -> nn.Sequential:
-    """Linear layers with SiLU between them (none after the last)."""
-    layers: list[nn.Module] = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(n_in, n_out))
-        if i < len(sizes) - 2:
-            layers.append(nn.SiLU())
-    return nn.Sequential(*layers)
+    """Dense layers with SiLU between them."""
+    return dense_stack(*sizes, activation=nn.SiLU)
 
 
 def time_features(t: torch.Tensor, dim: int) -> torch.Tensor:

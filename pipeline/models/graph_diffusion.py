@@ -16,7 +16,7 @@ number of atoms, are fixed by the target composition; diffusion runs over
 The denoiser is an E(n)-equivariant GNN (:class:`pipeline.models.egnn.Denoiser`) on the
 noisy crystal's cutoff graph, rebuilt at every step. A second EGNN, the band-gap
 predictor, is trained alongside (on the same batches, with its own optimiser) on crystals
-noised to every step, labelled with CGCNN's band gaps (:mod:`pipeline.encode_graph`), and
+noised to every step, labelled with CGCNN's band gaps (:mod:`pipeline.stages.encode_graph`), and
 then alone for ``guide_steps`` steps: a noise-aware regressor, as the noisy classifier of
 classifier guidance. Sampling with ``target_band_gap`` set adds
 ``guidance_scale * grad log p(gap = target | x_t)``, a Gaussian likelihood around the
@@ -34,9 +34,6 @@ interpolated, and each point is denoised again.
 from __future__ import annotations
 
 import dataclasses
-import math
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,33 +44,37 @@ from torch_geometric.data import Batch, Data
 from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError
+from pipeline.formats import load_graph_dataset
 from pipeline.models.base import (
     GenerativeModel,
     SampleJob,
     SampleResult,
-    TargetComposition,
     TargetReport,
     TrainJob,
     latent_seed,
     options_from_mapping,
 )
-from pipeline.models.egnn import Denoiser, PropertyPredictor
+from pipeline.models.graph_diffusion_process import CrystalDiffusion, LatticeScaler
+from pipeline.models.graph_diffusion_sampling import (
+    crystals_of,
+    decoded,
+    denoise_from,
+    far_enough_apart,
+    initial_noise,
+    interpolate_states,
+    interpolated_noise,
+    target_species,
+)
 from pipeline.models.training import (
-    Checkpoints,
-    LossLog,
+    ResumableBatches,
     batches,
-    restore_rng_state,
-    rng_state,
+    fit,
+    save_model,
     seed_everything,
 )
+from pipeline.models.training import load_model as load_model_file
 from pipeline.records import CrystalRecord
-from pipeline.represent.graph import (
-    DecodeError,
-    GraphEncoding,
-    lattice_from_log_metric,
-    lattice_log_metric,
-    load_graph_dataset,
-)
+from pipeline.represent.graph import GraphEncoding
 
 # ----------------------------------------------------------------------------- options
 
@@ -143,262 +144,6 @@ class SampleOptions:
             raise ValueError("batch_size must be >= 1, guidance_scale and min_distance >= 0")
 
 
-# ----------------------------------------------------------------------------- noise schedules
-
-
-class Schedule(nn.Module):
-    """Noise levels of steps ``t = 0..T`` (step 0: no noise).
-
-    ``sigmas``: coordinate noise, geometric in ``t = 1..T``; ``alpha_bars``: the lattice
-    DDPM's signal fraction, the cosine schedule of Nichol and Dhariwal (2021).
-    """
-
-    def __init__(self, timesteps: int, sigma_min: float, sigma_max: float):
-        super().__init__()
-        self.timesteps = timesteps
-        steps = torch.arange(timesteps + 1, dtype=torch.float64)
-        sigmas = sigma_min * (sigma_max / sigma_min) ** ((steps - 1) / max(timesteps - 1, 1))
-        sigmas[0] = 0.0
-        f = torch.cos((steps / timesteps + 0.008) / 1.008 * math.pi / 2) ** 2
-        alpha_bars = (f / f[0]).clamp(min=1e-5)
-        self.register_buffer("sigmas", sigmas.float())
-        self.register_buffer("alpha_bars", alpha_bars.float())
-
-
-def wrapped_normal_score(delta: torch.Tensor, sigma: torch.Tensor, wraps: int = 3) -> torch.Tensor:
-    """``d/df log sum_k N(delta + k; 0, sigma^2)``: the score of a normal wrapped on [0, 1)."""
-    k = torch.arange(-wraps, wraps + 1, device=delta.device, dtype=delta.dtype)
-    x = delta[..., None] + k
-    weights = torch.softmax(-(x**2) / (2 * sigma[..., None] ** 2), dim=-1)
-    return -(weights * x).sum(dim=-1) / sigma**2
-
-
-# ----------------------------------------------------------------------------- lattice scaling
-
-
-class LatticeScaler(nn.Module):
-    """Lattices <-> standardised parameters ``z``: the log-metric entries of
-    :func:`~pipeline.represent.graph.lattice_log_metric`, with the cell scaled to one atom
-    (``log n^(1/3)`` off the diagonal entries), minus the training set's mean, over its
-    standard deviation."""
-
-    def __init__(self, mean: torch.Tensor | None = None, std: torch.Tensor | None = None):
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(6) if mean is None else mean.float())
-        self.register_buffer("std", torch.ones(6) if std is None else std.float())
-
-    @staticmethod
-    def raw(lattices: torch.Tensor, num_atoms: torch.Tensor) -> torch.Tensor:
-        entries = lattice_log_metric(lattices)
-        size = torch.log(num_atoms.to(entries.dtype))[:, None] / 3
-        return entries - size * DIAGONAL.to(entries)
-
-    @classmethod
-    def fit(cls, lattices: torch.Tensor, num_atoms: torch.Tensor) -> LatticeScaler:
-        raw = cls.raw(lattices.double(), num_atoms)
-        # Cells without shear (off-diagonal entries all 0) have no spread: keep z finite.
-        return cls(raw.mean(dim=0), raw.std(dim=0).clamp(min=0.05))
-
-    def to_z(self, lattices: torch.Tensor, num_atoms: torch.Tensor) -> torch.Tensor:
-        return (self.raw(lattices.double(), num_atoms).float() - self.mean) / self.std
-
-    def to_lattice(self, z: torch.Tensor, num_atoms: torch.Tensor) -> torch.Tensor:
-        size = torch.log(num_atoms.to(z.dtype))[:, None] / 3
-        z = z.clamp(-2 * Z_CLIP, 2 * Z_CLIP)  # a wild noisy z still gives a finite cell
-        return lattice_from_log_metric(z * self.std + self.mean + size * DIAGONAL.to(z))
-
-
-DIAGONAL = torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0, 0.0])
-Z_CLIP = 5.0  # standard deviations: estimates of a clean lattice stay within the data's range
-
-
-# ----------------------------------------------------------------------------- the diffusion
-
-
-@dataclass
-class NoisyCrystals:
-    """A batch of crystals at one diffusion step each (species fixed)."""
-
-    species: torch.Tensor  # (N,)
-    frac: torch.Tensor  # (N, 3) in [0, 1)
-    lattice_z: torch.Tensor  # (B, 6)
-    num_atoms: torch.Tensor  # (B,)
-    batch: torch.Tensor  # (N,) crystal of each atom
-    ptr: torch.Tensor  # (B + 1,) first atom of each crystal
-
-
-class CrystalDiffusion(nn.Module):
-    """Denoiser, band-gap predictor, noise schedules and lattice scaling of one model."""
-
-    def __init__(
-        self,
-        n_species: int,
-        opts: TrainOptions,
-        scaler: LatticeScaler,
-        band_gap_mean: float = 0.0,
-        band_gap_std: float = 1.0,
-    ):
-        super().__init__()
-        self.opts = opts
-        self.schedule = Schedule(opts.timesteps, opts.sigma_min, opts.sigma_max)
-        self.scaler = scaler
-        self.denoiser = Denoiser(
-            n_species, opts.hidden, opts.layers, opts.cutoff, opts.max_neighbours
-        )
-        self.predictor = PropertyPredictor(
-            n_species, opts.hidden, opts.predictor_layers, opts.cutoff, opts.max_neighbours
-        )
-        self.register_buffer("band_gap_stats", torch.tensor([band_gap_mean, band_gap_std]))
-
-    # -- networks on a noisy batch
-
-    def lattices(self, x: NoisyCrystals) -> torch.Tensor:
-        return self.scaler.to_lattice(x.lattice_z, x.num_atoms)
-
-    def denoise(self, x: NoisyCrystals, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(coordinate score, lattice noise) at integer steps ``t`` (B,)."""
-        scaled_score, lattice_eps = self.denoiser(
-            x.species,
-            x.frac,
-            self.lattices(x),
-            x.lattice_z,
-            t / self.schedule.timesteps,
-            x.batch,
-            x.ptr,
-        )
-        return scaled_score / self.schedule.sigmas[t][x.batch, None], lattice_eps
-
-    def band_gap(self, x: NoisyCrystals, t: torch.Tensor) -> torch.Tensor:
-        """Predicted band gap (eV) of each crystal at steps ``t``."""
-        mean, std = self.band_gap_stats
-        return (
-            self.predictor(
-                x.species,
-                x.frac,
-                self.lattices(x),
-                x.lattice_z,
-                t / self.schedule.timesteps,
-                x.batch,
-                x.ptr,
-            )
-            * std
-            + mean
-        )
-
-    # -- training
-
-    def noised(
-        self, batch: Batch, t: torch.Tensor
-    ) -> tuple[NoisyCrystals, torch.Tensor, torch.Tensor]:
-        """Crystals of ``batch`` noised to steps ``t``, the coordinate noise ``f_t - f_0``
-        (unwrapped) and the lattice noise."""
-        num_atoms = torch.diff(batch.ptr)
-        sigma = self.schedule.sigmas[t][batch.batch, None]
-        coord_noise = sigma * torch.randn_like(batch.frac_coords)
-        alpha_bar = self.schedule.alpha_bars[t][:, None]
-        lattice_eps = torch.randn(len(num_atoms), 6, device=t.device)
-        z0 = self.scaler.to_z(batch.lattice, num_atoms)
-        x = NoisyCrystals(
-            batch.species,
-            (batch.frac_coords + coord_noise) % 1.0,
-            alpha_bar.sqrt() * z0 + (1 - alpha_bar).sqrt() * lattice_eps,
-            num_atoms,
-            batch.batch,
-            batch.ptr,
-        )
-        return x, coord_noise, lattice_eps
-
-    def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """Denoising losses (coordinates, lattice) and the band-gap predictor's MSE."""
-        n_crystals = len(batch.ptr) - 1
-        t = torch.randint(1, self.schedule.timesteps + 1, (n_crystals,), device=batch.ptr.device)
-        x, coord_noise, lattice_eps = self.noised(batch, t)
-        sigma = self.schedule.sigmas[t][x.batch, None]
-        target = sigma * wrapped_normal_score(coord_noise, sigma)
-        score, lattice_pred = self.denoise(x, t)
-        coords = ((score * sigma - target) ** 2).mean()
-        lattice = ((lattice_pred - lattice_eps) ** 2).mean()
-        return {"coords": coords, "lattice": lattice, "band_gap": self.band_gap_loss(batch)}
-
-    def band_gap_loss(self, batch: Batch) -> torch.Tensor:
-        """The predictor's MSE (standardised gaps) on ``batch`` noised to random steps: it
-        sees crystals at every noise level, the clean ones (t = 0) included."""
-        t = torch.randint(
-            0, self.schedule.timesteps + 1, (len(batch.ptr) - 1,), device=batch.ptr.device
-        )
-        x, _, _ = self.noised(batch, t)
-        mean, std = self.band_gap_stats
-        gap = (self.band_gap(x, t) - mean) / std
-        return ((gap - (batch.band_gap - mean) / std) ** 2).mean()
-
-    # -- sampling
-
-    def guidance(
-        self, x: NoisyCrystals, t: torch.Tensor, target: float, scale: float
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``scale * grad log N(target; predicted gap, 1 eV^2)`` w.r.t. coordinates and ``z``."""
-        with torch.enable_grad():
-            frac = x.frac.detach().requires_grad_(True)
-            z = x.lattice_z.detach().requires_grad_(True)
-            leaf = dataclasses.replace(x, frac=frac, lattice_z=z)
-            log_p = -0.5 * ((self.band_gap(leaf, t) - target) ** 2).sum()
-            grad_frac, grad_z = torch.autograd.grad(log_p, (frac, z))
-        return scale * grad_frac, scale * grad_z
-
-    def reverse_step(
-        self,
-        x: NoisyCrystals,
-        step: int,
-        deterministic: bool,
-        noise: tuple[torch.Tensor, torch.Tensor] | None,
-        target_band_gap: float | None = None,
-        guidance_scale: float = 0.0,
-    ) -> NoisyCrystals:
-        """From step ``step`` to ``step - 1``; ``noise`` (coordinates, lattice) when stochastic."""
-        s = self.schedule
-        t = torch.full((len(x.num_atoms),), step, device=x.frac.device)
-        score, eps = self.denoise(x, t)
-        alpha_bar, alpha_bar_prev = s.alpha_bars[step], s.alpha_bars[step - 1]
-        if target_band_gap is not None and guidance_scale > 0:
-            grad_frac, grad_z = self.guidance(x, t, target_band_gap, guidance_scale)
-            score = score + grad_frac
-            eps = eps - (1 - alpha_bar).sqrt() * grad_z
-        # Coordinates: the reverse SDE of the variance-exploding diffusion, or its ODE.
-        dsigma2 = s.sigmas[step] ** 2 - s.sigmas[step - 1] ** 2
-        # Lattice: DDPM's ancestral step, or DDIM's deterministic one, through z_0's estimate
-        # (clipped, as DDPM clips images: 1/sqrt(alpha_bar) is large near t = T).
-        z0 = ((x.lattice_z - (1 - alpha_bar).sqrt() * eps) / alpha_bar.sqrt()).clamp(
-            -Z_CLIP, Z_CLIP
-        )
-        if deterministic:
-            frac = x.frac + 0.5 * dsigma2 * score
-            z = alpha_bar_prev.sqrt() * z0 + (1 - alpha_bar_prev).sqrt() * eps
-        else:
-            coord_noise, lattice_noise = noise
-            frac = x.frac + dsigma2 * score + dsigma2.sqrt() * coord_noise
-            beta = 1 - alpha_bar / alpha_bar_prev
-            mean = (
-                alpha_bar_prev.sqrt() * beta * z0
-                + (1 - beta).sqrt() * (1 - alpha_bar_prev) * x.lattice_z
-            ) / (1 - alpha_bar)
-            variance = beta * (1 - alpha_bar_prev) / (1 - alpha_bar)
-            z = mean + variance.sqrt() * lattice_noise if step > 1 else mean
-        return dataclasses.replace(x, frac=frac % 1.0, lattice_z=z)
-
-    def forward_step(self, x: NoisyCrystals, step: int) -> NoisyCrystals:
-        """The deterministic sampler run backwards, from step ``step - 1`` to ``step``."""
-        s = self.schedule
-        t = torch.full((len(x.num_atoms),), step, device=x.frac.device)
-        score, eps = self.denoise(x, t)
-        alpha_bar, alpha_bar_prev = s.alpha_bars[step], s.alpha_bars[step - 1]
-        frac = x.frac - 0.5 * (s.sigmas[step] ** 2 - s.sigmas[step - 1] ** 2) * score
-        z0 = ((x.lattice_z - (1 - alpha_bar_prev).sqrt() * eps) / alpha_bar_prev.sqrt()).clamp(
-            -Z_CLIP, Z_CLIP
-        )
-        z = alpha_bar.sqrt() * z0 + (1 - alpha_bar).sqrt() * eps
-        return dataclasses.replace(x, frac=frac % 1.0, lattice_z=z)
-
-
 # ----------------------------------------------------------------------------- the model
 
 
@@ -435,42 +180,21 @@ class GraphDiffusion(GenerativeModel):
             "predictor": torch.optim.Adam(model.predictor.parameters(), lr=opts.lr),
         }
 
-        checkpoints = Checkpoints.for_job(job, opts)
-        state = checkpoints.load_latest(device)
-        if state is not None and not continues(state, opts):
-            print(
-                f"{checkpoints.paths()[-1]} (step {state['step']}) does not begin a run of"
-                f" {opts.steps} joint steps, then guide steps: starting afresh"
-            )
-            checkpoints.clear()
-            state = None
-        start = state["step"] if state is not None else 0
         # Batches of crystal indices: batch k is the same whether or not the run was resumed.
-        loader = batches(
-            (torch.arange(len(graphs)),),
-            opts.batch_size,
-            job.seed,
-            start_step=start,
-            device=torch.device("cpu"),
+        loader = ResumableBatches(
+            lambda start: batches(
+                (torch.arange(len(graphs)),),
+                opts.batch_size,
+                job.seed,
+                start_step=start,
+                device=torch.device("cpu"),
+            )
         )
-        log = LossLog()
-        if state is not None:
-            model.load_state_dict(state["model"])
-            for name, optimiser in optimisers.items():
-                optimiser.load_state_dict(state["optimisers"][name])
-            restore_rng_state(state["rng"])
-            log = LossLog(state["losses"])
-            print(f"resuming from {checkpoints.paths()[-1]} at step {start}")
 
-        model.train()
-        t0 = time.perf_counter()
-        total = opts.steps + opts.guide_steps
-        for step in tqdm(
-            range(start, total), initial=start, total=total, desc=self.name, mininterval=2.0
-        ):
-            (indices,) = next(loader)
-            batch = Batch.from_data_list([graphs[i] for i in indices.tolist()]).to(device)
-            if step < opts.steps:
+        def step(i: int) -> dict[str, torch.Tensor]:
+            (indices,) = loader.next(i)
+            batch = Batch.from_data_list([graphs[k] for k in indices.tolist()]).to(device)
+            if i < opts.steps:
                 networks = ("denoiser", "predictor")
                 losses = model.losses(batch)
                 loss = (
@@ -479,7 +203,7 @@ class GraphDiffusion(GenerativeModel):
             else:
                 # The guide alone: a third of a joint step's cost, and what decides how well
                 # steering works is how much of the gap's spread within a composition it
-                # learns (README), which takes it longer than the denoiser's training.
+                # learns, which takes it longer than the denoiser's training.
                 networks = ("predictor",)
                 losses = {"band_gap": model.band_gap_loss(batch)}
                 loss = losses["band_gap"]
@@ -489,36 +213,22 @@ class GraphDiffusion(GenerativeModel):
             for name in networks:
                 nn.utils.clip_grad_norm_(getattr(model, name).parameters(), opts.grad_clip)
                 optimisers[name].step()
-            log.append(step, **{k: v.item() for k, v in losses.items()})
-            if (step + 1) % job.checkpoint_every == 0 or step + 1 == total:
-                checkpoints.save(
-                    step + 1,
-                    {
-                        "model": model.state_dict(),
-                        "optimisers": {name: o.state_dict() for name, o in optimisers.items()},
-                        "rng": rng_state(),
-                        "losses": log.rows,
-                        "joint_steps": opts.steps,
-                    },
-                )
-        done = total - start
-        if done > 0:
-            elapsed = time.perf_counter() - t0
-            print(
-                f"{done} steps in {elapsed:.1f} s: {done * opts.batch_size / elapsed:.0f}"
-                f" crystals/s on {device}"
-            )
-        job.out_dir.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {
-                "model": self.name,
-                "options": dataclasses.asdict(opts),
-                "elements": data.elements,
-                "state": model.state_dict(),
-            },
-            job.model_path,
+            return losses
+
+        model.train()
+        fit(
+            job,
+            opts,
+            {"model": model, **{f"opt_{name}": o for name, o in optimisers.items()}},
+            step,
+            opts.steps + opts.guide_steps,
+            self.name,
+            checkpoint_extra={"joint_steps": opts.steps},
+            continues=lambda saved: continues(saved, opts),
         )
-        log.write_csv(job.losses_path)
+        save_model(
+            job.model_path, self, opts, {"state": model.state_dict()}, elements=data.elements
+        )
 
     def sample(self, job: SampleJob) -> SampleResult:
         opts = options_from_mapping(SampleOptions, job.options, "sample.graph_diffusion")
@@ -595,156 +305,12 @@ def training_graphs(data) -> list[Data]:
 
 def load_model(path: Path, device: torch.device) -> tuple[CrystalDiffusion, GraphEncoding]:
     """A trained model (eval mode) and the graph encoding of its elements."""
-    saved = torch.load(path, map_location=device, weights_only=False)
-    if saved.get("model") != GraphDiffusion.name:
-        raise PipelineInputError(f"{path} is not a {GraphDiffusion.name} model")
-    opts = options_from_mapping(TrainOptions, saved["options"], str(path))
-    model = CrystalDiffusion(len(saved["elements"]), opts, LatticeScaler())
-    model.load_state_dict(saved["state"])
-    return model.to(device).eval(), GraphEncoding(tuple(saved["elements"]), opts.cutoff)
-
-
-def target_species(target: TargetComposition, elements: Sequence[str]) -> list[int]:
-    """Species indices of a target's atoms, grouped by element in the system's order."""
-    foreign = sorted(set(el for el, n in target.counts.items() if n) - set(elements))
-    if foreign or sum(target.counts.values()) == 0:
-        raise PipelineInputError(
-            f"target {target.label}: the model knows {list(elements)} (foreign elements {foreign})"
-        )
-    return [k for k, el in enumerate(elements) for _ in range(int(target.counts.get(el, 0)))]
-
-
-def _crystals(species: list[int], n: int, device: torch.device) -> NoisyCrystals:
-    """``n`` crystals of the same species, with zero coordinates and lattice noise."""
-    n_atoms = len(species)
-    return NoisyCrystals(
-        species=torch.tensor(species, device=device).repeat(n),
-        frac=torch.zeros(n * n_atoms, 3, device=device),
-        lattice_z=torch.zeros(n, 6, device=device),
-        num_atoms=torch.full((n,), n_atoms, device=device),
-        batch=torch.arange(n, device=device).repeat_interleave(n_atoms),
-        ptr=torch.arange(n + 1, device=device) * n_atoms,
-    )
-
-
-def initial_noise(
-    model: CrystalDiffusion,
-    species: list[int],
-    generators: list[torch.Generator],
-    device: torch.device,
-) -> NoisyCrystals:
-    """Uniform coordinates and Gaussian lattice noise, each crystal from its own generator."""
-    x = _crystals(species, len(generators), device)
-    frac = torch.cat([torch.rand(len(species), 3, generator=g) for g in generators])
-    z = torch.stack([torch.randn(6, generator=g) for g in generators])
-    return dataclasses.replace(x, frac=frac.to(device), lattice_z=z.to(device))
-
-
-def interpolated_noise(
-    model: CrystalDiffusion,
-    species: list[int],
-    seed_start: int,
-    seed_end: int,
-    positions: list[float],
-    device: torch.device,
-) -> tuple[NoisyCrystals, list[dict[str, float]]]:
-    """Starting points between the noise of two seeds, at ``positions`` in [0, 1]."""
-    ends = initial_noise(
-        model,
-        species,
-        [torch.Generator().manual_seed(seed_start), torch.Generator().manual_seed(seed_end)],
-        device,
-    )
-    n_atoms = len(species)
-    frac0, frac1 = ends.frac[:n_atoms], ends.frac[n_atoms:]
-    frac, z = interpolate_states(frac0, frac1, ends.lattice_z[0], ends.lattice_z[1], positions)
-    x = dataclasses.replace(_crystals(species, len(positions), device), frac=frac, lattice_z=z)
-    return x, [
-        {"latent_seed": float(seed_start), "latent_seed_end": float(seed_end), "latent_t": float(p)}
-        for p in positions
-    ]
-
-
-def interpolate_states(
-    frac0: torch.Tensor,
-    frac1: torch.Tensor,
-    z0: torch.Tensor,
-    z1: torch.Tensor,
-    positions: Sequence[float],
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Coordinates along the shortest path on the torus, lattice noise on a great circle."""
-    step = frac1 - frac0
-    step = step - torch.round(step)
-    frac = torch.cat([(frac0 + p * step) % 1.0 for p in positions])
-    omega = torch.arccos((z0 @ z1 / (z0.norm() * z1.norm())).clamp(-1.0, 1.0))
-    if float(omega) < 1e-6:
-        z = torch.stack([z0 + p * (z1 - z0) for p in positions])
-    else:
-        z = torch.stack(
-            [
-                (torch.sin((1 - p) * omega) * z0 + torch.sin(p * omega) * z1) / torch.sin(omega)
-                for p in positions
-            ]
-        )
-    return frac, z
-
-
-@torch.no_grad()
-def denoise_from(
-    model: CrystalDiffusion,
-    x: NoisyCrystals,
-    start_step: int,
-    opts: SampleOptions,
-    generators: list[torch.Generator] | None,
-) -> NoisyCrystals:
-    """Run the reverse diffusion from ``start_step`` to 0; stochastic noise of crystal ``k``
-    comes from ``generators[k]`` (deterministic sampling, and interpolation, need none)."""
-    deterministic = opts.sampler == "deterministic" or generators is None
-    n_atoms = int(x.num_atoms[0])
-    for step in range(start_step, 0, -1):
-        noise = None
-        if not deterministic:
-            noise = (
-                torch.cat([torch.randn(n_atoms, 3, generator=g) for g in generators]).to(
-                    x.frac.device
-                ),
-                torch.stack([torch.randn(6, generator=g) for g in generators]).to(x.frac.device),
-            )
-        x = model.reverse_step(
-            x, step, deterministic, noise, opts.target_band_gap, opts.guidance_scale
-        )
-    return x
-
-
-def decoded(
-    model: CrystalDiffusion, encoding: GraphEncoding, x: NoisyCrystals, ids: list[str]
-) -> list[CrystalRecord | None]:
-    """Records of denoised crystals (``predicted_band_gap`` set); None where one does not decode."""
-    lattices = model.lattices(x)
-    with torch.no_grad():
-        gaps = model.band_gap(x, torch.zeros(len(ids), dtype=torch.long, device=x.frac.device))
-    records: list[CrystalRecord | None] = []
-    for k, id in enumerate(ids):
-        nodes = slice(int(x.ptr[k]), int(x.ptr[k + 1]))
-        graph = Data(
-            species=x.species[nodes], frac_coords=x.frac[nodes], lattice=lattices[k : k + 1]
-        )
-        try:
-            record = encoding.decode(graph, id=id)
-        except DecodeError:
-            records.append(None)
-            continue
-        record.properties["predicted_band_gap"] = float(gaps[k])
-        records.append(record)
-    return records
-
-
-def far_enough_apart(record: CrystalRecord, min_distance: float) -> bool:
-    """No two atoms (periodic images included) closer than ``min_distance`` Å."""
-    if min_distance <= 0:
-        return True
-    centres, _, _, _ = record.to_structure().get_neighbor_list(min_distance)
-    return len(centres) == 0
+    saved = load_model_file(path, GraphDiffusion.name, device)
+    opts = options_from_mapping(TrainOptions, saved.options, str(path))
+    elements = tuple(saved.metadata["elements"])
+    model = CrystalDiffusion(len(elements), opts, LatticeScaler())
+    model.load_state_dict(saved.tensors["state"])
+    return model.to(device).eval(), GraphEncoding(elements, opts.cutoff)
 
 
 @torch.no_grad()
@@ -784,7 +350,7 @@ def interpolate_crystals(
                 frac_coords=[record.frac_coords[i] for i in order],
             )
         )
-        x = _crystals(graph.species.tolist(), 1, device)
+        x = crystals_of(graph.species.tolist(), 1, device)
         x = dataclasses.replace(
             x,
             frac=(graph.frac_coords.float() % 1.0).to(device),
@@ -797,7 +363,9 @@ def interpolate_crystals(
     frac, z = interpolate_states(
         ends[0].frac, ends[1].frac, ends[0].lattice_z[0], ends[1].lattice_z[0], positions
     )
-    x = dataclasses.replace(_crystals(ends[0].species.tolist(), n, device), frac=frac, lattice_z=z)
+    x = dataclasses.replace(
+        crystals_of(ends[0].species.tolist(), n, device), frac=frac, lattice_z=z
+    )
     x = denoise_from(model, x, t_start, SampleOptions(sampler="deterministic"), None)
     records = decoded(model, encoding, x, [f"{a.id}--{b.id}-{i:03d}" for i in range(n)])
     for record, p in zip(records, positions):

@@ -28,8 +28,6 @@ from functools import cache
 from importlib.metadata import version
 
 import numpy as np
-import pandas as pd
-import torch
 from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError
@@ -42,6 +40,8 @@ from pipeline.models.base import (
     latent_seed,
     options_from_mapping,
 )
+from pipeline.models.training import LossLog, load_model, save_model, write_loss_log
+from pipeline.quality import structurally_valid
 from pipeline.records import CrystalRecord
 from pipeline.symmetry import STRICT_SYMPREC, space_group
 
@@ -118,19 +118,13 @@ class PyXtalRandom(GenerativeModel):
     representation = "pointcloud"  # not read: built by every run anyway
 
     def train(self, job: TrainJob) -> None:
-        options_from_mapping(TrainOptions, job.options, "train.pyxtal_random")
-        job.out_dir.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {"model": self.name, "pyxtal_version": version("pyxtal"), "learned": False},
-            job.model_path,
-        )
-        pd.DataFrame(columns=["step"]).to_csv(job.losses_path, index=False)
+        opts = options_from_mapping(TrainOptions, job.options, "train.pyxtal_random")
+        save_model(job.model_path, self, opts, {}, pyxtal_version=version("pyxtal"), learned=False)
+        write_loss_log(job, LossLog(), self.name)  # nothing to learn: no steps
 
     def sample(self, job: SampleJob) -> SampleResult:
         opts = options_from_mapping(SampleOptions, job.options, "sample.pyxtal_random")
-        saved = torch.load(job.model_path, weights_only=True)
-        if not isinstance(saved, dict) or saved.get("model") != self.name:
-            raise PipelineInputError(f"{job.model_path} is not a {self.name} model file")
+        load_model(job.model_path, self.name)  # checks that it is this model's file
         result = SampleResult()
         for target_index, target in enumerate(tqdm(job.targets, desc="targets")):
             result.reports.append(
@@ -189,7 +183,4 @@ def _draw(counts: Mapping[str, int], groups: Sequence[int], rng: np.random.Gener
 
 
 def _too_close(structure, min_distance: float) -> bool:
-    if min_distance <= 0:
-        return False
-    centres, _, _, _ = structure.get_neighbor_list(min_distance)
-    return len(centres) > 0
+    return min_distance > 0 and not structurally_valid(structure, min_distance)

@@ -1,17 +1,25 @@
-"""Plumbing shared by the training loops: device, seeding, batches, checkpoints, loss log.
+"""The one training loop of every generative model, and what it needs.
 
-Nothing here knows about a particular model. A loop uses it like this::
+A model's ``train`` builds its networks and optimisers (after :func:`seed_everything`, so the
+initialisation derives from the seed), then hands :func:`fit` what to checkpoint and what one
+step does::
 
-    device = resolve_device("auto")
     seed_everything(job.seed)
-    checkpoints = Checkpoints(job.checkpoint_dir, fingerprint(job.data, options, job.seed))
-    state = checkpoints.load_latest(device)          # None on a fresh start
-    ...restore modules, optimisers, restore_rng_state(state["rng"]), log = LossLog(state["losses"])
-    for step, batch in zip(range(start, steps), batches(...start_step=start)):
+    ...networks, optimisers
+    loader = ResumableBatches(lambda start: batches(tensors, opts.batch_size, job.seed, start, device))
+    def step(i):                      # one optimiser step; returns its losses
+        (x,) = loader.next(i)
         ...
-        log.append(step, loss_a=..., loss_b=...)
-        if (step + 1) % job.checkpoint_every == 0:
-            checkpoints.save(step + 1, {...modules, optimisers, "rng": rng_state(), "losses": log.rows})
+        return {"loss": loss}
+    fit(job, opts, {"net": net, "opt": opt}, step, total_steps=opts.steps, desc=name)
+    save_model(job, name, opts, {"net": net.state_dict()}, elements=...)
+
+:func:`fit` resumes the newest checkpoint of the same data, options and seed (modules,
+optimisers, RNG states, the loss log), checkpoints every ``job.checkpoint_every`` steps,
+writes ``losses.csv`` and ``loss_curve.png``. :func:`save_model` writes the model file: a
+state dict of tensors (``model.pt``, loaded with ``weights_only=True``) and beside it a small
+JSON (``model.json``: the model's name and class, its options and metadata, the package
+version); :func:`load_model` reads both back.
 """
 
 from __future__ import annotations
@@ -21,7 +29,10 @@ import hashlib
 import json
 import os
 import random
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +40,15 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
 
+import pipeline
 from pipeline.errors import PipelineInputError
 from pipeline.plotting import new_figure, save_figure
 
 DEVICES = ("auto", "cpu", "cuda")
+CHECKPOINT_FORMAT = 2  # the layout :func:`fit` writes
+MODEL_FORMAT = 1  # the layout :func:`save_model` writes
 
 
 def resolve_device(name: str) -> torch.device:
@@ -45,6 +60,13 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
+
+
+def mixed_precision(device: torch.device, enabled: bool) -> AbstractContextManager:
+    """bfloat16 autocast on CUDA when ``enabled``; on a CPU full precision, always."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
 
 
 def seed_everything(seed: int) -> None:
@@ -113,6 +135,8 @@ class Checkpoints:
             for k, v in dataclasses.asdict(options).items()
             if k not in getattr(options, "not_in_fingerprint", ())
         }
+        # Checkpoints of another layout cannot be continued.
+        run_options["checkpoint_format"] = CHECKPOINT_FORMAT
         return cls(job.checkpoint_dir, fingerprint(job.data, run_options, job.seed))
 
     def paths(self) -> list[Path]:
@@ -225,7 +249,8 @@ class LossLog:
 
     def write_csv(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(self.rows).to_csv(path, index=False, float_format="%.6g")
+        table = pd.DataFrame(self.rows, columns=None if self.rows else ["step"])
+        table.to_csv(path, index=False, float_format="%.6g")
 
 
 def plot_losses(losses: pd.DataFrame, path: Path, title: str) -> None:
@@ -245,3 +270,193 @@ def plot_losses(losses: pd.DataFrame, path: Path, title: str) -> None:
         ax.set_title(column)
     fig.suptitle(title)
     save_figure(fig, path)
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+class GeneratorState:
+    """A ``torch.Generator`` as something :func:`fit` can checkpoint."""
+
+    def __init__(self, generator: torch.Generator) -> None:
+        self.generator = generator
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"state": self.generator.get_state()}
+
+    def load_state_dict(self, state: Mapping[str, torch.Tensor]) -> None:
+        self.generator.set_state(state["state"].cpu())
+
+
+class ResumableBatches:
+    """Training batches from the step a run starts or resumes at.
+
+    ``make(step)`` returns the batches of a run from ``step`` on (see :func:`batches`); it
+    is called on the first :meth:`next`, with that step, so a resumed run draws what an
+    uninterrupted one would have.
+    """
+
+    def __init__(self, make: Callable[[int], Iterator[tuple[torch.Tensor, ...]]]) -> None:
+        self.make = make
+        self._batches: Iterator[tuple[torch.Tensor, ...]] | None = None
+
+    def next(self, step: int) -> tuple[torch.Tensor, ...]:
+        if self._batches is None:
+            self._batches = self.make(step)
+        return next(self._batches)
+
+
+StepFunction = Callable[[int], Mapping[str, "torch.Tensor | float"]]
+
+
+def fit(
+    job: Any,
+    options: Any,
+    state: Mapping[str, Any],
+    step: StepFunction,
+    total_steps: int,
+    desc: str,
+    *,
+    checkpoint_extra: Mapping[str, Any] | None = None,
+    continues: Callable[[dict[str, Any]], bool] | None = None,
+    checkpoint_at: Collection[int] = (),
+) -> LossLog:
+    """Run ``step(i)`` for ``i`` in ``[start, total_steps)``, resuming and checkpointing.
+
+    Parameters
+    ----------
+    job
+        The :class:`~pipeline.models.base.TrainJob`: data (fingerprinted), seed, device,
+        checkpoint folder and interval, where ``losses.csv`` and ``loss_curve.png`` go.
+    options
+        The model's options dataclass; with the data and the seed it decides whether a
+        checkpoint belongs to this run (``not_in_fingerprint`` fields aside).
+    state
+        What a checkpoint holds, by name: modules, optimisers, :class:`GeneratorState`
+        (anything with ``state_dict`` and ``load_state_dict``). The global RNG states and
+        the loss log are added.
+    step
+        One training step: updates the networks and returns its losses by name.
+    total_steps, desc
+        The run's length and the progress bar's label.
+    checkpoint_extra
+        Plain values saved beside the state, for ``continues`` to read.
+    continues
+        Whether a checkpoint of the same fingerprint can be continued by this run; one that
+        cannot is removed and the run starts afresh.
+    checkpoint_at
+        Steps after which a checkpoint is written whatever the interval (phase ends).
+
+    Returns
+    -------
+    LossLog
+        Every step's losses, the resumed run's earlier ones included.
+    """
+    checkpoints = Checkpoints.for_job(job, options)
+    saved = checkpoints.load_latest(job.device)
+    if saved is not None and continues is not None and not continues(saved):
+        print(f"{checkpoints.paths()[-1]} (step {saved['step']}) cannot be continued: afresh")
+        checkpoints.clear()
+        saved = None
+    log, start = LossLog(), 0
+    if saved is not None:
+        for name, obj in state.items():
+            obj.load_state_dict(saved["state"][name])
+        restore_rng_state(saved["rng"])
+        log, start = LossLog(saved["losses"]), saved["step"]
+        print(f"resuming from {checkpoints.paths()[-1]} at step {start}")
+
+    t0 = time.perf_counter()
+    for i in tqdm(
+        range(start, total_steps), initial=start, total=total_steps, desc=desc, mininterval=2.0
+    ):
+        losses = step(i)
+        log.append(i, **{name: _scalar(value) for name, value in losses.items()})
+        done = i + 1
+        if done % job.checkpoint_every == 0 or done == total_steps or done in checkpoint_at:
+            checkpoints.save(
+                done,
+                {
+                    "state": {name: obj.state_dict() for name, obj in state.items()},
+                    "rng": rng_state(),
+                    "losses": log.rows,
+                    **(checkpoint_extra or {}),
+                },
+            )
+    if total_steps > start:
+        elapsed = time.perf_counter() - t0
+        print(f"{total_steps - start} steps in {elapsed:.1f} s on {job.device}")
+    write_loss_log(job, log, desc)
+    return log
+
+
+def write_loss_log(job: Any, log: LossLog, desc: str) -> None:
+    """``losses.csv`` and ``loss_curve.png`` of a finished run (``job``: a ``TrainJob``)."""
+    log.write_csv(job.losses_path)
+    plot_losses(pd.DataFrame(log.rows), job.plot_path, title=f"{desc}: {len(log.rows)} steps")
+
+
+def _scalar(value: torch.Tensor | float) -> float:
+    return value.item() if isinstance(value, torch.Tensor) else float(value)
+
+
+# ----------------------------------------------------------------------------- model files
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """A trained model as :func:`load_model` reads it back."""
+
+    name: str  # registry name
+    options: dict[str, Any]  # the options dataclass as a mapping
+    metadata: dict[str, Any]  # what sampling needs beside the weights (elements, caps, ...)
+    tensors: dict[str, Any]  # state dicts and tensors, as passed to save_model
+
+
+def info_path(model_path: Path) -> Path:
+    """The JSON beside a model file: ``model.pt`` -> ``model.json``."""
+    return Path(model_path).with_suffix(".json")
+
+
+def save_model(
+    path: Path,
+    model: Any,
+    options: Any,
+    tensors: Mapping[str, Any],
+    **metadata: Any,
+) -> None:
+    """Write ``tensors`` (state dicts, tensors, plain values) to ``path`` and a JSON of
+    ``model``'s name and class, ``options`` (a dataclass), ``metadata`` and the package
+    version beside it (:func:`info_path`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = {
+        "format": MODEL_FORMAT,
+        "model": model.name,
+        "class": f"{type(model).__module__}:{type(model).__qualname__}",
+        "package_version": pipeline.__version__,
+        "options": dataclasses.asdict(options),
+        "metadata": metadata,
+    }
+    torch.save(dict(tensors), path)
+    info_path(path).write_text(json.dumps(info, indent=1, default=list) + "\n")
+
+
+def load_model(path: Path, name: str, device: torch.device | str = "cpu") -> SavedModel:
+    """A model file written by :func:`save_model` for the model ``name``, tensors on
+    ``device``; another model's file, or one without its JSON, is an input error."""
+    path = Path(path)
+    try:
+        info = json.loads(info_path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise PipelineInputError(
+            f"{path}: no readable {info_path(path).name} beside it ({exc})"
+        ) from None
+    if info.get("model") != name:
+        raise PipelineInputError(f"{path} is a {info.get('model')!r} model, not {name!r}")
+    if info.get("format") != MODEL_FORMAT:
+        raise PipelineInputError(
+            f"{path}: model file format {info.get('format')}, need {MODEL_FORMAT}"
+        )
+    tensors = torch.load(path, map_location=device, weights_only=True)
+    return SavedModel(name, info["options"], info["metadata"], tensors)

@@ -25,7 +25,6 @@ none has weight, PyXtal draws a random space group and Wyckoff assignment
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,15 +46,16 @@ from pipeline.models.base import (
     options_from_mapping,
 )
 from pipeline.models.egnn import Denoiser
-from pipeline.models.graph_diffusion import Schedule, far_enough_apart, wrapped_normal_score
+from pipeline.models.graph_diffusion_process import Schedule, wrapped_normal_score
+from pipeline.models.graph_diffusion_sampling import far_enough_apart
 from pipeline.models.training import (
-    Checkpoints,
-    LossLog,
+    ResumableBatches,
     batches,
-    restore_rng_state,
-    rng_state,
+    fit,
+    save_model,
     seed_everything,
 )
+from pipeline.models.training import load_model as load_model_file
 from pipeline.models.wyckoff_frames import (
     V_CLIP,
     Frame,
@@ -214,24 +214,19 @@ class WyckoffDiffusionModel(GenerativeModel):
         features_t = torch.from_numpy(features).float()
         optimiser = torch.optim.Adam(model.denoiser.parameters(), lr=opts.lr)
 
-        checkpoints = Checkpoints.for_job(job, opts)
-        state = checkpoints.load_latest(device)
-        start = min(state["step"], opts.steps) if state is not None else 0
-        loader = batches(
-            (torch.arange(len(crystals)),), opts.batch_size, job.seed, start, torch.device("cpu")
+        loader = ResumableBatches(
+            lambda start: batches(
+                (torch.arange(len(crystals)),),
+                opts.batch_size,
+                job.seed,
+                start,
+                torch.device("cpu"),
+            )
         )
-        log = LossLog()
-        if state is not None:
-            model.load_state_dict(state["model"])
-            optimiser.load_state_dict(state["optimiser"])
-            restore_rng_state(state["rng"])
-            log = LossLog(state["losses"])
-            print(f"resuming from {checkpoints.paths()[-1]} at step {start}")
-        model.train()
-        t0 = time.perf_counter()
-        for step in tqdm(range(start, opts.steps), initial=start, total=opts.steps, desc=self.name):
-            (indices,) = next(loader)
-            chosen = [crystals[i] for i in indices.tolist()]
+
+        def step(i: int) -> dict[str, torch.Tensor]:
+            (indices,) = loader.next(i)
+            chosen = [crystals[k] for k in indices.tolist()]
             frame = make_frame(chosen, elements).to(device)
             v0 = frame.project(model.scaler.to_v(features_t[indices].to(device)))
             losses = model.losses(frame, orbit_xyz(chosen).to(device), v0)
@@ -240,33 +235,19 @@ class WyckoffDiffusionModel(GenerativeModel):
             loss.backward()
             nn.utils.clip_grad_norm_(model.denoiser.parameters(), opts.grad_clip)
             optimiser.step()
-            log.append(step, **{k: v.item() for k, v in losses.items()})
-            if (step + 1) % job.checkpoint_every == 0 or step + 1 == opts.steps:
-                checkpoints.save(
-                    step + 1,
-                    {
-                        "model": model.state_dict(),
-                        "optimiser": optimiser.state_dict(),
-                        "rng": rng_state(),
-                        "losses": log.rows,
-                    },
-                )
-        if opts.steps > start:
-            elapsed = time.perf_counter() - t0
-            print(f"{opts.steps - start} steps in {elapsed:.1f} s on {device}")
-        job.out_dir.mkdir(parents=True, exist_ok=True)
+            return losses
+
+        model.train()
+        fit(job, opts, {"model": model, "optimiser": optimiser}, step, opts.steps, self.name)
         templates = Counter(c.template for c in crystals)
-        torch.save(
-            {
-                "model": self.name,
-                "options": dataclasses.asdict(opts),
-                "elements": list(elements),
-                "templates": [(t.space_group, t.sites, n) for t, n in templates.items()],
-                "state": model.state_dict(),
-            },
+        save_model(
             job.model_path,
+            self,
+            opts,
+            {"state": model.state_dict()},
+            elements=list(elements),
+            templates=[(t.space_group, t.sites, n) for t, n in templates.items()],
         )
-        log.write_csv(job.losses_path)
 
     def sample(self, job: SampleJob) -> SampleResult:
         opts = options_from_mapping(SampleOptions, job.options, "sample.wyckoff_diffusion")
@@ -389,14 +370,15 @@ def load_model(
     path: Path, device: torch.device
 ) -> tuple[WyckoffDiffusion, tuple[str, ...], dict[Template, int]]:
     """A trained model (eval mode), its elements and its training templates with counts."""
-    saved = torch.load(path, map_location=device, weights_only=False)
-    if saved.get("model") != WyckoffDiffusionModel.name:
-        raise PipelineInputError(f"{path} is not a {WyckoffDiffusionModel.name} model")
-    opts = options_from_mapping(TrainOptions, saved["options"], str(path))
-    model = WyckoffDiffusion(len(saved["elements"]), opts, LatticeScaler())
-    model.load_state_dict(saved["state"])
-    templates = {Template(sg, tuple(map(tuple, sites))): n for sg, sites, n in saved["templates"]}
-    return model.to(device).eval(), tuple(saved["elements"]), templates
+    saved = load_model_file(path, WyckoffDiffusionModel.name, device)
+    opts = options_from_mapping(TrainOptions, saved.options, str(path))
+    elements = tuple(saved.metadata["elements"])
+    model = WyckoffDiffusion(len(elements), opts, LatticeScaler())
+    model.load_state_dict(saved.tensors["state"])
+    templates = {
+        Template(sg, tuple(map(tuple, sites))): n for sg, sites, n in saved.metadata["templates"]
+    }
+    return model.to(device).eval(), elements, templates
 
 
 def check_elements(target: TargetComposition, elements: tuple[str, ...]) -> None:

@@ -19,14 +19,13 @@ so ``decode(encode(record))`` gives the record back exactly.
 
 A training set of graphs is stored without edges (they follow from the positions, the
 lattice and the cutoff) as concatenated node arrays: :class:`GraphDataset`,
-:func:`save_graph_dataset`, :func:`load_graph_dataset`; :mod:`pipeline.encode_graph` writes it.
+:func:`save_graph_dataset`, :func:`load_graph_dataset`; :mod:`pipeline.stages.encode_graph` writes it.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,9 +33,9 @@ from pymatgen.core import Element
 from pymatgen.io.vasp import Poscar
 from torch_geometric.data import Data
 
-from pipeline.arrays import load_arrays, save_arrays
 from pipeline.chemsys import ChemicalSystem
 from pipeline.errors import PipelineInputError
+from pipeline.formats import GraphDataset
 from pipeline.records import CrystalRecord
 from pipeline.represent import DecodeError
 
@@ -98,38 +97,6 @@ def to_poscar(record: CrystalRecord) -> str:
 # ----------------------------------------------------------------------------- dataset files
 
 
-@dataclass
-class GraphDataset:
-    """Crystals as concatenated node arrays, as saved by :func:`save_graph_dataset`."""
-
-    elements: tuple[str, ...]
-    species: np.ndarray
-    frac_coords: np.ndarray
-    num_atoms: np.ndarray
-    lattice: np.ndarray
-    band_gap: np.ndarray
-    ids: list[str]
-    parents: list[str]
-
-    def __len__(self) -> int:
-        return len(self.num_atoms)
-
-    def records(self) -> list[CrystalRecord]:
-        """The crystals as records (``properties["band_gap"]`` set)."""
-        starts = np.concatenate([[0], np.cumsum(self.num_atoms)])
-        return [
-            CrystalRecord(
-                id=self.ids[k],
-                lattice=self.lattice[k].tolist(),
-                species=[self.elements[s] for s in self.species[starts[k] : starts[k + 1]]],
-                frac_coords=self.frac_coords[starts[k] : starts[k + 1]].tolist(),
-                parent=self.parents[k],
-                properties={"band_gap": float(self.band_gap[k])},
-            )
-            for k in range(len(self))
-        ]
-
-
 def graph_dataset(
     records: list[CrystalRecord], system: ChemicalSystem, band_gap: np.ndarray
 ) -> GraphDataset:
@@ -148,35 +115,6 @@ def graph_dataset(
         band_gap=np.asarray(band_gap, dtype=np.float64),
         ids=[r.id for r in records],
         parents=[r.parent or r.id for r in records],
-    )
-
-
-def save_graph_dataset(data: GraphDataset, path: str | Path) -> None:
-    save_arrays(
-        path,
-        species=data.species,
-        frac_coords=data.frac_coords,
-        num_atoms=data.num_atoms,
-        lattice=data.lattice,
-        band_gap=data.band_gap,
-        ids=np.array(data.ids),
-        parents=np.array(data.parents),
-        elements=np.array(data.elements),
-    )
-
-
-def load_graph_dataset(path: str | Path) -> GraphDataset:
-    """Read an ``.npz`` written by :func:`save_graph_dataset`."""
-    f = load_arrays(path, "graph dataset", marker="num_atoms")
-    return GraphDataset(
-        elements=tuple(str(e) for e in f["elements"]),
-        species=f["species"],
-        frac_coords=f["frac_coords"],
-        num_atoms=f["num_atoms"],
-        lattice=f["lattice"],
-        band_gap=f["band_gap"],
-        ids=[str(s) for s in f["ids"]],
-        parents=[str(s) for s in f["parents"]],
     )
 
 

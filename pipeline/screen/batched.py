@@ -7,7 +7,7 @@ that has converged or failed leaves, the next one enters. The batch holds at mos
 ``batch_atoms`` atoms; left unset on a GPU, torch-sim measures how many fit in memory.
 
 Convergence and divergence are judged per structure by the same rules as the sequential
-relaxer (:func:`pipeline.screen.relax.divergence_reason`).
+relaxer (:func:`pipeline.screen.relaxation.divergence_reason`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
-from pipeline.screen.relax import (
+from pipeline.screen.relaxation import (
     FAILED,
     OK,
     RelaxResult,

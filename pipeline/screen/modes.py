@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
 from pipeline.screen.potentials import PotentialSpec, ase_calculator, batched_model
-from pipeline.screen.relax import RelaxResult, RelaxSettings, relax_sequential
+from pipeline.screen.relaxation import RelaxResult, RelaxSettings, relax_sequential
 
 RELAX_MODES = ("batched", "sequential")
 
@@ -22,14 +22,21 @@ def relax_records(
     mode: str = "batched",
     batch_atoms: int | None = None,
     progress: bool = True,
+    keep_symmetry: float | None = None,
 ) -> list[RelaxResult]:
-    """Relax ``records`` with the potential ``spec``; one result per record, same order."""
+    """Relax ``records`` with the potential ``spec``; one result per record, same order.
+
+    ``keep_symmetry`` (sequential mode only): constrain each relaxation to the space group
+    its start has at this tolerance (Å; ASE's ``FixSymmetry``).
+    """
     if mode not in RELAX_MODES:
         raise PipelineInputError(f"unknown relax mode {mode!r}; choose from {RELAX_MODES}")
+    if keep_symmetry is not None and mode != "sequential":
+        raise PipelineInputError("keeping the symmetry needs relax mode 'sequential'")
     if not records:
         return []
     if mode == "sequential":
-        return relax_sequential(records, ase_calculator(spec), settings, progress)
+        return relax_sequential(records, ase_calculator(spec), settings, progress, keep_symmetry)
     from pipeline.screen.batched import relax_batched
 
     return relax_batched(records, batched_model(spec), settings, batch_atoms, progress)
@@ -64,7 +71,7 @@ def add_relax_arguments(parser) -> None:
         "--checkpoint",
         default="",
         help="the potential's checkpoint: a name it ships or a path"
-        " (default: chgnet 0.3.0, sevennet 7net-0, m3gnet from matgl's hub)",
+        " (default: chgnet 0.3.0, sevennet 7net-0, m3gnet MP-2021.2.8-EFS)",
     )
     group.add_argument("--mode", choices=RELAX_MODES, default="batched")
     group.add_argument("--fmax", type=float, default=0.05, help="force threshold, eV/Å")

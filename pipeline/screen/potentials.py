@@ -5,12 +5,16 @@ Three potentials, named as in ``screen.potential``:
 * ``chgnet``: CHGNet (weights ship in the ``chgnet`` wheel; checkpoint ``0.3.0``);
 * ``sevennet``: SevenNet (weights ship in the ``sevenn`` wheel; ``7net-0`` or
   ``7net-l3i5``, or a path to a checkpoint file);
-* ``m3gnet``: matgl's M3GNet, loaded with ``matgl.load_model`` from a local model folder
+* ``m3gnet``: by default ``MP-2021.2.8-EFS``, the universal potential of the original
+  TensorFlow package as a torch port (:mod:`pipeline.screen.m3gnet`; weights converted
+  into ``resources/potentials/``, or a path to another converted ``.npz``); any other
+  checkpoint is a matgl model, loaded with ``matgl.load_model`` from a local model folder
   or, by name, from matgl's Hugging Face hub (needs network the first time).
 
 :func:`ase_calculator` gives an ASE calculator (sequential relaxation), :func:`batched_model`
-a torch-sim model (batched relaxation, chgnet and sevennet), :func:`describe` the string
-recorded with every result so an energy can always be traced to its potential.
+a torch-sim model (batched relaxation: chgnet, sevennet and the M3GNet port),
+:func:`describe` the string recorded with every result so an energy can always be traced
+to its potential.
 """
 
 from __future__ import annotations
@@ -22,15 +26,16 @@ from pathlib import Path
 import torch
 
 from pipeline.errors import PipelineInputError
+from pipeline.screen.m3gnet import CHECKPOINT_NAME as M3GNET_PORT
 
 POTENTIALS = ("chgnet", "sevennet", "m3gnet")
 DEFAULT_CHECKPOINTS = {
     "chgnet": "0.3.0",
     "sevennet": "7net-0",
-    "m3gnet": "M3GNet-PES-MatPES-PBE-2025.2",
+    "m3gnet": M3GNET_PORT,
 }
 PACKAGES = {"chgnet": "chgnet", "sevennet": "sevenn", "m3gnet": "matgl"}
-BATCHED_POTENTIALS = ("chgnet", "sevennet")
+BATCHED_POTENTIALS = ("chgnet", "sevennet", "m3gnet")
 
 
 @dataclass(frozen=True)
@@ -79,14 +84,33 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def is_m3gnet_port(spec: PotentialSpec) -> bool:
+    """Whether ``spec`` is the torch port of the TensorFlow M3GNet (not a matgl model)."""
+    return spec.name == "m3gnet" and (
+        spec.checkpoint == M3GNET_PORT or spec.checkpoint.endswith(".npz")
+    )
+
+
 def describe(spec: PotentialSpec) -> str:
     """The potential as recorded in outputs, e.g. ``chgnet 0.4.2 checkpoint 0.3.0``."""
+    if is_m3gnet_port(spec):
+        return f"m3gnet (torch port of m3gnet 0.2.4) checkpoint {spec.checkpoint}"
     package = PACKAGES[spec.name]
+    return f"{spec.name} ({package} {package_version(package)}) checkpoint {spec.checkpoint}"
+
+
+def package_version(package: str) -> str:
+    """The installed version of a Python package, or ``not installed``."""
     try:
-        package_version = version(package)
+        return version(package)
     except PackageNotFoundError:
-        package_version = "?"
-    return f"{spec.name} ({package} {package_version}) checkpoint {spec.checkpoint}"
+        return "not installed"
+
+
+def potential_version(potential: str) -> str:
+    """The version of the package that provides ``potential`` (``unknown`` if none does)."""
+    package = PACKAGES.get(potential)
+    return package_version(package) if package else "unknown"
 
 
 def energy_scale(name: str) -> EnergyScale:
@@ -113,6 +137,10 @@ def ase_calculator(spec: PotentialSpec):
             return SevenNetCalculator(model=spec.checkpoint, device=spec.device)
         except ValueError as exc:
             raise PipelineInputError(f"sevennet checkpoint {spec.checkpoint!r}: {exc}") from None
+    if is_m3gnet_port(spec):
+        from pipeline.screen.m3gnet import M3GNetCalculator
+
+        return M3GNetCalculator(_load_m3gnet_port(spec), device=spec.device)
     from matgl.ext.ase import PESCalculator
 
     return PESCalculator(_load_matgl(spec), stress_unit="eV/A3")
@@ -133,8 +161,11 @@ def batched_model(spec: PotentialSpec):
         except ValueError as exc:
             raise PipelineInputError(f"sevennet checkpoint {spec.checkpoint!r}: {exc}") from None
         return torchsim_models.SevenNetModel(checkpoint.build_model(), device=device)
+    if is_m3gnet_port(spec):
+        return torchsim_models.M3GNetModel(_load_m3gnet_port(spec), device=device)
     raise PipelineInputError(
-        f"batched relaxation supports {BATCHED_POTENTIALS}, not {spec.name!r}:"
+        f"batched relaxation supports {BATCHED_POTENTIALS} ({M3GNET_PORT} or a converted"
+        f" .npz for m3gnet), not the matgl model {spec.checkpoint!r}:"
         " set screen.relax_mode: sequential"
     )
 
@@ -148,6 +179,12 @@ def _load_chgnet(spec: PotentialSpec):
         return CHGNet.load(model_name=spec.checkpoint, use_device=spec.device, verbose=False)
     except ValueError as exc:
         raise PipelineInputError(f"chgnet checkpoint {spec.checkpoint!r}: {exc}") from None
+
+
+def _load_m3gnet_port(spec: PotentialSpec):
+    from pipeline.screen.m3gnet import BUNDLED_CHECKPOINT, load_m3gnet
+
+    return load_m3gnet(BUNDLED_CHECKPOINT if spec.checkpoint == M3GNET_PORT else spec.checkpoint)
 
 
 def _load_matgl(spec: PotentialSpec):

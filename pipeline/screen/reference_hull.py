@@ -36,9 +36,9 @@ from pymatgen.core import Composition
 
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord, read_records
+from pipeline.screen.convex_hull import pd_entry
 from pipeline.screen.dedup import default_matcher, matches, prepare
-from pipeline.screen.hull import pd_entry
-from pipeline.screen.relax import RelaxSettings
+from pipeline.screen.relaxation import RelaxSettings
 
 # Bump when the procedure above changes in a way that changes its result.
 PROCEDURE_VERSION = 1

@@ -1,4 +1,4 @@
-"""torch-sim models (``ModelInterface``) around CHGNet and SevenNet.
+"""torch-sim models (``ModelInterface``) around CHGNet, SevenNet and the M3GNet port.
 
 torch-sim 0.3.0 has no CHGNet wrapper, and its SevenNet wrapper imports a name that
 sevenn 0.13 no longer has (sevenn's own wrapper needs a newer torch-sim), so both are
@@ -156,6 +156,39 @@ class SevenNetModel(ModelInterface):
             outputs["forces"][start:stop] = forces[first : first + stop - start]
             outputs["stress"][system] = stress[k]
             first += stop - start
+        return outputs
+
+
+class M3GNetModel(ModelInterface):
+    """The torch port of M3GNet MP-2021.2.8 (:mod:`pipeline.screen.m3gnet`) on a batch."""
+
+    def __init__(self, model, device: torch.device, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.model = model.to(device=device, dtype=dtype).eval()
+        self._device = device
+        self._dtype = dtype  # float32, as the TensorFlow original ran
+        self._compute_stress = True
+        self._compute_forces = True
+        self._memory_scales_with = "n_atoms"
+
+    def forward(self, state: SimState, **kwargs) -> dict[str, torch.Tensor]:
+        from pipeline.screen.m3gnet import energies_forces_stresses
+
+        outputs = _nan_outputs(state)
+        inputs, systems = [], []
+        for system, (positions, cell, numbers) in enumerate(_split(state)):
+            if _is_finite(positions, cell):
+                inputs.append((positions, cell, numbers))
+                systems.append(system)
+        if not inputs:
+            return outputs
+        energy, forces, stress = energies_forces_stresses(self.model, inputs)
+        offsets = _atom_offsets(state)
+        for k, system in enumerate(systems):
+            start, stop = offsets[system], offsets[system + 1]
+            outputs["energy"][system] = energy[k]
+            outputs["forces"][start:stop] = forces[k]
+            outputs["stress"][system] = stress[k]
         return outputs
 
 

@@ -219,6 +219,21 @@ function setupTable() {
 // ---- 3D viewers -----------------------------------------------------------------------
 
 const viewers = {};
+// 3Dmol.js bonds any two atoms closer than the sum of their covalent radii plus 0.25 Å, which
+// in an oxide joins neighbouring metals too; with anions present only bonds to them are kept.
+const ANIONS = new Set(["N", "O", "F", "P", "S", "Cl", "Se", "Br", "Te", "I"]);
+
+function dropCationCationBonds(model) {
+  const atoms = model.selectedAtoms({});
+  if (!atoms.some((a) => ANIONS.has(a.elem))) return;
+  const byIndex = new Map(atoms.map((a) => [a.index, a]));
+  for (const atom of atoms) {
+    if (ANIONS.has(atom.elem)) continue;
+    const kept = atom.bonds.map((j, k) => [j, atom.bondOrder[k]]).filter(([j]) => ANIONS.has(byIndex.get(j)?.elem));
+    atom.bonds = kept.map(([j]) => j);
+    atom.bondOrder = kept.map(([, order]) => order);
+  }
+}
 
 function makeViewer(elementId) {
   return $3Dmol.createViewer(document.getElementById(elementId), { backgroundColor: BACKGROUND });
@@ -237,6 +252,7 @@ function drawCrystal(viewer, cif) {
   const cellAtoms = model.selectedAtoms({}).length;
   if (document.getElementById("supercell").checked) viewer.replicateUnitCell(2, 2, 2, model, true);
   else viewer.replicateUnitCell(1, 1, 1, model, true);  // 1: only the images on the cell
+  dropCationCationBonds(model);
   model.setStyle({}, {
     sphere: { scale: 0.3, colorscheme: "Jmol" },
     stick: { radius: 0.12, colorscheme: "Jmol" },
@@ -258,7 +274,8 @@ function fileLinks(files) {
 const FACT_KEYS = ["model", "space_group", "e_above_hull", "band_gap", "band_gap_level", "delta_g_pbx", "passes", "failed", "novel", "known_as"];
 
 function renderFacts(row) {
-  const keys = FACT_KEYS.concat(COLUMNS.map((c) => c.key).filter((k) => k.startsWith("e_above_hull_")));
+  const others = COLUMNS.filter((c) => c.kind === "number" && c.key.startsWith("e_above_hull_"));
+  const keys = FACT_KEYS.concat(others.map((c) => c.key));
   document.getElementById("candidate-facts").innerHTML = keys
     .filter((k) => k in COLUMN_INDEX && cell(row, k) !== null && cell(row, k) !== "")
     .map((k) => `<dt>${escapeHtml(COLUMNS[COLUMN_INDEX[k]].label)}</dt><dd>${escapeHtml(formatValue(cell(row, k), COLUMNS[COLUMN_INDEX[k]]))}</dd>`)
@@ -332,10 +349,14 @@ function hoverText(row) {
   return parts.join("<br>");
 }
 
-function highlightTrace(x, y) {
+// The ring around the selected point: a layout shape sized in pixels, so that moving it
+// redraws only the shapes, not the thousands of points.
+function highlightShape(x, y) {
+  const visible = x !== null && x !== undefined && y !== null && y !== undefined;
   return {
-    x, y, mode: "markers", type: "scatter", hoverinfo: "skip", showlegend: false,
-    marker: { size: 18, color: "rgba(0,0,0,0)", line: { color: "#e4007c", width: 3 } },
+    type: "circle", xref: "x", yref: "y", xsizemode: "pixel", ysizemode: "pixel",
+    xanchor: visible ? x : 0, yanchor: visible ? y : 0, x0: -10, x1: 10, y0: -10, y1: 10,
+    line: { color: "#e4007c", width: 3 }, visible,
   };
 }
 
@@ -375,7 +396,6 @@ function plotHull() {
       customdata: stable.map((s) => null), mode: "markers+text", type: "scatter", textposition: "top right",
       textfont: { size: 10 }, marker: { color: "black", size: 7 }, name: "stable phases", hoverinfo: "text",
     },
-    highlightTrace([], []),
   ];
   const layout = {
     title: { text: "Ternary hull: click a candidate", font: { size: 14 }, x: 0.02, xanchor: "left" },
@@ -383,6 +403,7 @@ function plotHull() {
     xaxis: { visible: false, range: [-0.08, 1.08] },
     yaxis: { visible: false, range: [-0.08, h + 0.08], scaleanchor: "x" },
     showlegend: false,
+    shapes: [highlightShape(null, null)],
     annotations: elements.map((el, i) => ({
       x: [0, 1, 0.5][i], y: [0, 0, h][i], text: `<b>${escapeHtml(el)}</b>`, showarrow: false,
       yshift: i === 2 ? 14 : -14,
@@ -393,7 +414,7 @@ function plotHull() {
     const id = event.points[0]?.customdata;
     if (id) select(id);
   });
-  return { element, highlight: traces.length - 1, xy: (id) => DATA.structures[id].xy || [null, null] };
+  return { element, highlight: 0, xy: (id) => DATA.structures[id].xy || [null, null] };
 }
 
 function plotGap() {
@@ -416,7 +437,6 @@ function plotGap() {
   const traces = [
     trace(group(false), "filtered out", "#b0b0b0", 8),
     trace(group(true), "passes every filter", "#d62728", 10),
-    highlightTrace([], []),
   ];
   const finiteDg = dg.filter((v) => v !== null);
   const left = Math.min(0, ...finiteDg);
@@ -429,7 +449,7 @@ function plotGap() {
     shapes: [{
       type: "rect", xref: "x", yref: "y", x0: left, x1: t.delta_g_pbx, y0: t.band_gap_min, y1: t.band_gap_max,
       fillcolor: "rgba(44,160,44,0.15)", line: { width: 0 }, layer: "below",
-    }],
+    }, highlightShape(null, null)],
   };
   Plotly.newPlot(element, traces, layout, PLOT_CONFIG);
   element.on("plotly_click", (event) => {
@@ -437,15 +457,18 @@ function plotGap() {
     if (id) select(id);
   });
   const index = Object.fromEntries(DATA.rows.map((row, i) => [cell(row, "id"), i]));
-  return { element, highlight: traces.length - 1, xy: (id) => [dg[index[id]], gap[index[id]]] };
+  return { element, highlight: 1, xy: (id) => [dg[index[id]], gap[index[id]]] };
 }
 
 const plots = [];
 
 function highlightInPlots(id) {
   for (const plot of plots) {
-    const [x, y] = plot.xy(id);
-    Plotly.restyle(plot.element, { x: [[x]], y: [[y]] }, [plot.highlight]);
+    const { xanchor, yanchor, visible } = highlightShape(...plot.xy(id));
+    const shape = `shapes[${plot.highlight}]`;
+    Plotly.relayout(plot.element, {
+      [`${shape}.xanchor`]: xanchor, [`${shape}.yanchor`]: yanchor, [`${shape}.visible`]: visible,
+    });
   }
 }
 
@@ -482,6 +505,7 @@ function start() {
   const first = state.order.length ? cell(DATA.rows[state.order[0]], "id") : null;
   const initial = fromHash in DATA.structures ? fromHash : first;
   if (initial !== null) select(initial);
+  else document.getElementById("candidate-title").textContent = "none: the run relaxed no structure";
 }
 
 // For scripts and tests: the page's state and its selection.

@@ -1,0 +1,135 @@
+"""Is the explorer usable with thousands of structures? Builds the page for N bundled structures
+and times it in headless Chromium; prints ONE JSON line.
+
+The N structures are the bundled Mg-Mn-O training set standing in for relaxed candidates,
+with the one table every run has (``candidates.csv``: id, model, formula); the explorer stage
+adds space groups, nearest known structures (the same set is the training set, so each finds
+itself) and the files. Timed: the stage (``build_s``), the size of ``data.js`` and of the
+folder, and in Chromium (Debian's chromium + chromium-driver, selenium) the page's load to its
+first drawn structure, a sort by a header click, a column filter and the selection of a
+structure (JavaScript time of each handler, ms).
+
+    python bench/explorer_scale.py            # all 2,627 bundled structures
+    python bench/explorer_scale.py --n 500
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pipeline.records import make_ids_unique, read_records, write_records  # noqa: E402
+from pipeline.stages.explorer import main as explorer_main  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+DATASET = REPO / "resources/datasets/mgmno_kim2020.json.gz"
+REFERENCES = REPO / "resources/datasets/mgmno_reference_phases.json"
+
+# Each returns the milliseconds its synchronous handler took.
+SORT = """
+const t0 = performance.now();
+document.querySelector('#header-row th[data-key="natoms"]').click();
+return performance.now() - t0;
+"""
+FILTER = """
+const box = document.querySelector('#filter-row input[data-key="natoms"]');
+box.value = '>=20';
+const t0 = performance.now();
+box.dispatchEvent(new Event('input', {bubbles: true}));
+return [performance.now() - t0, window.explorer.state.order.length];
+"""
+SELECT = """
+const D = window.EXPLORER_DATA, i = D.columns.findIndex(c => c.key === 'id');
+const id = D.rows[D.rows.length - 1][i];
+const t0 = performance.now();
+window.explorer.select(id);
+return performance.now() - t0;
+"""
+
+
+def chromium():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     "--window-size=1500,1900", "--use-angle=swiftshader",
+                     "--enable-unsafe-swiftshader"):  # fmt: skip
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=None, help="structures (default: all)")
+    args = parser.parse_args()
+    records = read_records(DATASET)[: args.n]
+    make_ids_unique(records)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_records(records, folder / "relaxed.json.gz")
+        pd.DataFrame(
+            {
+                "id": [r.id for r in records],
+                "model": [r.source for r in records],
+                "formula": [r.formula for r in records],
+            }
+        ).to_csv(folder / "candidates.csv", index=False)
+        start = time.perf_counter()
+        with contextlib.redirect_stdout(sys.stderr):  # stdout: the JSON line alone
+            explorer_main(
+                ["--relaxed", str(folder / "relaxed.json.gz"),
+                 "--candidates", str(folder / "candidates.csv"),
+                 "--references", str(REFERENCES), "--training", str(folder / "relaxed.json.gz"),
+                 "--chemsys", "Mg-Mn-O", "--max-e-hull", "0.08", "--gap-window", "1.6", "3.0",
+                 "--gap-level", "HSE", "--max-delta-g-pbx", "0.59",
+                 "--out-dir", str(folder / "explorer"), "--out-db", str(folder / "candidates.db")]
+            )  # fmt: skip
+        build_s = time.perf_counter() - start
+        page = folder / "explorer"
+        folder_mb = sum(p.stat().st_size for p in page.rglob("*") if p.is_file()) / 1e6
+        data_js_mb = (page / "data.js").stat().st_size / 1e6
+        driver = chromium()
+        try:
+            start = time.perf_counter()
+            driver.get((page / "index.html").as_uri())
+            while not driver.execute_script(
+                "return window.explorer && window.explorer.state.atomsDrawn.candidate > 0"
+            ):
+                time.sleep(0.05)
+            load_s = time.perf_counter() - start
+            sort_ms = driver.execute_script(SORT)
+            filter_ms, kept = driver.execute_script(FILTER)
+            select_ms = driver.execute_script(SELECT)
+        finally:
+            driver.quit()
+    print(
+        json.dumps(
+            {
+                "structures": len(records),
+                "build_s": round(build_s, 1),
+                "data_js_mb": round(data_js_mb, 2),
+                "folder_mb": round(folder_mb, 1),
+                "load_s": round(load_s, 2),
+                "sort_ms": round(sort_ms, 1),
+                "filter_ms": round(filter_ms, 1),
+                "filter_kept": kept,
+                "select_ms": round(select_ms, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

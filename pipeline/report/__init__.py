@@ -1,1 +1,0 @@
-"""Report stage: the screen's plots for ``snakemake --report``."""

@@ -1,0 +1,93 @@
+"""CLI of the report stage: ``python -m pipeline.stages.report --help``.
+
+Draws the screen's plots from its tables; the rule registers them with Snakemake's ``report()``
+so ``snakemake --report report.html`` collects them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline.chemsys import ChemicalSystem
+from pipeline.errors import exit_on_input_error
+from pipeline.formats import read_table
+from pipeline.records import read_records
+from pipeline.report_plots import (
+    plot_e_hull_histogram,
+    plot_gap_vs_pourbaix,
+    plot_lattice_distributions,
+    plot_ternary_hull,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.stages.report",
+        description="Plots of the screen: E_hull histogram, ternary hull with candidates,"
+        " band gap vs Delta G_pbx, lattice parameters generated vs training.",
+    )
+    parser.add_argument("--chemsys", default="Mg-Mn-O")
+    parser.add_argument("--candidates", type=Path, required=True, help="candidates.csv of export")
+    parser.add_argument(
+        "--references", type=Path, required=True, help="relaxed hull references (.json.gz)"
+    )
+    parser.add_argument("--relaxed", type=Path, required=True, help="relaxed candidates (.json.gz)")
+    parser.add_argument("--training", type=Path, required=True, help="training dataset (.json.gz)")
+    parser.add_argument("--metastable", type=float, default=0.2, help="E_hull line, eV/atom")
+    parser.add_argument("--synthesizable", type=float, default=0.08, help="E_hull line, eV/atom")
+    parser.add_argument(
+        "--gap-window", type=float, nargs=2, default=(1.6, 3.0), metavar=("MIN", "MAX")
+    )
+    parser.add_argument("--gap-level", default="HSE")
+    parser.add_argument("--max-delta-g-pbx", type=float, default=0.59)
+    parser.add_argument("--out-e-hull", type=Path, required=True)
+    parser.add_argument("--out-ternary", type=Path, required=True)
+    parser.add_argument("--out-gap-pourbaix", type=Path, required=True)
+    parser.add_argument("--out-lattice", type=Path, required=True)
+    return parser
+
+
+@exit_on_input_error
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    system = ChemicalSystem.parse(args.chemsys)
+    candidates = read_table(
+        args.candidates,
+        ["id", "model", "formula", "e_above_hull", "band_gap", "delta_g_pbx", "passes"],
+    )
+    plot_e_hull_histogram(
+        candidates,
+        {"synthesizable": args.synthesizable, "metastable": args.metastable},
+        args.out_e_hull,
+        models=candidates["model"],
+    )
+    plot_ternary_hull(
+        read_records(args.references),
+        candidates,
+        system.elements,
+        args.out_ternary,
+        args.synthesizable,
+    )
+    plot_gap_vs_pourbaix(
+        candidates,
+        tuple(args.gap_window),
+        args.max_delta_g_pbx,
+        args.gap_level,
+        args.out_gap_pourbaix,
+    )
+    ks = plot_lattice_distributions(
+        [r.to_structure() for r in read_records(args.relaxed)],
+        [r.to_structure() for r in read_records(args.training)],
+        args.out_lattice,
+    )
+    print(
+        "K-S statistics, relaxed candidates vs training:",
+        ", ".join(f"{k} {v:.3f}" for k, v in ks.items()),
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
