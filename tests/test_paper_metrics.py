@@ -10,7 +10,7 @@ import pytest
 import torch
 from conftest import DEFAULT_CAPS
 
-from pipeline.models.ccgan import Classifier, class_loss
+from pipeline.models.ccgan_networks import Classifier, class_loss
 from pipeline.represent.pointcloud import PointCloudEncoding
 
 
