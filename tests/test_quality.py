@@ -253,3 +253,21 @@ def test_a_model_that_kept_no_samples_is_reported_not_an_error(small_records, tm
     )
     ccgan = json.loads(out.read_text())["models"]["ccgan"]
     assert ccgan["n_generated"] == 0 and math.isnan(ccgan["validity"])
+
+
+def test_the_second_opinion_summary_reads_the_potentials_column_only():
+    import pandas as pd
+
+    from pipeline.stages.evaluate import second_opinion_summary
+
+    hull = pd.DataFrame(
+        {
+            "e_above_hull_is_lower_bound": [False, False, False],
+            "e_above_hull_mp": [0.0, 0.1, 0.2],
+            "e_above_hull_sevennet": [0.1, 0.3, float("nan")],
+            "agrees": [True, False, False],
+        }
+    )
+    summary = second_opinion_summary(hull)
+    assert summary["potential"] == "sevennet" and summary["evaluated"] == 2
+    assert summary["fraction_agrees"] == pytest.approx(0.5)

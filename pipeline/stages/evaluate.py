@@ -29,6 +29,7 @@ from pipeline.quality import (
 from pipeline.records import read_records
 from pipeline.report_plots import plot_crystal_systems
 from pipeline.screen.dedup import prepare
+from pipeline.screen.potentials import POTENTIALS
 from pipeline.symmetry import SYMMETRY_COLUMNS, SymmetrySummary, summarize_table, symmetry_table
 
 
@@ -159,9 +160,9 @@ def metrics_table(
 
 
 def second_opinion_summary(hull: pd.DataFrame) -> dict:
-    """Per potential of ``e_above_hull_<potential>`` (MP excluded): how many relaxed
+    """For the potential of ``e_above_hull_<potential>``: how many relaxed
     structures it evaluated and the fraction of them whose ``agrees`` flag is set."""
-    columns = [c for c in hull.columns if c.startswith("e_above_hull_") and c != "e_above_hull_mp"]
+    columns = [f"e_above_hull_{p}" for p in POTENTIALS if f"e_above_hull_{p}" in hull.columns]
     if "agrees" not in hull.columns or not columns:
         return {}
     agrees = hull["agrees"].astype(str).str.lower() == "true"
