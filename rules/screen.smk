@@ -5,7 +5,7 @@
 SCREEN = config["screen"]
 POTENTIAL = SCREEN["potential"]
 SHARDS = list(range(SCREEN["shards"]))
-CONSENSUS = [p for p in SCREEN.get("consensus", []) if p != POTENTIAL]
+CONSENSUS = [p for p in SCREEN["consensus"] if p != POTENTIAL]
 
 
 wildcard_constraints:
@@ -163,7 +163,7 @@ rule relax:
         shards=SCREEN["shards"],
         symmetrise=lambda wildcards: (
             "--symmetrise"
-            if wildcards.potential == POTENTIAL and SCREEN.get("symmetrise", True)
+            if wildcards.potential == POTENTIAL and SCREEN["symmetrise"]
             else ""
         ),
     log:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 
 import numpy as np
@@ -61,3 +62,8 @@ def test_opt_in_crystens_gan_trains_and_samples(tmp_path):
     )
     log = (tmp_path / "logs" / "sample" / "crystens_gan.log").read_text()
     assert '"drawn": 64' in log or all(report["kept"] == 2)
+    # Something was kept, or the log says that no draw decoded at all and why.
+    draws = json.loads(next(line for line in log.splitlines() if line.startswith('{"model"')))
+    assert report["kept"].sum() > 0 or (
+        draws["decodable"] == 0 and draws["decode_errors"] and "nothing kept: none of" in log
+    ), log[-2000:]

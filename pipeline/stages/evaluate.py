@@ -21,30 +21,33 @@ from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.formats import read_table
 from pipeline.quality import (
     KIM2020_REFERENCE,
-    METASTABLE_E_HULL,
+    KIM2020_THRESHOLDS,
     MIN_DISTANCE,
-    SYNTHESIZABLE_E_HULL,
     evaluate_model,
 )
 from pipeline.records import read_records
 from pipeline.report_plots import plot_crystal_systems
 from pipeline.screen.dedup import prepare
+from pipeline.settings import default
 from pipeline.symmetry import SYMMETRY_COLUMNS, SymmetrySummary, summarize_table, symmetry_table
 
-TABLE_COLUMNS = {
-    "n_generated": "generated",
-    "validity": "valid (CDVAE)",
-    "uniqueness": "unique",
-    "novelty": "unique & novel",
-    "fraction_e_hull_le_metastable": "E_hull <= 0.2",
-    "fraction_e_hull_le_synthesizable": "E_hull <= 0.08",
-    "sun_rate": "S.U.N.",
-    "n_relaxed": "relaxed",
-    "fraction_of_relaxed_e_hull_le_metastable": "E_hull <= 0.2 (of relaxed)",
-    "fraction_of_relaxed_e_hull_le_synthesizable": "E_hull <= 0.08 (of relaxed)",
-    "non_p1_fraction_raw": "non-P1 (raw)",
-    "non_p1_fraction_relaxed": "non-P1 (relaxed)",
-}
+
+def table_columns(metastable: float, synthesizable: float) -> dict[str, str]:
+    """Metric keys to the HTML table's column labels, the E_hull ones at the given thresholds."""
+    return {
+        "n_generated": "generated",
+        "validity": "valid (CDVAE)",
+        "uniqueness": "unique",
+        "novelty": "unique & novel",
+        "fraction_e_hull_le_metastable": f"E_hull <= {metastable:g}",
+        "fraction_e_hull_le_synthesizable": f"E_hull <= {synthesizable:g}",
+        "sun_rate": "S.U.N.",
+        "n_relaxed": "relaxed",
+        "fraction_of_relaxed_e_hull_le_metastable": f"E_hull <= {metastable:g} (of relaxed)",
+        "fraction_of_relaxed_e_hull_le_synthesizable": f"E_hull <= {synthesizable:g} (of relaxed)",
+        "non_p1_fraction_raw": "non-P1 (raw)",
+        "non_p1_fraction_relaxed": "non-P1 (relaxed)",
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,13 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--metastable",
         type=float,
-        default=METASTABLE_E_HULL,
+        default=default("screen.e_hull.metastable"),
         help="E_hull threshold of 'metastable', eV/atom",
     )
     parser.add_argument(
         "--synthesizable",
         type=float,
-        default=SYNTHESIZABLE_E_HULL,
+        default=default("screen.e_hull.synthesizable"),
         help="E_hull threshold of 'synthesizable' (and of S.U.N.), eV/atom",
     )
     parser.add_argument(
@@ -102,11 +105,18 @@ def symmetry_of(records: list, model: str, stage: str) -> pd.DataFrame:
     return table
 
 
-def metrics_table(models: dict[str, dict], training: SymmetrySummary | None = None) -> pd.DataFrame:
+def metrics_table(
+    models: dict[str, dict],
+    training: SymmetrySummary | None = None,
+    metastable: float = default("screen.e_hull.metastable"),
+    synthesizable: float = default("screen.e_hull.synthesizable"),
+) -> pd.DataFrame:
     """The headline figures of each model and of Kim et al. (2020), one row each; the training
-    set's non-P1 fraction in a row of its own."""
+    set's non-P1 fraction in a row of its own. Kim et al.'s stability rates are shown only at
+    their thresholds (:data:`~pipeline.quality.KIM2020_THRESHOLDS`)."""
+    columns = table_columns(metastable, synthesizable)
     rows = [
-        {"model": name, **{label: m.get(key) for key, label in TABLE_COLUMNS.items()}}
+        {"model": name, **{label: m.get(key) for key, label in columns.items()}}
         for name, m in models.items()
     ]
     if training is not None:
@@ -117,21 +127,22 @@ def metrics_table(models: dict[str, dict], training: SymmetrySummary | None = No
                 "non-P1 (raw)": training.non_p1_fraction,
             }
         )
+    same_thresholds = (metastable, synthesizable) == KIM2020_THRESHOLDS
     for name, ref in KIM2020_REFERENCE.items():
         if isinstance(ref, dict):
-            rows.append(
-                {
-                    "model": f"Kim 2020 ({name.replace('_', ' ')})",
-                    "generated": ref["structures"],
-                    "E_hull <= 0.2": ref["fraction_e_hull_le_0.2"],
-                    "E_hull <= 0.08": ref["fraction_e_hull_le_0.08"],
-                    # They relaxed every structure generated (DFT).
-                    "relaxed": ref["structures"],
-                    "E_hull <= 0.2 (of relaxed)": ref["fraction_e_hull_le_0.2"],
-                    "E_hull <= 0.08 (of relaxed)": ref["fraction_e_hull_le_0.08"],
-                }
-            )
-    return pd.DataFrame(rows, columns=["model", *TABLE_COLUMNS.values()])
+            row = {"model": f"Kim 2020 ({name.replace('_', ' ')})", "generated": ref["structures"]}
+            if same_thresholds:
+                # They relaxed every structure generated (DFT).
+                row["relaxed"] = ref["structures"]
+                for relaxed in ("", "of_relaxed_"):
+                    row[columns[f"fraction_{relaxed}e_hull_le_metastable"]] = ref[
+                        "fraction_e_hull_le_0.2"
+                    ]
+                    row[columns[f"fraction_{relaxed}e_hull_le_synthesizable"]] = ref[
+                        "fraction_e_hull_le_0.08"
+                    ]
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["model", *columns.values()])
 
 
 @exit_on_input_error
@@ -195,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(metrics, indent=1, allow_nan=True))
     args.out_table.parent.mkdir(parents=True, exist_ok=True)
     args.out_table.write_text(
-        metrics_table(models, symmetry["training"]).to_html(
+        metrics_table(models, symmetry["training"], args.metastable, args.synthesizable).to_html(
             index=False, float_format=lambda x: f"{x:.3f}", na_rep="-"
         )
     )
@@ -207,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, m in models.items():
         print(
             f"{name}: {m['n_generated']} generated, validity {m['validity']:.3f},"
-            f" E_hull<=0.08 {m['fraction_e_hull_le_synthesizable']:.3f}, S.U.N. {m['sun_rate']:.3f},"
+            f" E_hull<={args.synthesizable:g} {m['fraction_e_hull_le_synthesizable']:.3f},"
+            f" S.U.N. {m['sun_rate']:.3f},"
             f" non-P1 raw {m['non_p1_fraction_raw']:.3f}, relaxed {m['non_p1_fraction_relaxed']:.3f}"
         )
     return 0

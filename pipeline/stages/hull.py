@@ -42,6 +42,7 @@ from pipeline.screen.coverage import (
 from pipeline.screen.modes import add_relax_arguments, relax_options, relax_records
 from pipeline.screen.potentials import describe
 from pipeline.screen.relaxation import summarize
+from pipeline.settings import default
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     refs.add_argument(
         "--training-structures",
         type=int,
-        default=24,
+        default=default("screen.hull_training_structures"),
         help="how many training structures join the hull (-1: one per reduced formula)",
     )
     add_relax_arguments(refs)
@@ -84,13 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     ehull.add_argument(
         "--e-hull-max",
         type=float,
-        default=0.2,
+        default=default("screen.e_hull.metastable"),
         help="a candidate passes within this E_hull, eV/atom",
     )
     ehull.add_argument(
         "--e-hull-synthesizable",
         type=float,
-        default=0.08,
+        default=default("screen.e_hull.synthesizable"),
         help="flagged synthesizable within this E_hull, eV/atom",
     )
     ehull.add_argument("--out", type=Path, required=True, help="hull.csv")
