@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     if not result.records:
         asked, decoded = int(report["asked"].sum()), int(report["decoded"].sum())
         reason = (
-            f"none of the {asked} structures asked for decoded to a crystal"
+            f"no structure of a target's composition decoded ({asked} asked)"
             if decoded == 0
             else f"{decoded} of {asked} decoded, none passed {model.name}'s checks"
             " (the target's composition, the model's own filters)"
