@@ -53,6 +53,7 @@ METRICS = (
     "var_coordinates",
     "coordinate_disagreement",
     "distance_mismatch",
+    "distance_mismatch_per_pair",
 )
 
 

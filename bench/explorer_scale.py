@@ -16,6 +16,7 @@ structure (JavaScript time of each handler, ms).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sys
@@ -86,14 +87,15 @@ def main() -> None:
             }
         ).to_csv(folder / "candidates.csv", index=False)
         start = time.perf_counter()
-        explorer_main(
-            ["--relaxed", str(folder / "relaxed.json.gz"),
-             "--candidates", str(folder / "candidates.csv"),
-             "--references", str(REFERENCES), "--training", str(folder / "relaxed.json.gz"),
-             "--chemsys", "Mg-Mn-O", "--max-e-hull", "0.08", "--gap-window", "1.6", "3.0",
-             "--gap-level", "HSE", "--max-delta-g-pbx", "0.59",
-             "--out-dir", str(folder / "explorer"), "--out-db", str(folder / "candidates.db")]
-        )  # fmt: skip
+        with contextlib.redirect_stdout(sys.stderr):  # stdout: the JSON line alone
+            explorer_main(
+                ["--relaxed", str(folder / "relaxed.json.gz"),
+                 "--candidates", str(folder / "candidates.csv"),
+                 "--references", str(REFERENCES), "--training", str(folder / "relaxed.json.gz"),
+                 "--chemsys", "Mg-Mn-O", "--max-e-hull", "0.08", "--gap-window", "1.6", "3.0",
+                 "--gap-level", "HSE", "--max-delta-g-pbx", "0.59",
+                 "--out-dir", str(folder / "explorer"), "--out-db", str(folder / "candidates.db")]
+            )  # fmt: skip
         build_s = time.perf_counter() - start
         page = folder / "explorer"
         folder_mb = sum(p.stat().st_size for p in page.rglob("*") if p.is_file()) / 1e6

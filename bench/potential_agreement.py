@@ -1,13 +1,15 @@
 """How often the screen's potentials agree on stability: E_hull of the same candidates.
 
-Reads a ``results/screen/hull.csv`` written with ``screen.consensus`` (``e_above_hull`` of
-the main potential, ``e_above_hull_<potential>`` of each consensus one; every potential
-relaxed the candidates itself, against its own relaxed references) and prints ONE JSON
-line: per pair of potentials, the share of candidates (relaxed by both) on the same side
-of each threshold (``screen.e_hull.synthesizable`` and ``metastable`` of config.yaml), and
-the median |difference| of their E_hull.
+Reads ``results/screen/hull.csv`` files: one written with ``screen.consensus``
+(``e_above_hull`` of the main potential, ``e_above_hull_<potential>`` of each consensus
+one), or several of runs that differ only in ``screen.potential`` (joined on the candidate
+id). Every potential relaxed the candidates itself, against its own relaxed references.
+Prints ONE JSON line: per pair of potentials, the share of candidates (relaxed by both) on
+the same side of each threshold (``screen.e_hull.synthesizable`` and ``metastable`` of
+config.yaml), and the median |difference| of their E_hull.
 
     python bench/potential_agreement.py results/screen/hull.csv
+    python bench/potential_agreement.py run_m3gnet/results/screen/hull.csv run_chgnet/results/screen/hull.csv
 """
 
 from __future__ import annotations
@@ -26,16 +28,35 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.errors import PipelineInputError, exit_on_input_error  # noqa: E402
+from pipeline.screen.potentials import POTENTIALS  # noqa: E402
 
 
-def agreement(table: pd.DataFrame, main: str, thresholds: list[float]) -> dict[str, object]:
-    """Pairwise agreement of the E_hull columns of ``table`` at each threshold."""
-    columns = {main: "e_above_hull"}
+def potential_columns(table: pd.DataFrame) -> pd.DataFrame:
+    """E_hull by potential (columns) and candidate id (index) of one hull table."""
+    main = str(table["potential"].iloc[0]).split()[0]
+    columns = {"e_above_hull": main}
     for column in table.columns:
-        if column.startswith("e_above_hull_") and column != "e_above_hull_mp":
-            columns[column.removeprefix("e_above_hull_")] = column
+        if column.removeprefix("e_above_hull_") in POTENTIALS:
+            columns[column] = column.removeprefix("e_above_hull_")
+    return table.set_index("id")[list(columns)].rename(columns=columns)
+
+
+def combined(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """The potential columns of several hull tables side by side (outer join on id)."""
+    joined = pd.DataFrame()
+    for table in tables:
+        columns = potential_columns(table)
+        joined = joined.join(columns[columns.columns.difference(joined.columns)], how="outer")
+    return joined
+
+
+def agreement(table: pd.DataFrame, thresholds: list[float]) -> dict[str, object]:
+    """Pairwise agreement of the potential columns of ``table`` at each threshold."""
+    columns = {name: name for name in table.columns}
     if len(columns) < 2:
-        raise PipelineInputError("no e_above_hull_<potential> column: run with screen.consensus")
+        raise PipelineInputError(
+            "one potential only: give hull tables of several potentials or of screen.consensus"
+        )
     pairs = {}
     for a, b in itertools.combinations(columns, 2):
         both = table[[columns[a], columns[b]]].dropna()
@@ -57,17 +78,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("hull", type=Path, help="results/screen/hull.csv with consensus columns")
+    parser.add_argument("hull", type=Path, nargs="+", help="results/screen/hull.csv files")
     args = parser.parse_args()
-    if not args.hull.is_file():
-        raise PipelineInputError(f"{args.hull}: no such file")
-    table = pd.read_csv(args.hull)
-    if table.empty:
-        raise PipelineInputError(f"{args.hull}: no candidates")
+    tables = []
+    for path in args.hull:
+        if not path.is_file():
+            raise PipelineInputError(f"{path}: no such file")
+        table = pd.read_csv(path)
+        if table.empty:
+            raise PipelineInputError(f"{path}: no candidates")
+        tables.append(table)
     e_hull = yaml.safe_load((REPO / "config.yaml").read_text())["screen"]["e_hull"]
     thresholds = [e_hull["synthesizable"], e_hull["metastable"]]
-    main_potential = str(table["potential"].iloc[0]).split()[0]
-    print(json.dumps(agreement(table, main_potential, thresholds)))
+    print(json.dumps(agreement(combined(tables), thresholds)))
 
 
 if __name__ == "__main__":

@@ -16,8 +16,14 @@ Protocols:
 * Lattice statistics: the two-sample Kolmogorov-Smirnov statistic of each lattice parameter,
   relaxed samples against the training set.
 
-Rates are fractions of the samples generated, so a sample lost at validation or relaxation,
-or never relaxed, counts against its model. The stability rates are also given as fractions
+Rates over new structures, as Kim et al. (2020) counted them: the relaxed structures are
+deduplicated after relaxation (``StructureMatcher``), and a structure that relaxed into a
+training structure (an unrelaxed prototype of the training set, or its relaxed polymorph
+on the hull) is *rediscovered*, not new; ``fraction_new_*`` are the E_hull fractions over
+the remaining new unique relaxed structures (``n_new``).
+
+The other rates are fractions of the samples generated, so a sample lost at validation or
+relaxation, or never relaxed, counts against its model. The stability rates are also given as fractions
 of the relaxations that converged (``*_of_relaxed``): Kim et al. relaxed every generated
 structure with DFT, while the pipeline relaxes the ``screen.max_candidates`` that its
 prescreen ranks best, so the rates per relaxed structure are biased upwards by that choice
@@ -132,6 +138,13 @@ class ModelQuality:
     fraction_of_relaxed_e_hull_le_synthesizable: float
     count_e_hull_le_metastable: int
     count_e_hull_le_synthesizable: int
+    n_relaxed_unique: int  # distinct relaxed structures (deduplicated after relaxation)
+    n_rediscovered: int  # distinct relaxed structures matching a training structure
+    n_new: int  # distinct relaxed structures matching none: the denominator of fraction_new_*
+    count_new_e_hull_le_metastable: int
+    count_new_e_hull_le_synthesizable: int
+    fraction_new_e_hull_le_metastable: float  # of n_new, as Kim et al. (2020) counted
+    fraction_new_e_hull_le_synthesizable: float
     sun_rate: float  # stable (<= synthesizable threshold), unique and novel / generated
     lattice_ks: dict[str, float] = field(default_factory=dict)
 
@@ -146,11 +159,14 @@ def evaluate_model(
     matcher: StructureMatcher | None = None,
     metastable: float = default("screen.e_hull.metastable"),
     synthesizable: float = default("screen.e_hull.synthesizable"),
+    known_relaxed: Sequence[Prepared] = (),
 ) -> ModelQuality:
     """Quality figures of one model: its raw samples, their relaxed versions, their E_hull.
 
     ``training_prepared`` (``prepare`` of each training structure) saves the reduction when
-    several models are evaluated against the same training set."""
+    several models are evaluated against the same training set. ``known_relaxed``: the
+    training structures as relaxed into the hull, prepared; a relaxed sample matching
+    one of them or a training structure is rediscovered, not new."""
     matcher = matcher or default_matcher()
     if training_prepared is None:
         training_prepared = [prepare(t) for t in training]
@@ -168,11 +184,16 @@ def evaluate_model(
     relaxed_structures = [r.to_structure() for r in relaxed]
     relaxed_prepared = [prepare(s) for s in relaxed_structures]
     unique = unique_indices(relaxed_prepared, matcher)
-    novel = novel_mask([relaxed_prepared[i] for i in unique], training_prepared, matcher)
+    novel = novel_mask(
+        [relaxed_prepared[i] for i in unique], [*training_prepared, *known_relaxed], matcher
+    )
     unique_novel_ids = {relaxed[i].id for i, is_new in zip(unique, novel) if is_new}
     hull = np.array([e_above_hull.get(r.id, np.nan) for r in relaxed], dtype=float)
     metastable_count = int(np.sum(hull <= metastable))
     synthesizable_count = int(np.sum(hull <= synthesizable))
+    new_hull = np.array([e for r, e in zip(relaxed, hull) if r.id in unique_novel_ids])
+    new_metastable = int(np.sum(new_hull <= metastable))
+    new_synthesizable = int(np.sum(new_hull <= synthesizable))
     sun = sum(1 for r, e in zip(relaxed, hull) if e <= synthesizable and r.id in unique_novel_ids)
 
     def rate(count: float, total: int = n) -> float:
@@ -194,6 +215,13 @@ def evaluate_model(
         fraction_of_relaxed_e_hull_le_synthesizable=rate(synthesizable_count, len(relaxed)),
         count_e_hull_le_metastable=metastable_count,
         count_e_hull_le_synthesizable=synthesizable_count,
+        n_relaxed_unique=len(unique),
+        n_rediscovered=len(unique) - len(unique_novel_ids),
+        n_new=len(unique_novel_ids),
+        count_new_e_hull_le_metastable=new_metastable,
+        count_new_e_hull_le_synthesizable=new_synthesizable,
+        fraction_new_e_hull_le_metastable=rate(new_metastable, len(unique_novel_ids)),
+        fraction_new_e_hull_le_synthesizable=rate(new_synthesizable, len(unique_novel_ids)),
         sun_rate=rate(sun),
         lattice_ks=ks_statistics(relaxed_structures, training),
     )

@@ -48,6 +48,7 @@ rule evaluate:
         hull=rules.hull.output.table,
         training=rules.fetch_data.output.dataset,
         training_symmetry=rules.fetch_data.output.symmetry,
+        hull_references=hull_references(),
     output:
         metrics="results/evaluation/metrics.json",
         table=report("results/evaluation/metrics.html", category="5. Quality",
@@ -69,7 +70,8 @@ rule evaluate:
     shell:
         "python -m pipeline.stages.evaluate --samples {input.samples} --relaxed {input.relaxed}"
         " --hull {input.hull} --training {input.training}"
-        " --training-symmetry {input.training_symmetry} --metastable {params.metastable}"
+        " --training-symmetry {input.training_symmetry}"
+        " --hull-references {input.hull_references} --metastable {params.metastable}"
         " --synthesizable {params.synthesizable} --out {output.metrics}"
         " --out-table {output.table} --out-symmetry {output.symmetry}"
         " --out-plot {output.plot} > {log} 2>&1"

@@ -6,6 +6,9 @@ SCREEN = config["screen"]
 POTENTIAL = SCREEN["potential"]
 SHARDS = list(range(SCREEN["shards"]))
 CONSENSUS = [p for p in SCREEN["consensus"] if p != POTENTIAL]
+SECOND_OPINION = SCREEN["second_opinion"]
+if SECOND_OPINION == POTENTIAL:
+    raise ValueError("config: screen.second_opinion must differ from screen.potential")
 
 
 wildcard_constraints:
@@ -57,13 +60,22 @@ def hull_inputs(wildcards):
     for potential in CONSENSUS:
         inputs[f"relaxed_{potential}"] = relaxed(potential)
         inputs[f"references_{potential}"] = hull_references(potential)
+    if SECOND_OPINION:
+        inputs["second_energies"] = f"results/screen/second_opinion/{SECOND_OPINION}.json.gz"
+        inputs["second_references"] = hull_references(SECOND_OPINION)
     return inputs
 
 
 def consensus_args(wildcards, input):
-    return " ".join(
+    args = " ".join(
         f"--consensus {p} {input['relaxed_' + p]} {input['references_' + p]}" for p in CONSENSUS
     )
+    if SECOND_OPINION:
+        args += (
+            f" --second-opinion {SECOND_OPINION} {input.second_energies}"
+            f" {input.second_references}"
+        )
+    return args
 
 
 rule validate:
@@ -94,6 +106,10 @@ rule validate:
 
 # Cached per potential: the output path names only the potential, and the rule reruns
 # only when its own inputs or params change, so new candidates reuse the hull.
+# The complete hull of one potential: reference phases plus every training formula's
+# lowest polymorphs, relaxed. Cached per potential, and taken from the shipped hulls in
+# screen.hull_shipped when their fingerprint (inputs, potential version, relax settings)
+# matches, so the default run relaxes none of it.
 rule relax_hull_references:
     input:
         references=rules.fetch_data.output.references,
@@ -101,9 +117,17 @@ rule relax_hull_references:
     output:
         relaxed="results/hull/{potential}/references_relaxed.json.gz",
         status="results/hull/{potential}/references_status.csv",
+        provenance="results/hull/{potential}/references_provenance.json",
     params:
-        relax=lambda wildcards: relax_cli_args(wildcards.potential),
-        training=SCREEN["hull_training_structures"],
+        relax=lambda wildcards: potential_cli_args(wildcards.potential)
+        + f" --fmax {SCREEN['hull_relax']['fmax']}"
+        + f" --max-steps {SCREEN['hull_relax']['max_steps']}",
+        per_formula=SCREEN["hull_polymorphs_per_formula"],
+        shipped=(
+            f"--shipped {workflow_path(SCREEN['hull_shipped'])}"
+            if SCREEN.get("hull_shipped")
+            else ""
+        ),
     log:
         "logs/hull/{potential}/relax_hull_references.log",
     conda:
@@ -111,12 +135,12 @@ rule relax_hull_references:
     threads: 1
     resources:
         mem_mb=6000,
-        runtime=120,
+        runtime=180,
     shell:
         "python -m pipeline.stages.hull references --references {input.references}"
-        " --dataset {input.dataset} --training-structures {params.training}"
+        " --dataset {input.dataset} --per-formula {params.per_formula} {params.shipped}"
         " {params.relax} --threads {threads} --out {output.relaxed}"
-        " --out-status {output.status} > {log} 2>&1"
+        " --out-status {output.status} --out-provenance {output.provenance} > {log} 2>&1"
 
 
 rule prescreen:
@@ -201,11 +225,33 @@ rule gather_relaxed:
         " --out-status {output.status} > {log} 2>&1"
 
 
+# The second opinion: the relaxed candidates' energies with another potential, unrelaxed.
+rule single_point:
+    input:
+        relaxed(),
+    output:
+        "results/screen/second_opinion/{potential}.json.gz",
+    params:
+        potential=lambda wildcards: potential_cli_args(wildcards.potential),
+    log:
+        "logs/screen/second_opinion/{potential}.log",
+    conda:
+        "../envs/screen.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=30,
+    shell:
+        "python -m pipeline.stages.single_point --input {input} {params.potential}"
+        " --threads {threads} --out {output} > {log} 2>&1"
+
+
 rule hull:
     input:
         unpack(hull_inputs),
     output:
         table="results/screen/hull.csv",
+        phases="results/screen/hull_phases.csv",
     params:
         consensus=consensus_args,
         e_hull_max=SCREEN["e_hull"]["metastable"],
@@ -223,4 +269,4 @@ rule hull:
         " --references-relaxed {input.references} --mp-entries {input.mp_entries}"
         " {params.consensus} --e-hull-max {params.e_hull_max}"
         " --e-hull-synthesizable {params.e_hull_synthesizable} --out {output.table}"
-        " > {log} 2>&1"
+        " --out-phases {output.phases} > {log} 2>&1"

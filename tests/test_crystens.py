@@ -106,8 +106,8 @@ def test_metrics_measure_inconsistency(small_records):
     x[0, i, i + 1] += 0.05  # distance of atoms 1 and 2 (one side)
     q = ct.reconstruct(x, ELEMENTS, normalized=False).quality
     n = record.natoms
-    # one copy off by d among 8 -> variance d^2 * 7/64; averaged over n atoms and 3 lengths
-    assert q.var_lattice_lengths == pytest.approx(0.8**2 * 7 / 64 / (3 * n))
+    # one copy off by d among the 8 n pooled copies of a -> d^2 (8n - 1) / (8n)^2; b, c: 0
+    assert q.var_lattice_lengths == pytest.approx(0.8**2 * (8 * n - 1) / (8 * n) ** 2 / 3)
     assert q.var_lattice_angles < 1e-20
     assert q.coordinate_disagreement > 0.0
     assert q.distance_mismatch > 0.0

@@ -126,14 +126,18 @@ def test_the_nearest_known_structure_is_the_match_else_the_same_formula(explorer
     nearest = {
         n.candidate_id: n for n in find_nearest(data.candidates, data.references, data.training, {})
     }
-    # The candidate MgO is the reference rock salt itself: the closest fingerprint.
-    assert nearest["gan-MgO"].known_id == "MgO" and nearest["gan-MgO"].rule == "fingerprint"
+    # The candidate MgO is the reference rock salt itself: the closest fingerprint, and the
+    # same structure for StructureMatcher.
+    assert nearest["gan-MgO"].known_id == "MgO" and nearest["gan-MgO"].rule == "relaxed_match"
     assert nearest["gan-MgO"].distance == pytest.approx(0.0, abs=1e-9)
     assert radial_fingerprint(magnesia.to_structure()).shape == (120,)  # 6 Å in 0.05 Å bins
     matched = find_nearest([magnesia], data.references, data.training, {"gan-MgO": "MgO"})
     assert matched[0].rule == "match" and matched[0].how.startswith("same structure")
     for n in nearest.values():
         assert n.known_id is not None  # the references span the system: always something
+    # Each rule is used in this small screen: the other rules' candidates are different
+    # polymorphs of a known formula (fingerprint) or of a formula no known structure has.
+    assert {n.rule for n in nearest.values()} == {"relaxed_match", "fingerprint", "composition"}
 
 
 def test_downloads_read_back_as_the_relaxed_structures(explorer_run):

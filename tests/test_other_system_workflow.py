@@ -41,7 +41,6 @@ def finished_run(tmp_path_factory):
         screen={
             "max_candidates": 4,
             "max_steps": 200,  # the tiny model's structures are far from a minimum
-            "hull_training_structures": -1,
             "band_gap": {"predictor": "cgcnn"},
         },
     )

@@ -14,6 +14,7 @@ from pymatgen.core import Lattice, Structure
 
 from pipeline.quality import (
     KIM2020_REFERENCE,
+    ModelQuality,
     compositionally_valid,
     evaluate_model,
     ks_statistics,
@@ -122,11 +123,38 @@ def test_rates_count_against_the_samples_generated(small_records):
     assert quality.sun_rate == pytest.approx(1 / 5)  # m-0 only: m-1 known, m-dup a duplicate
     assert quality.fraction_of_relaxed_e_hull_le_synthesizable == pytest.approx(3 / 5)
     assert quality.fraction_of_relaxed_e_hull_le_metastable == pytest.approx(4 / 5)
+    # As Kim et al. counted: m-dup is a duplicate after relaxation, m-1 rediscovered (it
+    # relaxed into a training structure); m-0, m-2, m-3 are new, at 0.0, 0.15 and 0.5.
+    assert (quality.n_relaxed_unique, quality.n_rediscovered, quality.n_new) == (4, 1, 3)
+    assert quality.count_new_e_hull_le_synthesizable == 1
+    assert quality.fraction_new_e_hull_le_synthesizable == pytest.approx(1 / 3)
+    assert quality.fraction_new_e_hull_le_metastable == pytest.approx(2 / 3)
     # Uniqueness and novelty are of the samples as generated, relaxed or not.
     unrelaxed = evaluate_model("m", samples, [], {}, training)
     assert (unrelaxed.uniqueness, unrelaxed.novelty) == (quality.uniqueness, quality.novelty)
     assert unrelaxed.n_relaxed == 0 and unrelaxed.sun_rate == 0.0
     assert np.isnan(unrelaxed.fraction_of_relaxed_e_hull_le_metastable)
+
+
+def test_relaxing_into_a_relaxed_hull_polymorph_is_rediscovery_not_new(small_records):
+    """A structure that matches no unrelaxed prototype but the prototype's relaxed polymorph."""
+    samples = [copy.deepcopy(r) for r in small_records[:3]]
+    for i, s in enumerate(samples):
+        s.id, s.source = f"m-{i}", "m"
+    prototype = small_records[1].to_structure()
+    relaxed_polymorph = prototype.copy()
+    relaxed_polymorph.apply_strain([0.5, 0.0, 0.0])  # beyond the matcher's tolerance
+    samples[1] = CrystalRecord.from_structure(relaxed_polymorph, id="m-1", source="m")
+    e_hull = {"m-0": 0.0, "m-1": 0.0, "m-2": 0.1}
+    quality = evaluate_model("m", samples, samples, e_hull, [prototype])
+    assert quality.n_rediscovered == 0 and quality.n_new == 3
+    known = [prepare(relaxed_polymorph)]
+    quality = evaluate_model("m", samples, samples, e_hull, [prototype], known_relaxed=known)
+    assert quality.n_rediscovered == 1 and quality.n_new == 2
+    assert quality.count_new_e_hull_le_synthesizable == 1  # m-0; m-1 is not new
+    assert quality.fraction_new_e_hull_le_synthesizable == pytest.approx(1 / 2)
+    # Per generated, m-1 still counts: the two rates answer different questions.
+    assert quality.fraction_e_hull_le_synthesizable == pytest.approx(2 / 3)
 
 
 def test_evaluate_cli_writes_metrics_beside_kim2020(small_records, tmp_path):
@@ -182,6 +210,20 @@ def test_evaluate_cli_writes_metrics_beside_kim2020(small_records, tmp_path):
     assert metrics["kim2020_reference"]["new_compositions"]["e_hull_le_0.08"] == 113
     html = (tmp_path / "metrics.html").read_text()
     assert "Kim 2020 (known compositions)" in html and "gan" in html
+    assert "E_hull &lt;= 0.08 (of new, as Kim 2020)" in html
+
+
+def test_the_metrics_table_is_labelled_with_the_configured_thresholds():
+    from pipeline.stages.evaluate import metrics_table
+
+    metrics = {key: 0.0 for key in ModelQuality.__dataclass_fields__}
+    table = metrics_table({"m": metrics}, 0.1, 0.05)
+    assert "E_hull <= 0.1 (of new, as Kim 2020)" in table.columns
+    assert "E_hull <= 0.05 (of generated)" in table.columns
+    assert not any("0.08" in c or "0.2" in c for c in table.columns)
+    # Kim et al.'s rates are at 0.2 and 0.08: beside other thresholds they are left out.
+    assert list(table["model"]) == ["m"]
+    assert len(metrics_table({"m": metrics}, 0.2, 0.08)) == 3
 
 
 def test_a_model_that_kept_no_samples_is_reported_not_an_error(small_records, tmp_path):

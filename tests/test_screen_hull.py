@@ -1,10 +1,9 @@
-"""Hull: training subset, self-consistent E_hull of the relaxed references, MP2020 path."""
+"""Hull: self-consistent E_hull of the relaxed references, MP2020 path, second opinion."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
-from pymatgen.core import Composition
 
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord, write_records
@@ -14,12 +13,11 @@ from pipeline.screen.convex_hull import (
     mp_e_above_hull,
     pd_entry,
     phase_diagram,
-    select_hull_training,
 )
 from pipeline.screen.modes import relax_records
 from pipeline.screen.potentials import PotentialSpec, describe
 from pipeline.screen.relaxation import RelaxSettings
-from pipeline.stages.hull import hull_table, main
+from pipeline.stages.hull import add_second_opinion, hull_table, main
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +31,6 @@ def relaxed_references(reference_records):
 
 def with_energy(record: CrystalRecord, energy_per_atom: float) -> CrystalRecord:
     return CrystalRecord(**{**record.__dict__, "properties": {"energy_per_atom": energy_per_atom}})
-
-
-def test_training_subset_is_one_smallest_cell_per_formula_and_deterministic(bundled_records):
-    subset = select_hull_training(bundled_records, 10)
-    assert subset == select_hull_training(list(reversed(bundled_records)), 10)
-    formulas = [Composition(r.formula).reduced_formula for r in subset]
-    assert len(set(formulas)) == 10
-    assert [r.natoms for r in subset] == sorted(r.natoms for r in subset)
-    everything = select_hull_training(bundled_records, None)
-    assert len(everything) == len({Composition(r.formula).reduced_formula for r in bundled_records})
 
 
 def test_a_hull_without_an_elemental_reference_is_an_input_error(reference_records):
@@ -73,15 +61,25 @@ def test_reference_oxides_sit_on_the_self_consistent_hull(relaxed_references):
 
 
 @pytest.mark.slow
-def test_mp2020_path_corrects_oxides_and_places_them_on_an_mp_like_hull(relaxed_references):
-    by_id = {r.id: r for r in relaxed_references}
+def test_mp2020_path_corrects_raw_energies_and_places_them_on_an_mp_like_hull(
+    relaxed_references,
+):
+    # As a raw-PBE(+U) potential's energies (SevenNet's scale): corrected by MP2020.
+    raw = [
+        CrystalRecord(**{**r.__dict__, "provenance": {"potential": "sevennet (sevenn) 7net-0"}})
+        for r in relaxed_references
+    ]
+    by_id = {r.id: r for r in raw}
     mno = mp2020_entry(by_id["MnO"])
     assert mno.parameters["hubbards"] == {"Mn": 3.9}
     assert mno.correction < 0  # oxide and Mn U corrections
-    entries = [mp2020_entry(r) for r in relaxed_references]
+    entries = [mp2020_entry(r) for r in raw]
     e_hull = mp_e_above_hull([by_id["MgO"], by_id["MgMn2O4"]], entries)
     assert e_hull[0] == pytest.approx(0.0, abs=1e-6)
     assert e_hull[1] < 0.05
+    # CHGNet's own energies already carry the corrections: taken as they are.
+    chgnet_mno = mp2020_entry(next(r for r in relaxed_references if r.id == "MnO"))
+    assert chgnet_mno.correction == 0.0
 
 
 @pytest.mark.slow
@@ -109,12 +107,23 @@ def test_ehull_cli_writes_the_table_and_the_consensus_column(tmp_path, relaxed_r
             "sevennet",
             str(tmp_path / "other.json.gz"),
             str(tmp_path / "references.json.gz"),
+            "--second-opinion",
+            "sevennet",
+            str(tmp_path / "other.json.gz"),
+            str(tmp_path / "references.json.gz"),
             "--out",
             str(tmp_path / "hull.csv"),
+            "--out-phases",
+            str(tmp_path / "hull_phases.csv"),
         ]
     )
     assert code == 0
+    phases = pd.read_csv(tmp_path / "hull_phases.csv").set_index("id")
+    assert phases.loc["MgO", "on_hull"] and phases.loc["MgO", "lowest_of_formula"]
+    assert phases["energy_scale"].str.contains("MP2020").all()
     table = pd.read_csv(tmp_path / "hull.csv").set_index("id")
+    # Second opinion at 0.25 vs 0.15: on the same side of 0.08, not of 0.2; none for MgMn2O4.
+    assert not table["agrees"].any()
     assert table.loc["MgO", "e_above_hull"] == pytest.approx(0.15, abs=1e-4)
     assert table.loc["MgO", "e_above_hull_sevennet"] == pytest.approx(0.25, abs=1e-4)
     # Both under 0.2 eV/atom by the main potential; MgO fails the other, MgMn2O4 has no
@@ -122,6 +131,30 @@ def test_ehull_cli_writes_the_table_and_the_consensus_column(tmp_path, relaxed_r
     assert not table["passes_hull"].any()
     assert table["synthesizable"].tolist() == [False, False]
     assert table.loc["MgO", "potential"].startswith("chgnet")
+    assert "MP2020" in table.loc["MgO", "energy_scale"]
+
+
+def test_the_second_opinion_agrees_when_both_sides_of_every_threshold_agree():
+    table = pd.DataFrame({"id": ["a", "b", "c", "d"], "e_above_hull": [0.05, 0.1, 0.3, 0.05]})
+    second = {"a": 0.07, "b": 0.15, "c": 0.1, "d": float("nan")}
+    references = [with_energy(r, e) for r, e in zip(_elements(), (-1.5, -4.9))]
+    energies = [_mg_with_e_hull(i, e) for i, e in second.items()]
+    add_second_opinion(table, "sevennet", energies, references, (0.2, 0.08))
+    assert table["e_above_hull_sevennet"].tolist()[:3] == pytest.approx([0.07, 0.15, 0.1])
+    assert table["agrees"].tolist() == [True, True, False, False]
+
+
+def _elements() -> list[CrystalRecord]:
+    mg = CrystalRecord(id="Mg", lattice=[[3, 0, 0], [0, 3, 0], [0, 0, 3]], species=["Mg"],
+                       frac_coords=[[0, 0, 0]], source="reference")  # fmt: skip
+    o2 = CrystalRecord(id="O2", lattice=[[9, 0, 0], [0, 9, 0], [0, 0, 9]], species=["O", "O"],
+                       frac_coords=[[0, 0, 0], [0.13, 0, 0]], source="reference")  # fmt: skip
+    return [mg, o2]
+
+
+def _mg_with_e_hull(id_: str, e_hull: float) -> CrystalRecord:
+    """Elemental Mg ``e_hull`` above the Mg reference at -1.5 eV/atom (NaN: no energy)."""
+    return with_energy(CrystalRecord(**{**_elements()[0].__dict__, "id": id_}), -1.5 + e_hull)
 
 
 def test_hull_table_of_no_candidates_is_empty(reference_records):

@@ -31,7 +31,6 @@ TINY: dict[str, Any] = {
     "sample": {"max_targets": 1, "per_composition": 8, "ccgan": {"classifier_filter": False}},
     "screen": {
         "max_candidates": 3,
-        "hull_training_structures": 2,
         "shards": 2,
         "fmax": 0.2,
         "max_steps": 40,

@@ -40,7 +40,11 @@ def merge_screen_tables(
     ).astype({"id": str, "model": str, "formula": str, "natoms": int})
     # Space groups of the relaxed structures, the ones exported.
     base = pd.concat([base, symmetry_table(r.to_structure() for r in relaxed)], axis=1)
-    table = base.merge(hull[["id", "energy_per_atom", "e_above_hull"]], on="id", how="left")
+    # Other potentials' E_hull (second opinion, consensus, MP) and the agreement flag travel too.
+    others = [c for c in hull.columns if c.startswith("e_above_hull_") or c == "agrees"]
+    table = base.merge(
+        hull[["id", "energy_per_atom", "e_above_hull", *others]], on="id", how="left"
+    )
     table = table.merge(properties.drop(columns=["formula"], errors="ignore"), on="id", how="left")
     pourbaix_columns = ["id", "delta_g_pbx", "ph_at_min", "formation_free_energy_per_atom"]
     # why Delta G_pbx is missing, where it is

@@ -18,7 +18,9 @@ def load_bundled(
     Parameters
     ----------
     dataset
-        ``mgmno_kim2020.json.gz``: 2,627 DFT-relaxed Mg-Mn-O structures.
+        ``mgmno_kim2020.json.gz``: 2,627 Mg-Mn-O structures, Kim et al.'s training set,
+        made by element substitution into Materials Project prototypes and NOT relaxed
+        (170 have a nearest neighbour below 1.7 Å): unrelaxed prototypes everywhere.
     references
         ``mgmno_reference_phases.json``: textbook structures of the hull's phases.
     """

@@ -8,7 +8,9 @@ Chosen in this order (the first rule that applies):
    references and training structures), the one with the smallest fingerprint distance:
    the Euclidean distance between radial distribution functions (pair distances up to
    :data:`RDF_CUTOFF` Å per atom, Gaussian-smoothed), which compares local geometry without
-   aligning cells.
+   aligning cells. ``relaxed_match`` instead when ``StructureMatcher`` (pymatgen's defaults)
+   finds that one to be the same structure as the relaxed candidate: relaxation led the
+   candidate to a known crystal.
 3. ``composition``: no known structure has the formula: the hull reference nearest in
    composition (atomic fractions, L1 distance), the lowest energy per atom among equals.
 """
@@ -20,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition, Structure
 from tqdm import tqdm
 
@@ -30,6 +33,7 @@ RDF_BIN = 0.05  # Å
 RDF_SMOOTHING = 0.1  # Å, standard deviation of the Gaussian
 HOW = {
     "match": "same structure (StructureMatcher)",
+    "relaxed_match": "same structure once relaxed (StructureMatcher)",
     "fingerprint": "same formula, most similar RDF",
     "composition": "nearest composition on the hull",
 }
@@ -99,6 +103,7 @@ def find_nearest(
         return fingerprints[record.id]
 
     reference_compositions = [(r, Composition(r.formula)) for r in references]
+    matcher = StructureMatcher()
     out = []
     for candidate in tqdm(candidates, desc="nearest known", unit="structure"):
         match = known_as.get(candidate.id)
@@ -111,7 +116,9 @@ def find_nearest(
             own = radial_fingerprint(structure)
             distances = [float(np.linalg.norm(own - fingerprint(r))) for r in same_formula]
             best = int(np.argmin(distances))
-            out.append(Nearest(candidate.id, same_formula[best].id, "fingerprint", distances[best]))
+            same = matcher.fit(structure, same_formula[best].to_structure())
+            rule = "relaxed_match" if same else "fingerprint"
+            out.append(Nearest(candidate.id, same_formula[best].id, rule, distances[best]))
             continue
         if reference_compositions:
             composition = structure.composition

@@ -15,7 +15,7 @@ slot of each element):
   element (one softmax head per element) and the composition class of the training set.
 
 Losses (the paper's): WGAN-GP for critic and generator (``gp_lambda`` = 10), and
-``L_class = L_class-atom + lambda_c * L_class-comp`` (cross-entropies; ``lambda_c`` = 0.3)
+``L_class = lambda_c * L_class-atom + L_class-comp`` (Kim et al.'s code; ``lambda_c`` = 0.3)
 on real samples (weight ``lambda_real``, trains the classifier) and on generated samples
 (weight ``lambda_fake``, trains generator and classifier). The critic takes
 ``critic_steps`` batches per generator step; one "step" below is one generator step.
@@ -82,7 +82,7 @@ class TrainOptions:
     betas: tuple[float, float]
     critic_steps: int  # critic batches per generator step
     gp_lambda: float  # gradient penalty weight
-    lambda_c: float  # weight of the composition-class term in L_class
+    lambda_c: float  # weight of the atom-count term in L_class (Kim et al.'s code)
     lambda_real: float  # L_class on real samples (classifier)
     lambda_fake: float  # L_class on generated samples (generator, classifier)
     latent_dim: int

@@ -149,15 +149,19 @@ def class_loss(
     classes: torch.Tensor,
     lambda_c: float,
 ) -> torch.Tensor:
-    """``L_class-atom + lambda_c * L_class-comp``; class -1 (a composition outside the
-    training set) has no composition term."""
+    """``lambda_c * L_class-atom + L_class-comp``, weighted as in Kim et al.'s code.
+
+    ``L_class-atom`` sums the cross-entropies of the per-element atom counts (mean over the
+    batch), ``L_class-comp`` is the cross-entropy of the composition class, averaged over
+    the samples whose composition is a training one (class -1 has no composition term).
+    """
     count_logits, class_logits = classifier(x)
     atom = sum(F.cross_entropy(logits, counts[:, i]) for i, logits in enumerate(count_logits))
     known = classes >= 0
     comp = F.cross_entropy(
         class_logits[known], classes[known], reduction="sum"
     ) / known.sum().clamp(min=1)
-    return atom + lambda_c * comp
+    return lambda_c * atom + comp
 
 
 # ----------------------------------------------------------------------------- conditions

@@ -51,10 +51,15 @@ equal coordinates to a common value as the paper does (its code uses k = number 
 i.e. no merging, by default).
 
 Quality metrics (the paper's Tables 1 and 2) come with every reconstruction,
-in physical units: the variances of the repeated lattice lengths (Å^2), angles (°^2),
-space group and coordinates (fractional^2), the mean absolute disagreement between an
-atom's own coordinates and those from the relative channels, and the mean mismatch
-between the distance channel and the distances of the reconstructed coordinates.
+in physical units: the variances of the repeated lattice lengths (Å^2), angles (°^2) and
+space group, pooled as in the paper over every copy of every atom (8 n values, one
+variance per parameter, averaged over a, b, c and over alpha, beta, gamma); the variance of
+the repeated coordinates (fractional^2), which differ from atom to atom and so are taken
+over each atom's 8 copies and averaged; the mean absolute disagreement between an atom's
+own coordinates and those from the relative channels; and, as the paper's Table 2, the
+*sum* over atom pairs (both entries i, j and j, i of the channel) of the mismatch between
+the distance channel and the distances of the reconstructed coordinates, with its mean
+per entry beside it (``distance_mismatch_per_pair``; not the paper's).
 """
 
 from __future__ import annotations
@@ -171,8 +176,11 @@ def encode(record: CrystalRecord, space_group: int | None = None) -> np.ndarray:
 class QualityMetrics:
     """The paper's per-tensor consistency figures (Tables 1 and 2), physical units.
 
-    Variances are over the 8 repeated copies of a value, averaged over the atoms and over
-    the attributes of the group (a, b, c; alpha, beta, gamma; x, y, z).
+    Lattice and space-group variances pool the 8 copies of every atom (the paper's Table
+    1); coordinate and atomic-number variances are over each atom's 8 copies, averaged over
+    the atoms (the values differ from atom to atom). Groups (a, b, c; alpha, beta, gamma;
+    x, y, z) are averaged over their attributes. ``distance_mismatch`` is the paper's Table
+    2 sum over atom pairs; ``distance_mismatch_per_pair`` its mean per pair entry.
     """
 
     n_atoms: int
@@ -183,6 +191,7 @@ class QualityMetrics:
     var_atomic_number: float
     coordinate_disagreement: float
     distance_mismatch: float
+    distance_mismatch_per_pair: float
 
     def as_dict(self) -> dict[str, float]:
         return {k: float(v) for k, v in asdict(self).items()}
@@ -195,6 +204,12 @@ class Reconstruction:
     record: CrystalRecord
     space_group: int
     quality: QualityMetrics
+
+
+def _pooled_variance(copies: np.ndarray) -> float:
+    """``(n atoms, attributes, 8 copies)`` -> the variance of each attribute over all its
+    ``8 n`` copies, averaged over the attributes."""
+    return float(np.swapaxes(copies, 0, 1).reshape(copies.shape[1], -1).var(axis=-1).mean())
 
 
 def atom_sites(physical: np.ndarray, elements: Sequence[str]) -> np.ndarray:
@@ -266,15 +281,17 @@ def reconstruct(
     distances = physical[0][np.ix_(index, index)]
     implied = np.linalg.norm(combined[:, None, :] - combined[None, :, :], axis=-1)
     pair_mask = ~np.eye(n, dtype=bool)
+    mismatch = np.abs(distances - implied)[pair_mask]
     quality = QualityMetrics(
         n_atoms=n,
-        var_lattice_lengths=float(copies[:, _LENGTHS].var(axis=-1).mean()),
-        var_lattice_angles=float(copies[:, _ANGLES].var(axis=-1).mean()),
-        var_space_group=float(copies[:, _SG].var(axis=-1).mean()),
+        var_lattice_lengths=_pooled_variance(copies[:, _LENGTHS]),
+        var_lattice_angles=_pooled_variance(copies[:, _ANGLES]),
+        var_space_group=_pooled_variance(copies[:, _SG][:, None, :]),
         var_coordinates=float(copies[:, _COORDS].var(axis=-1).mean()),
         var_atomic_number=float(copies[:, 0].var(axis=-1).mean()),
         coordinate_disagreement=float(np.abs(own - from_others).mean()),
-        distance_mismatch=float(np.abs(distances - implied)[pair_mask].mean()) if n > 1 else 0.0,
+        distance_mismatch=float(mismatch.sum()),
+        distance_mismatch_per_pair=float(mismatch.mean()) if n > 1 else 0.0,
     )
     species = _cluster_species(header[:, 0], elements, seed)
     frac = _cluster_coordinates(np.mod(combined, 1.0), coord_merge_tol, seed)

@@ -1,16 +1,17 @@
 """Energy above the convex hull, with energies from one potential throughout.
 
 The hull is built from reference structures relaxed with the same potential as the
-candidates (the system's reference phases and a deterministic subset of the training
-structures), so systematic errors of the potential largely cancel. With Materials
-Project data, a second E_hull places the candidates on the Materials Project hull: the
-potential's energy is given the MP2020 corrections (the potentials are trained on
-uncorrected MP energies) and compared with MP's own corrected entries.
+candidates (the system's reference phases and every training formula's lowest polymorph:
+:mod:`pipeline.screen.reference_hull`), so references and candidates share one energy
+scale and systematic errors of the potential largely cancel; no correction is applied.
+With Materials Project data, a second E_hull places the candidates on the Materials
+Project hull, whose entries carry the MP2020 corrections: the potential's energy gets the
+same corrections only where its training target lacked them
+(:data:`pipeline.screen.potentials.ENERGY_SCALES`; CHGNet's already has them).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from pymatgen.io.vasp.sets import MPRelaxSet
 
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
+from pipeline.screen.potentials import energy_scale
 
 ENERGY = "energy_per_atom"
 
@@ -32,22 +34,6 @@ class HullResult:
 
     e_above_hull: float
     decomposition: str
-
-
-def select_hull_training(
-    records: Sequence[CrystalRecord], limit: int | None
-) -> list[CrystalRecord]:
-    """A deterministic subset of training structures for the hull.
-
-    One structure per reduced formula (the one with the fewest atoms, then the first
-    id), and of those the ``limit`` smallest cells; ``None`` keeps one per formula.
-    """
-    by_formula: dict[str, list[CrystalRecord]] = defaultdict(list)
-    for record in records:
-        by_formula[Composition(record.formula).reduced_formula].append(record)
-    representatives = [min(group, key=lambda r: (r.natoms, r.id)) for group in by_formula.values()]
-    representatives.sort(key=lambda r: (r.natoms, r.id))
-    return representatives if limit is None else representatives[:limit]
 
 
 def pd_entry(record: CrystalRecord) -> PDEntry:
@@ -84,13 +70,26 @@ def e_above_hull(diagram: PhaseDiagram, entry: PDEntry) -> HullResult:
     return HullResult(float(e_hull), " + ".join(names))
 
 
-def mp2020_entry(record: CrystalRecord) -> ComputedStructureEntry:
-    """The record's potential energy as a GGA(+U) entry with MP2020 corrections applied.
+def potential_name(record: CrystalRecord) -> str:
+    """The potential that computed a record's energy (first word of ``provenance.potential``)."""
+    described = record.provenance.get("potential", "")
+    if not described:
+        raise PipelineInputError(f"{record.id}: no provenance.potential to say whose energy it is")
+    return described.split()[0]
 
-    The run type and U values are those Materials Project uses for this composition
-    (pymatgen's ``MPRelaxSet``), as Matbench Discovery does for ML energies.
+
+def mp2020_entry(record: CrystalRecord) -> ComputedStructureEntry:
+    """The record's potential energy as a GGA(+U) entry on MP's MP2020-corrected scale.
+
+    Where the potential learnt uncorrected energies, the MP2020 corrections are applied with
+    the run type and U values Materials Project uses for this composition (pymatgen's
+    ``MPRelaxSet``), as Matbench Discovery does for ML energies; where its training target
+    already carried them (CHGNet), the energy is taken as it is.
     """
     structure = record.to_structure()
+    energy = record.properties[ENERGY] * len(structure)
+    if energy_scale(potential_name(record)).mp2020_included:
+        return ComputedStructureEntry(structure, energy, entry_id=record.id)
     elements = {site.specie.symbol for site in structure}
     u_tables = MPRelaxSet.CONFIG["INCAR"]["LDAUU"]  # {anion: {metal: U}}
     hubbards = {
@@ -102,7 +101,7 @@ def mp2020_entry(record: CrystalRecord) -> ComputedStructureEntry:
     }
     entry = ComputedStructureEntry(
         structure,
-        record.properties[ENERGY] * len(structure),
+        energy,
         entry_id=record.id,
         parameters={
             "run_type": "GGA+U" if hubbards else "GGA",
@@ -116,6 +115,13 @@ def mp2020_entry(record: CrystalRecord) -> ComputedStructureEntry:
     if not processed:
         raise PipelineInputError(f"{record.id}: MP2020 compatibility rejected the entry")
     return processed[0]
+
+
+def mp_corrections_note(potential: str) -> str:
+    """What :func:`mp2020_entry` does to this potential's energies, for the hull table."""
+    if energy_scale(potential).mp2020_included:
+        return "none (MP2020 already in the potential's training target)"
+    return "MP2020 (anion and GGA/GGA+U mixing) applied"
 
 
 def mp_e_above_hull(records: Sequence[CrystalRecord], mp_entries: Sequence) -> list[float]:

@@ -72,7 +72,7 @@ def add_relax_arguments(parser) -> None:
         "--checkpoint",
         default="",
         help="the potential's checkpoint: a name it ships or a path"
-        " (default: chgnet 0.3.0, sevennet 7net-l3i5, m3gnet MP-2021.2.8-EFS)",
+        " (default: chgnet 0.3.0, sevennet 7net-0, m3gnet MP-2021.2.8-EFS)",
     )
     group.add_argument("--mode", choices=RELAX_MODES, default=default("screen.relax_mode"))
     group.add_argument("--fmax", type=float, default=default("screen.fmax"), help="eV/Å")

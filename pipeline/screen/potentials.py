@@ -31,11 +31,37 @@ from pipeline.screen.m3gnet import CHECKPOINT_NAME as M3GNET_PORT
 POTENTIALS = ("chgnet", "sevennet", "m3gnet")
 DEFAULT_CHECKPOINTS = {
     "chgnet": "0.3.0",
-    "sevennet": "7net-l3i5",
+    "sevennet": "7net-0",
     "m3gnet": M3GNET_PORT,
 }
 PACKAGES = {"chgnet": "chgnet", "sevennet": "sevenn", "m3gnet": "matgl"}
 BATCHED_POTENTIALS = ("chgnet", "sevennet", "m3gnet")
+
+
+@dataclass(frozen=True)
+class EnergyScale:
+    """What a potential's energies are: the target it was trained on.
+
+    ``mp2020_included``: the training energies already carried the Materials Project 2020
+    corrections (anion, GGA/GGA+U mixing), so its energies sit on MP's corrected scale
+    as they are; otherwise they are raw VASP PBE(+U) energies and need the corrections
+    before they meet MP's corrected entries.
+    """
+
+    description: str
+    mp2020_included: bool
+
+
+# CHGNet 0.3.0 was trained on MPtrj energies with MP2020 corrections applied (its
+# maintainers: fine-tuning labels must be MP2020-corrected to match the pretraining
+# labels, CederGroupHub/chgnet#220 and the fine-tuning notebook of #46); SevenNet-0 and
+# -l3i5 and M3GNet learnt raw PBE(+U) MPtrj energies (Matbench Discovery applies MP2020
+# to their predictions). Relaxed MgO: CHGNet -6.31, SevenNet-0 -5.98 eV/atom.
+ENERGY_SCALES = {
+    "chgnet": EnergyScale("MPtrj GGA/GGA+U with MP2020 corrections", mp2020_included=True),
+    "sevennet": EnergyScale("MPtrj GGA/GGA+U, uncorrected", mp2020_included=False),
+    "m3gnet": EnergyScale("PBE(+U), uncorrected", mp2020_included=False),
+}
 
 
 @dataclass(frozen=True)
@@ -85,6 +111,13 @@ def potential_version(potential: str) -> str:
     """The version of the package that provides ``potential`` (``unknown`` if none does)."""
     package = PACKAGES.get(potential)
     return package_version(package) if package else "unknown"
+
+
+def energy_scale(name: str) -> EnergyScale:
+    """The energy scale of potential ``name`` (see :data:`ENERGY_SCALES`)."""
+    if name not in ENERGY_SCALES:
+        raise PipelineInputError(f"unknown potential {name!r}; choose from {POTENTIALS}")
+    return ENERGY_SCALES[name]
 
 
 def ase_calculator(spec: PotentialSpec):
