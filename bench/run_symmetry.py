@@ -2,7 +2,7 @@
 
 Per model of ``results/samples/<model>/samples.json.gz``: how many samples, the fraction not
 P1 (spglib via :func:`pipeline.symmetry.space_group` at 0.1 and 0.01 Å), the same for its
-converged relaxed structures (``results/screen/relaxed.json.gz``), and its relaxation and
+converged relaxed structures (``results/screen/relax/<potential>/relaxed.json.gz``), and its relaxation and
 E_hull rates (``relax_status.csv``, ``hull.csv``: within 0.08 and 0.2 eV/atom, per relaxation
 tried). Prints one JSON line. Run after ``snakemake`` with several ``train.models``::
 
@@ -28,13 +28,14 @@ def non_p1(structures: list, symprec: float) -> float | None:
     return round(sum(not space_group(s, symprec).is_p1 for s in structures) / len(structures), 3)
 
 
-def summary(run: Path) -> dict[str, dict[str, object]]:
+def summary(run: Path, potential: str = "chgnet") -> dict[str, dict[str, object]]:
     screen = run / "results" / "screen"
     model_of = pd.read_csv(screen / "validation.csv").set_index("id")["model"].to_dict()
-    status = pd.read_csv(screen / "relax_status.csv")
+    relax = screen / "relax" / potential
+    status = pd.read_csv(relax / "relax_status.csv")
     status["model"] = status["id"].map(model_of)
     hull = pd.read_csv(screen / "hull.csv")
-    relaxed = read_records(screen / "relaxed.json.gz")
+    relaxed = read_records(relax / "relaxed.json.gz")
     out: dict[str, dict[str, object]] = {}
     for samples_path in sorted((run / "results" / "samples").glob("*/samples.json.gz")):
         model = samples_path.parent.name

@@ -6,11 +6,14 @@ import argparse
 from collections.abc import Iterable, Sequence
 
 from pipeline.chemsys import ChemicalSystem, parse_caps, resolve_atom_caps
+from pipeline.settings import default
 
 
 def add_system_arguments(parser: argparse.ArgumentParser) -> None:
     """``--chemsys`` and ``--max-atoms``: the chemical system and the encoding's caps."""
-    parser.add_argument("--chemsys", default="Mg-Mn-O", help="chemical system, e.g. Mg-Mn-O")
+    parser.add_argument(
+        "--chemsys", default=default("chemsys"), help="chemical system, e.g. Mg-Mn-O"
+    )
     parser.add_argument(
         "--max-atoms",
         nargs="*",

@@ -50,10 +50,11 @@ from pipeline.screen.dedup import (
     prepare,
     unique_indices,
 )
+from pipeline.settings import default
 
 MIN_DISTANCE = 0.5  # Å, CDVAE's structural-validity cut-off
-METASTABLE_E_HULL = 0.2  # eV/atom, Kim et al. (2020)
-SYNTHESIZABLE_E_HULL = 0.08  # eV/atom, Kim et al. (2020)
+# The E_hull thresholds (eV/atom) Kim et al. (2020) counted at: their figures below are at these.
+KIM2020_THRESHOLDS = (0.2, 0.08)
 LATTICE_PARAMETERS = ("a", "b", "c", "alpha", "beta", "gamma")
 
 # Kim et al., ACS Cent. Sci. 6, 1412 (2020): the same screen on their GAN's samples.
@@ -156,8 +157,8 @@ def evaluate_model(
     training: Sequence[Structure],
     training_prepared: Sequence[Prepared] | None = None,
     matcher: StructureMatcher | None = None,
-    metastable: float = METASTABLE_E_HULL,
-    synthesizable: float = SYNTHESIZABLE_E_HULL,
+    metastable: float = default("screen.e_hull.metastable"),
+    synthesizable: float = default("screen.e_hull.synthesizable"),
     known_relaxed: Sequence[Prepared] = (),
 ) -> ModelQuality:
     """Quality figures of one model: its raw samples, their relaxed versions, their E_hull.

@@ -7,7 +7,7 @@ rule augment:
         chemsys=config["chemsys"],
         max_atoms=max_atoms_arg(),
         per_composition=config["augment"]["per_composition"],
-        operations=" ".join(config["augment"].get("operations", ["supercell", "translate", "swap"])),
+        operations=" ".join(config["augment"]["operations"]),
         seed=config["seed"],
     log:
         "logs/augment.log",

@@ -15,11 +15,11 @@ rule compositions:
         ),
         all_elements=(
             "--require-all-elements"
-            if config["compositions"].get("require_all_elements", True)
+            if config["compositions"]["require_all_elements"]
             else "--no-require-all-elements"
         ),
         select=config["sample"]["targets"],
-        max_targets=config["sample"].get("max_targets", 0),
+        max_targets=config["sample"]["max_targets"],
         # explicit compositions: exactly these are sampled
         targets=" ".join(["--targets", *config["compositions"]["targets"]])
         if config["compositions"].get("targets")

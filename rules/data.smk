@@ -42,8 +42,8 @@ rule fetch_data:
             else ""
         ),
         mp=(
-            ("--mp-require-all-elements" if config["data"].get("mp", {}).get("require_all_elements", True) else "--no-mp-require-all-elements")
-            + f" --mp-reference-ehull {config['data'].get('mp', {}).get('reference_e_above_hull', 0.0)}"
+            ("--mp-require-all-elements" if config["data"]["mp"]["require_all_elements"] else "--no-mp-require-all-elements")
+            + f" --mp-reference-ehull {config['data']['mp']['reference_e_above_hull']}"
         ),
     log:
         "logs/fetch_data.log",

@@ -5,8 +5,8 @@
 SCREEN = config["screen"]
 POTENTIAL = SCREEN["potential"]
 SHARDS = list(range(SCREEN["shards"]))
-CONSENSUS = [p for p in SCREEN.get("consensus", []) if p != POTENTIAL]
-SECOND_OPINION = SCREEN.get("second_opinion")
+CONSENSUS = [p for p in SCREEN["consensus"] if p != POTENTIAL]
+SECOND_OPINION = SCREEN["second_opinion"]
 if SECOND_OPINION == POTENTIAL:
     raise ValueError("config: screen.second_opinion must differ from screen.potential")
 
@@ -187,7 +187,7 @@ rule relax:
         shards=SCREEN["shards"],
         symmetrise=lambda wildcards: (
             "--symmetrise"
-            if wildcards.potential == POTENTIAL and SCREEN.get("symmetrise", True)
+            if wildcards.potential == POTENTIAL and SCREEN["symmetrise"]
             else ""
         ),
     log:

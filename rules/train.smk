@@ -30,14 +30,14 @@ rule train:
         options=lambda wc: model_options("train", wc.model),
         seed=config["seed"],
         device=config["train"]["device"],
-        checkpoint_every=config["train"].get("checkpoint_every", 50),
+        checkpoint_every=config["train"]["checkpoint_every"],
     wildcard_constraints:
         model="|".join(MODELS),
     log:
         "logs/train/{model}.log",
     conda:
         "../envs/torch.yaml"
-    threads: config["train"].get("threads", 1)
+    threads: config["train"]["threads"]
     resources:
         mem_mb=8000,
         runtime=240,

@@ -112,3 +112,6 @@ def test_killed_training_resumes_and_samples_are_written(tmp_path):
     with gzip.open(tmp_path / "results" / "samples" / "ccgan" / "samples.json.gz", "rt") as f:
         samples = json.load(f)
     assert len(samples) == report["kept"].sum()
+    # Something was kept, or the log says why nothing could be.
+    sample_log = (tmp_path / "logs" / "sample" / "ccgan.log").read_text()
+    assert report["kept"].sum() > 0 or "nothing kept:" in sample_log, sample_log[-2000:]

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.records import CrystalRecord
+from pipeline.settings import default
 from pipeline.symmetry import symmetry_table
 
 
@@ -17,8 +18,8 @@ class ScreenCriteria:
     """The screen's filters: energy above the hull, Pourbaix stability and the band-gap window
     (applied by the properties stage, whose ``in_band_gap_window`` column is used here)."""
 
-    max_e_above_hull: float = 0.08  # eV/atom, the paper's "synthesizable" threshold
-    max_delta_g_pbx: float = 0.59  # eV/atom
+    max_e_above_hull: float = default("screen.e_hull.synthesizable")  # eV/atom
+    max_delta_g_pbx: float = default("screen.pourbaix.max_delta_g")  # eV/atom
 
 
 def merge_screen_tables(

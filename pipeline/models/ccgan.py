@@ -65,30 +65,32 @@ from pipeline.models.training import (
     seed_everything,
 )
 from pipeline.represent.pointcloud import DecodeError, PointCloudEncoding
+from pipeline.settings import defaults_from_config
 
 # ----------------------------------------------------------------------------- options
 
 
 @dataclass(frozen=True)
+@defaults_from_config("train.ccgan")
 class TrainOptions:
-    """``config["train"]["ccgan"]``. The defaults are the paper's (about its 500 epochs on
-    its data); ``config.yaml`` sizes them down for a few CPU minutes."""
+    """``config["train"]["ccgan"]`` (defaults: ``config.yaml``, sized for a few CPU minutes;
+    ``config/paper.yaml`` has the paper's)."""
 
-    steps: int = 300_000  # generator steps
-    batch_size: int = 32
-    lr: float = 1e-4  # Adam, all three networks
-    betas: tuple[float, float] = (0.5, 0.999)
-    critic_steps: int = 5  # critic batches per generator step
-    gp_lambda: float = 10.0  # gradient penalty weight
-    lambda_c: float = 0.3  # weight of the atom-count term in L_class (Kim et al.'s code)
-    lambda_real: float = 1.0  # L_class on real samples (classifier)
-    lambda_fake: float = 1.0  # L_class on generated samples (generator, classifier)
-    latent_dim: int = 512
-    channels: tuple[int, int, int] = (256, 512, 256)
-    random_condition_fraction: float = 0.5  # generated samples conditioned on random counts
-    classifier_learns_fake: bool = False  # the paper: true; see the generator step
-    amp: bool = True  # bfloat16 autocast on CUDA (never on CPU)
-    num_workers: int = 0  # DataLoader workers
+    steps: int  # generator steps
+    batch_size: int
+    lr: float  # Adam, all three networks
+    betas: tuple[float, float]
+    critic_steps: int  # critic batches per generator step
+    gp_lambda: float  # gradient penalty weight
+    lambda_c: float  # weight of the atom-count term in L_class (Kim et al.'s code)
+    lambda_real: float  # L_class on real samples (classifier)
+    lambda_fake: float  # L_class on generated samples (generator, classifier)
+    latent_dim: int
+    channels: tuple[int, int, int]
+    random_condition_fraction: float  # generated samples conditioned on random counts
+    classifier_learns_fake: bool  # the paper: true; see the generator step
+    amp: bool  # bfloat16 autocast on CUDA (never on CPU)
+    num_workers: int  # DataLoader workers
 
     # Do not change the trained result, so a checkpoint stays valid when they change.
     not_in_fingerprint = ("steps", "num_workers")
@@ -103,12 +105,13 @@ class TrainOptions:
 
 
 @dataclass(frozen=True)
+@defaults_from_config("sample.ccgan")
 class SampleOptions:
     """``config["sample"]["ccgan"]``."""
 
-    latent: str = "random"  # random | slerp (per target, between two points)
-    batch_size: int = 256
-    classifier_filter: bool = True  # keep only what the classifier calls the target
+    latent: str  # random | slerp (per target, between two points)
+    batch_size: int
+    classifier_filter: bool  # keep only what the classifier calls the target
 
     def __post_init__(self) -> None:
         if self.latent not in ("random", "slerp"):

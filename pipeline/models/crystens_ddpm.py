@@ -8,10 +8,9 @@ position (:class:`Denoiser`), and the noise schedule is its :class:`diffusers.DD
 (Ho et al. 2020: ``timesteps`` steps, linear or cosine betas). Training minimises the mean
 squared error between the prediction and its target at a uniformly drawn step: the clean
 tensor (``prediction: sample``, the default) or the added noise (``epsilon``, Ho et al. and
-the paper's Imagen). At CPU scale x0-prediction is what makes samples decodable: trained 150
-steps on 64 structures, 16 of 16 samples decoded with ``sample`` and none with ``epsilon``
-(``bench/crystens_quality.py``); with a GPU's budget ``epsilon`` is worth trying. The paper used the Imagen UNet of
-``imagen-pytorch``; this one is smaller by default (``channels``) so that it trains on a CPU.
+the paper's Imagen). At CPU scale x0-prediction is what makes samples decodable
+(``bench/crystens_quality.py``, docs/results.md); with a GPU's budget ``epsilon`` is worth
+trying. The paper used the Imagen UNet of ``imagen-pytorch``; this one is smaller by default (``channels``) so that it trains on a CPU.
 
 Sampling runs the reverse process from Gaussian noise, either ancestrally (``ddpm``) or
 deterministically with DDIM (``ddim``, Song et al. 2021, the default: fewer steps, and a
@@ -51,6 +50,7 @@ from pipeline.models.training import (
     seed_everything,
 )
 from pipeline.represent import crystens
+from pipeline.settings import defaults_from_config
 
 BETA_SCHEDULES = ("linear", "squaredcos_cap_v2")
 SAMPLERS = ("ddim", "ddpm")
@@ -58,22 +58,23 @@ PREDICTIONS = ("epsilon", "sample")
 
 
 @dataclass(frozen=True)
+@defaults_from_config("train.crystens_ddpm")
 class TrainOptions:
     """``config["train"]["crystens_ddpm"]``; defaults are sized for a few CPU minutes."""
 
-    steps: int = 300  # optimiser steps
-    batch_size: int = 16
-    lr: float = 2e-4  # AdamW
-    grad_clip: float = 1.0  # max gradient norm
-    channels: tuple[int, ...] = (16, 32, 64)  # UNet widths per resolution (64, 32, 16)
-    layers_per_block: int = 1
-    attention: bool = True  # self-attention at the coarsest resolution
-    norm_groups: int = 8  # GroupNorm groups; must divide every width
-    timesteps: int = 1000
-    beta_schedule: str = "linear"  # linear (Ho et al.) | squaredcos_cap_v2
-    prediction: str = "sample"  # the network predicts: sample (x0) | epsilon
-    amp: bool = True  # bfloat16 autocast on CUDA (never on CPU)
-    num_workers: int = 0  # DataLoader workers
+    steps: int  # optimiser steps
+    batch_size: int
+    lr: float  # AdamW
+    grad_clip: float  # max gradient norm
+    channels: tuple[int, ...]  # UNet widths per resolution (64, 32, 16)
+    layers_per_block: int
+    attention: bool  # self-attention at the coarsest resolution
+    norm_groups: int  # GroupNorm groups; must divide every width
+    timesteps: int
+    beta_schedule: str  # linear (Ho et al.) | squaredcos_cap_v2
+    prediction: str  # the network predicts: sample (x0) | epsilon
+    amp: bool  # bfloat16 autocast on CUDA (never on CPU)
+    num_workers: int  # DataLoader workers
 
     # Do not change the trained result, so a checkpoint stays valid when they change.
     not_in_fingerprint = ("steps", "num_workers")
@@ -94,13 +95,14 @@ class TrainOptions:
 
 
 @dataclass(frozen=True)
+@defaults_from_config("sample.crystens_ddpm")
 class SampleOptions:
     """``config["sample"]["crystens_ddpm"]``."""
 
-    sampler: str = "ddim"  # ddim (deterministic given the noise) | ddpm (ancestral)
-    sampling_steps: int = 50  # reverse steps (at most the training timesteps)
-    batch_size: int = 64
-    max_draws: int = 2000  # tensors drawn at most, over all targets
+    sampler: str  # ddim (deterministic given the noise) | ddpm (ancestral)
+    sampling_steps: int  # reverse steps (at most the training timesteps)
+    batch_size: int
+    max_draws: int  # tensors drawn at most, over all targets
 
     def __post_init__(self) -> None:
         if self.sampler not in SAMPLERS:

@@ -50,24 +50,26 @@ from pipeline.models.training import (
     seed_everything,
 )
 from pipeline.represent import crystens
+from pipeline.settings import defaults_from_config
 
 # ----------------------------------------------------------------------------- options
 
 
 @dataclass(frozen=True)
+@defaults_from_config("train.crystens_gan")
 class GANOptions:
     """``config["train"]["crystens_gan"]``; defaults are sized for a few CPU minutes."""
 
-    steps: int = 300  # generator steps
-    batch_size: int = 16
-    lr: float = 2e-4  # Adam, both networks (DCGAN)
-    betas: tuple[float, float] = (0.5, 0.999)
-    critic_steps: int = 1  # discriminator batches per generator step
-    gp_lambda: float = 0.0  # gradient penalty weight (WGAN-GP only)
-    latent_dim: int = 64
-    width: int = 16  # channels of the widest-resolution layer
-    amp: bool = True  # bfloat16 autocast on CUDA (never on CPU)
-    num_workers: int = 0  # DataLoader workers
+    steps: int  # generator steps
+    batch_size: int
+    lr: float  # Adam, both networks (DCGAN)
+    betas: tuple[float, float]
+    critic_steps: int  # discriminator batches per generator step
+    gp_lambda: float  # gradient penalty weight (WGAN-GP only)
+    latent_dim: int
+    width: int  # channels of the widest-resolution layer
+    amp: bool  # bfloat16 autocast on CUDA (never on CPU)
+    num_workers: int  # DataLoader workers
 
     # Do not change the trained result, so a checkpoint stays valid when they change.
     not_in_fingerprint = ("steps", "num_workers")
@@ -80,21 +82,23 @@ class GANOptions:
 
 
 @dataclass(frozen=True)
+@defaults_from_config("train.crystens_wgan")
 class WGANOptions(GANOptions):
     """``config["train"]["crystens_wgan"]``: Gulrajani et al.'s settings."""
 
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.5, 0.9)
-    critic_steps: int = 5
-    gp_lambda: float = 10.0
+    lr: float
+    betas: tuple[float, float]
+    critic_steps: int
+    gp_lambda: float
 
 
 @dataclass(frozen=True)
+@defaults_from_config("sample.crystens_gan")
 class SampleOptions:
     """``config["sample"]["crystens_gan"]`` and ``["crystens_wgan"]``."""
 
-    batch_size: int = 256
-    max_draws: int = 5000  # tensors drawn at most, over all targets
+    batch_size: int
+    max_draws: int  # tensors drawn at most, over all targets
 
     def __post_init__(self) -> None:
         if min(self.batch_size, self.max_draws) < 1:

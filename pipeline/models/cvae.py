@@ -55,25 +55,27 @@ from pipeline.models.training import (
     seed_everything,
 )
 from pipeline.represent.pointcloud import DecodeError, PointCloudEncoding
+from pipeline.settings import defaults_from_config
 
 # ----------------------------------------------------------------------------- options
 
 
 @dataclass(frozen=True)
+@defaults_from_config("train.cvae")
 class TrainOptions:
     """``config["train"]["cvae"]``."""
 
-    property: str = "formation_energy_per_atom"  # the condition: a column of the labelled data
-    autoencoder_steps: int = 3000  # phase 1: cell and basis autoencoders
-    cvae_steps: int = 3000  # phase 2: the conditional VAE on their codes
-    batch_size: int = 64
-    lr: float = 1e-3  # Adam, both phases
-    cell_latent_dim: int = 4
-    basis_latent_dim: int = 64
-    latent_dim: int = 16  # the CVAE's z
-    hidden: int = 512  # width of every hidden layer
-    beta: float = 1.0  # weight of the KL term
-    num_workers: int = 0  # DataLoader workers
+    property: str  # the condition: a column of the labelled data
+    autoencoder_steps: int  # phase 1: cell and basis autoencoders
+    cvae_steps: int  # phase 2: the conditional VAE on their codes
+    batch_size: int
+    lr: float  # Adam, both phases
+    cell_latent_dim: int
+    basis_latent_dim: int
+    latent_dim: int  # the CVAE's z
+    hidden: int  # width of every hidden layer
+    beta: float  # weight of the KL term
+    num_workers: int  # DataLoader workers
 
     # Does not change the trained result, so a checkpoint stays valid when it changes.
     not_in_fingerprint = ("num_workers",)
@@ -90,18 +92,19 @@ class TrainOptions:
 
 
 @dataclass(frozen=True)
+@defaults_from_config("sample.cvae")
 class SampleOptions:
     """``config["sample"]["cvae"]``."""
 
-    mode: str = "random"  # random | slerp
+    mode: str  # random | slerp
     # The property value asked for, in the property's unit; None: the mean over the
     # training structures of the target composition (over all of them if it has none).
-    target_property: float | None = None
+    target_property: float | None
     # Per target composition label, the ids of the two training structures a slerp path
     # joins (an id that several structures share means the first of them); a target not
     # listed takes the first two training structures of its composition.
     slerp_pairs: Mapping[str, tuple[str, str]] = field(default_factory=dict)
-    batch_size: int = 256
+    batch_size: int
 
     def __post_init__(self) -> None:
         if self.mode not in ("random", "slerp"):

@@ -75,28 +75,30 @@ from pipeline.models.training import (
 from pipeline.models.training import load_model as load_model_file
 from pipeline.records import CrystalRecord
 from pipeline.represent.graph import GraphEncoding
+from pipeline.settings import defaults_from_config
 
 # ----------------------------------------------------------------------------- options
 
 
 @dataclass(frozen=True)
+@defaults_from_config("train.graph_diffusion")
 class TrainOptions:
     """``config["train"]["graph_diffusion"]``."""
 
-    steps: int = 2000
-    guide_steps: int = 2000  # then steps of the band-gap predictor alone
-    batch_size: int = 16
-    lr: float = 1e-3  # Adam, denoiser and band-gap predictor
-    hidden: int = 64  # node feature width of both EGNNs
-    layers: int = 3  # EGNN layers of the denoiser
-    predictor_layers: int = 3  # EGNN layers of the band-gap predictor
-    cutoff: float = 5.0  # Å, edges of the crystal graph
-    max_neighbours: int = 16  # nearest neighbours kept per atom
-    timesteps: int = 100  # diffusion steps T
-    sigma_min: float = 0.005  # coordinate noise at t = 1 (fractional units)
-    sigma_max: float = 0.5  # at t = T: close to uniform on the torus
-    lattice_weight: float = 1.0  # weight of the lattice term in the denoiser loss
-    grad_clip: float = 1.0  # max gradient norm
+    steps: int
+    guide_steps: int  # then steps of the band-gap predictor alone
+    batch_size: int
+    lr: float  # Adam, denoiser and band-gap predictor
+    hidden: int  # node feature width of both EGNNs
+    layers: int  # EGNN layers of the denoiser
+    predictor_layers: int  # EGNN layers of the band-gap predictor
+    cutoff: float  # Å, edges of the crystal graph
+    max_neighbours: int  # nearest neighbours kept per atom
+    timesteps: int  # diffusion steps T
+    sigma_min: float  # coordinate noise at t = 1 (fractional units)
+    sigma_max: float  # at t = T: close to uniform on the torus
+    lattice_weight: float  # weight of the lattice term in the denoiser loss
+    grad_clip: float  # max gradient norm
 
     # A checkpoint continues a run whose schedule begins like its own: see ``continues``.
     not_in_fingerprint = ("steps", "guide_steps")
@@ -125,15 +127,16 @@ class TrainOptions:
 
 
 @dataclass(frozen=True)
+@defaults_from_config("sample.graph_diffusion")
 class SampleOptions:
     """``config["sample"]["graph_diffusion"]``."""
 
-    sampler: str = "stochastic"  # stochastic (reverse SDE / DDPM) | deterministic (ODE / DDIM)
-    latent: str = "random"  # random | interpolate (between two random starts)
-    batch_size: int = 64
-    target_band_gap: float | None = None  # eV; steer towards it with the band-gap predictor
-    guidance_scale: float = 30.0  # weight of the band-gap guidance
-    min_distance: float = 0.5  # Å; structures with atoms closer are dropped
+    sampler: str  # stochastic (reverse SDE / DDPM) | deterministic (ODE / DDIM)
+    latent: str  # random | interpolate (between two random starts)
+    batch_size: int
+    target_band_gap: float | None  # eV; steer towards it with the band-gap predictor
+    guidance_scale: float  # weight of the band-gap guidance
+    min_distance: float  # Å; structures with atoms closer are dropped
 
     def __post_init__(self) -> None:
         if self.sampler not in ("stochastic", "deterministic"):

@@ -43,6 +43,7 @@ from pipeline.models.base import (
 from pipeline.models.training import LossLog, load_model, save_model, write_loss_log
 from pipeline.quality import structurally_valid
 from pipeline.records import CrystalRecord
+from pipeline.settings import defaults_from_config
 from pipeline.symmetry import STRICT_SYMPREC, space_group
 
 
@@ -52,12 +53,13 @@ class TrainOptions:
 
 
 @dataclass(frozen=True)
+@defaults_from_config("sample.pyxtal_random")
 class SampleOptions:
-    space_groups: tuple[int, int] = (2, 230)  # lowest and highest group number drawn
-    volume_factor: float = 1.1  # cell volume / sum of covalent atomic volumes (PyXtal's)
-    tolerance_factor: float = 1.0  # scales PyXtal's minimum interatomic distances (atomic radii)
-    attempts: int = 10  # space groups drawn per structure before it counts as not decoded
-    min_distance: float = 0.5  # Å; a structure with closer atoms is dropped
+    space_groups: tuple[int, int]  # lowest and highest group number drawn
+    volume_factor: float  # cell volume / sum of covalent atomic volumes (PyXtal's)
+    tolerance_factor: float  # scales PyXtal's minimum interatomic distances (atomic radii)
+    attempts: int  # space groups drawn per structure before it counts as not decoded
+    min_distance: float  # Å; a structure with closer atoms is dropped
 
     def __post_init__(self) -> None:
         low, high = self.space_groups

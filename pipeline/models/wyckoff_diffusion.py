@@ -76,24 +76,26 @@ from pipeline.represent.wyckoff import (
     load_wyckoff_dataset,
     random_template,
 )
+from pipeline.settings import defaults_from_config
 
 
 @dataclass(frozen=True)
+@defaults_from_config("train.wyckoff_diffusion")
 class TrainOptions:
     """``config["train"]["wyckoff_diffusion"]``."""
 
-    steps: int = 2000
-    batch_size: int = 16
-    lr: float = 1e-3  # Adam
-    hidden: int = 64  # node feature width of the EGNN
-    layers: int = 3  # EGNN layers
-    cutoff: float = 5.0  # Å, edges of the crystal graph
-    max_neighbours: int = 16  # nearest neighbours kept per atom
-    timesteps: int = 100  # diffusion steps T
-    sigma_min: float = 0.005  # parameter noise at t = 1 (fractional units)
-    sigma_max: float = 0.5  # at t = T: close to uniform on the torus
-    lattice_weight: float = 1.0  # weight of the lattice term of the loss
-    grad_clip: float = 1.0  # max gradient norm
+    steps: int
+    batch_size: int
+    lr: float  # Adam
+    hidden: int  # node feature width of the EGNN
+    layers: int  # EGNN layers
+    cutoff: float  # Å, edges of the crystal graph
+    max_neighbours: int  # nearest neighbours kept per atom
+    timesteps: int  # diffusion steps T
+    sigma_min: float  # parameter noise at t = 1 (fractional units)
+    sigma_max: float  # at t = T: close to uniform on the torus
+    lattice_weight: float  # weight of the lattice term of the loss
+    grad_clip: float  # max gradient norm
 
     not_in_fingerprint = ("steps",)
 
@@ -106,13 +108,14 @@ class TrainOptions:
 
 
 @dataclass(frozen=True)
+@defaults_from_config("sample.wyckoff_diffusion")
 class SampleOptions:
     """``config["sample"]["wyckoff_diffusion"]``."""
 
-    sampler: str = "stochastic"  # stochastic (reverse SDE / DDPM) | deterministic (ODE / DDIM)
-    batch_size: int = 64
-    p1_weight: float = 0.0  # weight of a P1 training template relative to a symmetric one
-    min_distance: float = 0.5  # Å; structures with atoms closer are dropped
+    sampler: str  # stochastic (reverse SDE / DDPM) | deterministic (ODE / DDIM)
+    batch_size: int
+    p1_weight: float  # weight of a P1 training template relative to a symmetric one
+    min_distance: float  # Å; structures with atoms closer are dropped
 
     def __post_init__(self) -> None:
         if self.sampler not in ("stochastic", "deterministic"):

@@ -11,6 +11,7 @@ from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
 from pipeline.screen.potentials import PotentialSpec, ase_calculator, batched_model
 from pipeline.screen.relaxation import RelaxResult, RelaxSettings, relax_sequential
+from pipeline.settings import default
 
 RELAX_MODES = ("batched", "sequential")
 
@@ -66,23 +67,23 @@ def add_relax_arguments(parser) -> None:
     from pipeline.screen.potentials import POTENTIALS
 
     group = parser.add_argument_group("potential and relaxation")
-    group.add_argument("--potential", choices=POTENTIALS, default="chgnet")
+    group.add_argument("--potential", choices=POTENTIALS, default=default("screen.potential"))
     group.add_argument(
         "--checkpoint",
         default="",
         help="the potential's checkpoint: a name it ships or a path"
         " (default: chgnet 0.3.0, sevennet 7net-0, m3gnet MP-2021.2.8-EFS)",
     )
-    group.add_argument("--mode", choices=RELAX_MODES, default="batched")
-    group.add_argument("--fmax", type=float, default=0.05, help="force threshold, eV/Å")
-    group.add_argument("--max-steps", type=int, default=500)
+    group.add_argument("--mode", choices=RELAX_MODES, default=default("screen.relax_mode"))
+    group.add_argument("--fmax", type=float, default=default("screen.fmax"), help="eV/Å")
+    group.add_argument("--max-steps", type=int, default=default("screen.max_steps"))
     group.add_argument(
         "--batch-atoms",
         type=int,
         default=None,
         help="most atoms per batch (batched mode); default: measured on a GPU, 512 on a CPU",
     )
-    group.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    group.add_argument("--device", default=default("screen.device"), help="auto, cpu or cuda")
     group.add_argument(
         "--threads",
         type=int,

@@ -32,6 +32,7 @@ from pipeline.chemsys import ChemicalSystem, composition_label
 from pipeline.cli import add_system_arguments, system_and_caps
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import CrystalRecord, read_records, write_records
+from pipeline.settings import default
 
 OPERATIONS = ("supercell", "translate", "swap")
 SUPERCELL_SCALINGS = [
@@ -159,9 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dataset", type=Path, required=True, help="input dataset (.json.gz)")
     add_system_arguments(parser)
-    parser.add_argument("--per-composition", type=int, default=50)
-    parser.add_argument("--operations", nargs="+", default=list(OPERATIONS), choices=OPERATIONS)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-composition", type=int, default=default("augment.per_composition"))
+    parser.add_argument(
+        "--operations", nargs="+", default=default("augment.operations"), choices=OPERATIONS
+    )
+    parser.add_argument("--seed", type=int, default=default("seed"))
     parser.add_argument("--out", type=Path, required=True, help="augmented dataset (.json.gz)")
     return parser
 

@@ -34,6 +34,7 @@ from pymatgen.core import Composition, Element
 
 from pipeline.chemsys import composition_label
 from pipeline.errors import PipelineInputError, exit_on_input_error
+from pipeline.settings import default
 
 SELECTIONS = ("known", "new", "all")
 STATUS_ORDER = {"known": 0, "new": 1, "new_cell": 2}
@@ -277,8 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="only compositions containing every element",
     )
-    parser.add_argument("--select", choices=SELECTIONS, default="known")
-    parser.add_argument("--max-targets", type=int, default=0, help="0: no limit")
+    parser.add_argument("--select", choices=SELECTIONS, default=default("sample.targets"))
+    parser.add_argument(
+        "--max-targets", type=int, default=default("sample.max_targets"), help="0: no limit"
+    )
     parser.add_argument(
         "--targets",
         nargs="*",

@@ -23,6 +23,7 @@ from pipeline.datasets.summary import composition_summary, plot_composition_dist
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import CrystalRecord, make_ids_unique, write_records
 from pipeline.screen.coverage import binaries_without_compounds
+from pipeline.settings import default
 from pipeline.symmetry import summarize_table, symmetry_table
 
 SOURCES = ("bundled", "mp", "cif_dir")
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load crystals from a source, keep the usable ones, write the canonical"
         " dataset, the hull reference phases, a per-composition summary and a plot.",
     )
-    parser.add_argument("--source", choices=SOURCES, default="bundled")
+    parser.add_argument("--source", choices=SOURCES, default=default("data.source"))
     add_system_arguments(parser)
     parser.add_argument(
         "--bundled-dataset", type=Path, default=Path("resources/datasets/mgmno_kim2020.json.gz")
@@ -48,13 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--mp-require-all-elements",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=default("data.mp.require_all_elements"),
         help="train only on structures with every element",
     )
     parser.add_argument(
         "--mp-reference-ehull",
         type=float,
-        default=0.0,
+        default=default("data.mp.reference_e_above_hull"),
         help="MP phases within this E_hull (eV/atom) become hull references",
     )
     parser.add_argument(

@@ -29,6 +29,7 @@ from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.formats import CrysTensDataset, save_crystens
 from pipeline.records import CrystalRecord, read_records
 from pipeline.represent import crystens
+from pipeline.settings import default
 
 
 def encode_records(
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--dataset", type=Path, required=True, help="records (.json.gz)")
-    parser.add_argument("--chemsys", default="Mg-Mn-O")
+    parser.add_argument("--chemsys", default=default("chemsys"))
     parser.add_argument("--out", type=Path, required=True, help="CrysTens tensors (.npz)")
     return parser
 

@@ -33,6 +33,7 @@ from pipeline.errors import exit_on_input_error
 from pipeline.formats import save_graph_dataset
 from pipeline.records import CrystalRecord, read_records
 from pipeline.represent.graph import graph_dataset
+from pipeline.settings import default
 
 
 def teacher_band_gaps(records: list[CrystalRecord]) -> np.ndarray:
@@ -58,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--dataset", type=Path, required=True, help="augmented dataset (.json.gz)")
-    parser.add_argument("--chemsys", default="Mg-Mn-O", help="chemical system, e.g. Mg-Mn-O")
+    parser.add_argument(
+        "--chemsys", default=default("chemsys"), help="chemical system, e.g. Mg-Mn-O"
+    )
     parser.add_argument(
         "--threads",
         type=int,

@@ -21,15 +21,15 @@ from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.formats import read_table
 from pipeline.quality import (
     KIM2020_REFERENCE,
-    METASTABLE_E_HULL,
+    KIM2020_THRESHOLDS,
     MIN_DISTANCE,
-    SYNTHESIZABLE_E_HULL,
     evaluate_model,
 )
 from pipeline.records import read_records
 from pipeline.report_plots import plot_crystal_systems
 from pipeline.screen.dedup import prepare
 from pipeline.screen.potentials import POTENTIALS
+from pipeline.settings import default
 from pipeline.symmetry import SYMMETRY_COLUMNS, SymmetrySummary, summarize_table, symmetry_table
 
 
@@ -80,13 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--metastable",
         type=float,
-        default=METASTABLE_E_HULL,
+        default=default("screen.e_hull.metastable"),
         help="E_hull threshold of 'metastable', eV/atom",
     )
     parser.add_argument(
         "--synthesizable",
         type=float,
-        default=SYNTHESIZABLE_E_HULL,
+        default=default("screen.e_hull.synthesizable"),
         help="E_hull threshold of 'synthesizable' (and of S.U.N.), eV/atom",
     )
     parser.add_argument(
@@ -142,7 +142,7 @@ def metrics_table(
                 columns["non_p1_fraction_raw"]: training.non_p1_fraction,
             }
         )
-    if (metastable, synthesizable) == (METASTABLE_E_HULL, SYNTHESIZABLE_E_HULL):
+    if (metastable, synthesizable) == KIM2020_THRESHOLDS:
         for name, ref in KIM2020_REFERENCE.items():
             if isinstance(ref, dict):
                 rows.append(

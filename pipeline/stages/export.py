@@ -26,6 +26,7 @@ from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.formats import read_table
 from pipeline.records import read_records
 from pipeline.screen.potentials import package_version, potential_version
+from pipeline.settings import default
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,15 +40,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--pourbaix", type=Path, required=True, help="Pourbaix table (.csv)")
     parser.add_argument("--validation", type=Path, help="validation table (.csv), for 'novel'")
     parser.add_argument(
-        "--max-e-hull", type=float, default=0.08, help="largest energy above the hull, eV/atom"
+        "--max-e-hull",
+        type=float,
+        default=default("screen.e_hull.synthesizable"),
+        help="largest energy above the hull, eV/atom",
     )
     parser.add_argument(
         "--max-delta-g-pbx",
         type=float,
-        default=0.59,
+        default=default("screen.pourbaix.max_delta_g"),
         help="largest Pourbaix decomposition free energy, eV/atom",
     )
-    parser.add_argument("--potential", default="chgnet", help="the potential that relaxed them")
+    parser.add_argument(
+        "--potential", default=default("screen.potential"), help="the potential that relaxed them"
+    )
     parser.add_argument("--seed", type=int, required=True, help="the run's seed (recorded)")
     parser.add_argument("--out-candidates", type=Path, required=True, help="ranked table (.csv)")
     parser.add_argument(

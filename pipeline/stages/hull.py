@@ -65,6 +65,7 @@ from pipeline.screen.reference_hull import (
     lowest_distinct_per_formula,
 )
 from pipeline.screen.relaxation import summarize
+from pipeline.settings import default
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,13 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     ehull.add_argument(
         "--e-hull-max",
         type=float,
-        default=0.2,
+        default=default("screen.e_hull.metastable"),
         help="a candidate passes within this E_hull, eV/atom",
     )
     ehull.add_argument(
         "--e-hull-synthesizable",
         type=float,
-        default=0.08,
+        default=default("screen.e_hull.synthesizable"),
         help="flagged synthesizable within this E_hull, eV/atom",
     )
     ehull.add_argument("--out", type=Path, required=True, help="hull.csv")
@@ -369,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     if args.command == "references":
-        summary = run_references(args, " ".join(["python -m pipeline.hull", *argv]))
+        summary = run_references(args, " ".join(["python -m pipeline.stages.hull", *argv]))
     else:
         summary = run_ehull(args)
     print(json.dumps(summary))

@@ -29,6 +29,7 @@ from pipeline.screen.pourbaix_scheme import (
     pourbaix_obstacle,
     read_experimental_free_energies,
 )
+from pipeline.settings import default
 
 ION_SOURCES = ("ase", "mp")
 COLUMNS = [
@@ -67,24 +68,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--ion-source",
         choices=ION_SOURCES,
-        default="ase",
+        default=default("screen.pourbaix.ion_source"),
         help="aqueous ion free energies: ase (bundled table, offline) or mp"
         " (Materials Project ion reference data; needs MP_API_KEY and network)",
     )
-    parser.add_argument("--v-rhe", type=float, default=1.5, help="potential vs RHE, V")
+    parser.add_argument(
+        "--v-rhe", type=float, default=default("screen.pourbaix.potential_v"), help="V vs RHE"
+    )
     parser.add_argument(
         "--ph-range",
         type=float,
         nargs=2,
-        default=(0.0, 14.0),
+        default=tuple(default("screen.pourbaix.ph_range")),
         metavar=("MIN", "MAX"),
         help="pH scan range",
     )
-    parser.add_argument("--ph-step", type=float, default=0.1, help="pH scan step")
+    parser.add_argument("--ph-step", type=float, default=default("screen.pourbaix.ph_step"))
     parser.add_argument(
         "--ion-concentration",
         type=float,
-        default=1e-6,
+        default=default("screen.pourbaix.ion_concentration"),
         help="concentration of each aqueous ion, mol/L",
     )
     parser.add_argument("--out", type=Path, required=True, help="Pourbaix table (.csv)")

@@ -1,14 +1,14 @@
 """CLI of the properties stage: ``python -m pipeline.stages.properties --help``.
 
 Predicts properties of the relaxed candidates with CGCNN's shipped models and the band gap used
-by the screen (CGCNN at PBE level, or multi-fidelity MEGNet at HSE level when matgl's hub is
-reachable), expresses it at the level of the band-gap window and flags who falls inside.
+by the screen (``--predictor``: CGCNN at PBE level, offline; or, opted into, multi-fidelity
+MEGNet at HSE level from matgl's hub), expresses it at the level of the band-gap window and
+flags who falls inside. The predictor is always the one asked for: nothing probes the network.
 """
 
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
 from pathlib import Path
 
@@ -25,19 +25,9 @@ from pipeline.screen.predictors import (
     MEGNetBandGap,
     gap_at_level,
 )
+from pipeline.settings import default
 
-PREDICTORS = ("auto", "cgcnn", "megnet")
-# matgl's pretrained models live on the Hugging Face hub.
-MODEL_HUB = ("huggingface.co", 443)
-
-
-def hub_reachable(address: tuple[str, int] = MODEL_HUB, timeout_s: float = 3.0) -> bool:
-    """Whether the model hub answers at all (matgl itself retries for a minute offline)."""
-    try:
-        with socket.create_connection(address, timeout=timeout_s):
-            return True
-    except OSError:
-        return False
+PREDICTORS = ("cgcnn", "megnet")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,17 +39,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--predictor",
         choices=PREDICTORS,
-        default="auto",
-        help="band gap used by the screen: cgcnn (PBE level, offline), megnet"
-        " (multi-fidelity MEGNet at HSE level, needs matgl's hub) or auto (megnet"
-        " when the hub is reachable, else cgcnn)",
+        default=default("screen.band_gap.predictor"),
+        help="band gap used by the screen: cgcnn (PBE level, offline) or megnet"
+        " (multi-fidelity MEGNet at HSE level, needs matgl's hub)",
     )
-    parser.add_argument("--gap-min", type=float, default=1.6, help="band-gap window minimum, eV")
-    parser.add_argument("--gap-max", type=float, default=3.0, help="band-gap window maximum, eV")
+    parser.add_argument("--gap-min", type=float, default=default("screen.band_gap.min"), help="eV")
+    parser.add_argument("--gap-max", type=float, default=default("screen.band_gap.max"), help="eV")
     parser.add_argument(
         "--gap-level",
         choices=("PBE", "HSE"),
-        default="HSE",
+        default=default("screen.band_gap.level"),
         help="level of theory the window is stated at",
     )
     parser.add_argument(
@@ -81,22 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def band_gap_model(choice: str) -> tuple[MEGNetBandGap | None, str]:
-    """The MEGNet model when chosen (or reachable under auto), and the gap's level."""
+    """The MEGNet model when chosen (None for CGCNN), and the level of the gaps."""
     if choice == "cgcnn":
-        return None, "PBE"
-    if choice == "auto" and not hub_reachable():
-        print("matgl's model hub is unreachable: using CGCNN PBE gaps", file=sys.stderr)
         return None, "PBE"
     try:
         return MEGNetBandGap("HSE"), "HSE"
     except Exception as exc:  # the hub's failure modes are many: network, cache, format
-        if choice == "megnet":
-            raise PipelineInputError(f"cannot load the MEGNet band-gap model ({exc})") from None
-        print(
-            f"MEGNet band-gap model unavailable ({type(exc).__name__}); using CGCNN PBE gaps",
-            file=sys.stderr,
-        )
-        return None, "PBE"
+        raise PipelineInputError(f"cannot load the MEGNet band-gap model ({exc})") from None
 
 
 @exit_on_input_error

@@ -20,6 +20,7 @@ from pipeline.report_plots import (
     plot_lattice_distributions,
     plot_ternary_hull,
 )
+from pipeline.settings import default
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,20 +29,36 @@ def build_parser() -> argparse.ArgumentParser:
         description="Plots of the screen: E_hull histogram, ternary hull with candidates,"
         " band gap vs Delta G_pbx, lattice parameters generated vs training.",
     )
-    parser.add_argument("--chemsys", default="Mg-Mn-O")
+    parser.add_argument("--chemsys", default=default("chemsys"))
     parser.add_argument("--candidates", type=Path, required=True, help="candidates.csv of export")
     parser.add_argument(
         "--references", type=Path, required=True, help="relaxed hull references (.json.gz)"
     )
     parser.add_argument("--relaxed", type=Path, required=True, help="relaxed candidates (.json.gz)")
     parser.add_argument("--training", type=Path, required=True, help="training dataset (.json.gz)")
-    parser.add_argument("--metastable", type=float, default=0.2, help="E_hull line, eV/atom")
-    parser.add_argument("--synthesizable", type=float, default=0.08, help="E_hull line, eV/atom")
     parser.add_argument(
-        "--gap-window", type=float, nargs=2, default=(1.6, 3.0), metavar=("MIN", "MAX")
+        "--metastable",
+        type=float,
+        default=default("screen.e_hull.metastable"),
+        help="E_hull line, eV/atom",
     )
-    parser.add_argument("--gap-level", default="HSE")
-    parser.add_argument("--max-delta-g-pbx", type=float, default=0.59)
+    parser.add_argument(
+        "--synthesizable",
+        type=float,
+        default=default("screen.e_hull.synthesizable"),
+        help="E_hull line, eV/atom",
+    )
+    parser.add_argument(
+        "--gap-window",
+        type=float,
+        nargs=2,
+        default=(default("screen.band_gap.min"), default("screen.band_gap.max")),
+        metavar=("MIN", "MAX"),
+    )
+    parser.add_argument("--gap-level", default=default("screen.band_gap.level"))
+    parser.add_argument(
+        "--max-delta-g-pbx", type=float, default=default("screen.pourbaix.max_delta_g")
+    )
     parser.add_argument("--out-e-hull", type=Path, required=True)
     parser.add_argument("--out-ternary", type=Path, required=True)
     parser.add_argument("--out-gap-pourbaix", type=Path, required=True)

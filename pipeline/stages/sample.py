@@ -22,7 +22,7 @@ from pipeline.models import registry
 from pipeline.models.base import SampleJob, TargetComposition
 from pipeline.models.training import DEVICES, resolve_device
 from pipeline.records import write_records
-from pipeline.settings import parse_options
+from pipeline.settings import default, parse_options
 
 
 def read_targets(path: Path) -> list[TargetComposition]:
@@ -49,14 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help=f"one of {sorted(registry.MODELS)}")
     parser.add_argument("--model-path", type=Path, required=True, help="trained model.pt")
     parser.add_argument("--targets", type=Path, required=True, help="targets.csv")
-    parser.add_argument("--per-composition", type=int, default=100)
+    parser.add_argument("--per-composition", type=int, default=default("sample.per_composition"))
     parser.add_argument(
         "--options",
         default="{}",
         help="the model's sampling options as a JSON object (config sample.<model>)",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--seed", type=int, default=default("seed"))
+    parser.add_argument("--device", choices=DEVICES, default=default("train.device"))
     parser.add_argument("--out", type=Path, required=True, help="samples (.json.gz)")
     parser.add_argument("--out-report", type=Path, required=True, help="per-target counts (.csv)")
     return parser
@@ -96,6 +96,15 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
     )
+    if not result.records:
+        asked, decoded = int(report["asked"].sum()), int(report["decoded"].sum())
+        reason = (
+            f"no structure of a target's composition decoded ({asked} asked)"
+            if decoded == 0
+            else f"{decoded} of {asked} decoded, none passed {model.name}'s checks"
+            " (the target's composition, the model's own filters)"
+        )
+        print(f"nothing kept: {reason}", file=sys.stderr)
     return 0
 
 

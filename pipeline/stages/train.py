@@ -19,7 +19,7 @@ from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.models import registry
 from pipeline.models.base import TrainJob
 from pipeline.models.training import DEVICES, resolve_device
-from pipeline.settings import parse_options
+from pipeline.settings import default, parse_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,12 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="{}",
         help="the model's hyperparameters as a JSON object (config train.<model>)",
     )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--seed", type=int, default=default("seed"))
+    parser.add_argument("--device", choices=DEVICES, default=default("train.device"))
     parser.add_argument(
         "--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)"
     )
-    parser.add_argument("--checkpoint-every", type=int, default=100, metavar="STEPS")
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=default("train.checkpoint_every"), metavar="STEPS"
+    )
     return parser
 
 

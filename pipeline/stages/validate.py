@@ -38,6 +38,7 @@ from pipeline.screen.validity import (
     min_interatomic_distance,
     structural_problem,
 )
+from pipeline.settings import default
 
 VALID, REJECTED = "valid", "rejected"
 COLUMNS = [
@@ -134,10 +135,16 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="training dataset, to tell novel from known structures",
     )
-    parser.add_argument("--chemsys", default="Mg-Mn-O")
-    parser.add_argument("--min-distance", type=float, default=0.5, help="Å")
-    parser.add_argument("--min-volume-per-atom", type=float, default=4.0, help="Å^3")
-    parser.add_argument("--max-volume-per-atom", type=float, default=40.0, help="Å^3")
+    parser.add_argument("--chemsys", default=default("chemsys"))
+    parser.add_argument(
+        "--min-distance", type=float, default=default("screen.min_distance"), help="Å"
+    )
+    parser.add_argument(
+        "--min-volume-per-atom", type=float, default=default("screen.min_volume_per_atom")
+    )
+    parser.add_argument(
+        "--max-volume-per-atom", type=float, default=default("screen.max_volume_per_atom")
+    )
     parser.add_argument(
         "--out", type=Path, required=True, help="unique valid structures (.json.gz)"
     )
