@@ -17,6 +17,7 @@ from pipeline.models.base import SampleJob, TargetComposition, TrainJob
 from pipeline.models.wyckoff_diffusion import (
     DrawnTemplate,
     SampleOptions,
+    TrainOptions,
     draw_template,
     generate,
     load_model,
@@ -159,3 +160,13 @@ def test_random_template_fits_the_primitive_cell():
         template = random_template(counts, rng)
         assert template is not None and template.space_group > 1
         assert template.primitive_counts() == Counter(counts)
+
+
+def test_the_default_generator_with_options_from_the_config(repo):
+    import yaml
+
+    assert registry.representation("wyckoff_diffusion") == "wyckoff"
+    config = yaml.safe_load((repo / "config.yaml").read_text())
+    assert config["train"]["models"] == ["wyckoff_diffusion"]
+    TrainOptions(**config["train"]["wyckoff_diffusion"])
+    SampleOptions(**config["sample"]["wyckoff_diffusion"])
