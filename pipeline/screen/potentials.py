@@ -27,8 +27,8 @@ import torch
 
 from pipeline.errors import PipelineInputError
 from pipeline.screen.m3gnet import CHECKPOINT_NAME as M3GNET_PORT
+from pipeline.screen.potential_names import POTENTIALS
 
-POTENTIALS = ("chgnet", "sevennet", "m3gnet")
 DEFAULT_CHECKPOINTS = {
     "chgnet": "0.3.0",
     "sevennet": "7net-0",

@@ -28,7 +28,7 @@ from pipeline.quality import (
 from pipeline.records import read_records
 from pipeline.report_plots import plot_crystal_systems
 from pipeline.screen.dedup import prepare
-from pipeline.screen.potentials import POTENTIALS
+from pipeline.screen.potential_names import POTENTIALS
 from pipeline.settings import default
 from pipeline.symmetry import SYMMETRY_COLUMNS, SymmetrySummary, summarize_table, symmetry_table
 
