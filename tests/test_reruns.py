@@ -26,7 +26,8 @@ RERUN_CASES: list[tuple[str, Any, set[str]]] = [
     ("data.mp.reference_e_above_hull", 0.05, {"fetch_data"}),
     ("encoding.max_atoms", {"Mg": 8, "Mn": 8, "O": 16}, {"fetch_data", "augment", "encode"}),
     ("train.ccgan.steps", 25, {"train"}),
-    ("screen.fmax", 0.25, {"relax", "relax_hull_references"}),
+    ("screen.fmax", 0.25, {"relax"}),
+    ("screen.hull_relax.fmax", 0.25, {"relax_hull_references"}),
 ]
 STAGES_BEFORE_SCREENING = {"fetch_data", "augment", "encode", "compositions", "train", "sample"}
 
