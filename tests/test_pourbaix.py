@@ -157,3 +157,26 @@ def test_cli_rejects_a_bad_ph_scan(tmp_path, capsys):
         ]
     )
     assert status == 2 and "pH" in capsys.readouterr().err
+
+
+def test_a_solid_of_oxygen_alone_is_left_out_of_the_diagram(data, fit):
+    """O2 with a formation energy below zero (a potential's O2 error can put it there) would
+    sit on the solids' hull; pymatgen cannot normalise an entry without a metal atom."""
+    solids = [
+        (c, fit.formation_energy(c, e))
+        for c, e in lowest_energy_per_formula(data.references).values()
+    ]
+    solids.append((Composition("O2"), -0.5))
+    screen = PourbaixScreen(solids, ase_aqueous_species(["Mg", "Mn", "O"]), ph_grid=[7.0])
+    magnesia = Composition("MgO")
+    energy = lowest_energy_per_formula(data.references)["MgO"][1]
+    expected = screen_at(data, fit, [7.0]).evaluate(
+        magnesia, fit.formation_energy(magnesia, energy)
+    )
+
+    result = screen.evaluate(magnesia, fit.formation_energy(magnesia, energy))
+
+    assert all(
+        el.symbol != "O" or len(e.composition) > 1 for e in screen.solids for el in e.composition
+    )
+    assert result.delta_g_pbx == pytest.approx(expected.delta_g_pbx, abs=1e-9)

@@ -249,10 +249,15 @@ class PourbaixScreen:
         ph_grid: Sequence[float] = tuple(np.linspace(0.0, 14.0, 141)),
         concentration: float = 1e-6,
     ) -> None:
-        """``solids``: (composition, free energy of formation of that composition in eV)."""
+        """``solids``: (composition, free energy of formation of that composition in eV).
+
+        Solids of H and O alone (O2, H2O ice) are left out: water and its ions stand for them
+        in a Pourbaix diagram, and pymatgen normalises each entry by its atoms other than H
+        and O, which they have none of."""
         self.solids = [
             PourbaixEntry(ComputedEntry(c, g), entry_id=f"solid-{i}")
             for i, (c, g) in enumerate(solids)
+            if any(el.symbol not in WATER_ELEMENTS for el in c.elements)
         ]
         self.ions = [
             PourbaixEntry(
