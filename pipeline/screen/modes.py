@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
+from pipeline.screen.potential_names import POTENTIALS
 from pipeline.screen.potentials import PotentialSpec, ase_calculator, batched_model
 from pipeline.screen.relaxation import RelaxResult, RelaxSettings, relax_sequential
 from pipeline.settings import default
@@ -64,8 +65,6 @@ def single_point_records(
 
 def add_relax_arguments(parser) -> None:
     """The potential and relaxation options shared by the relax and hull CLIs."""
-    from pipeline.screen.potentials import POTENTIALS
-
     group = parser.add_argument_group("potential and relaxation")
     group.add_argument("--potential", choices=POTENTIALS, default=default("screen.potential"))
     group.add_argument(
