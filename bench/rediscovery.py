@@ -24,8 +24,9 @@ angle_tol 5°; primitive cells, so a supercell matches its primitive cell). Prin
 line; per model and held-out formula: structures sampled and relaxed, held-out structures and
 how many were matched, the energy rank (1 = lowest energy per atom among the model's relaxed
 structures of the formula) of the first that matches, the best E_hull (eV/atom, against the
-workflow's hull, which lacks the held-out structures unless they are textbook reference
-phases), and the non-P1 fraction (spglib, symprec 0.1 Å) of the raw and relaxed structures.
+workflow's complete hull, which is built from the known structures, held-out ones included:
+held out of training, not out of what is known, so 0 means as low as the known ground state),
+and the non-P1 fraction (spglib, symprec 0.1 Å) of the raw and relaxed structures.
 """
 
 from __future__ import annotations

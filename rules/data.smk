@@ -17,6 +17,8 @@ rule fetch_data:
         unpack(data_inputs),
     output:
         dataset="results/data/dataset.json.gz",
+        # the dataset with data.exclude_formulas' held-out structures: the complete hull's input
+        known="results/data/known.json.gz",
         references="results/data/reference_phases.json.gz",
         mp_entries="results/data/mp_entries.json.gz",
         summary="results/data/summary.csv",
@@ -57,7 +59,8 @@ rule fetch_data:
         "python -m pipeline.stages.data --source {params.source} --chemsys {params.chemsys}"
         " {params.max_atoms} {params.cif_dir} {params.mp} {params.exclude}"
         " --bundled-dataset {input.dataset} --bundled-references {input.references}"
-        " --out-dataset {output.dataset} --out-references {output.references}"
+        " --out-dataset {output.dataset} --out-known {output.known}"
+        " --out-references {output.references}"
         " --out-mp-entries {output.mp_entries} --out-summary {output.summary}"
         " --out-rejected {output.rejected} --out-plot {output.plot}"
         " --out-symmetry {output.symmetry} > {log} 2>&1"

@@ -113,7 +113,7 @@ rule validate:
 rule relax_hull_references:
     input:
         references=rules.fetch_data.output.references,
-        dataset=rules.fetch_data.output.dataset,
+        dataset=rules.fetch_data.output.known,
     output:
         relaxed="results/hull/{potential}/references_relaxed.json.gz",
         status="results/hull/{potential}/references_status.csv",

@@ -13,7 +13,7 @@ from pymatgen.io.cif import CifWriter
 
 from pipeline.datasets import materials_project as mp
 from pipeline.datasets.cif_dir import load_cif_dir
-from pipeline.datasets.filtering import EXCLUDED, split_usable
+from pipeline.datasets.filtering import EXCLUDED, hold_out, split_usable
 from pipeline.errors import PipelineInputError
 from pipeline.records import read_records
 from pipeline.stages.data import main as data_main
@@ -22,6 +22,7 @@ from pipeline.stages.data import main as data_main
 def outputs(tmp_path):
     names = {
         "dataset": "dataset.json.gz",
+        "known": "known.json.gz",
         "references": "references.json.gz",
         "mp-entries": "mp_entries.json.gz",
         "summary": "summary.csv",
@@ -277,8 +278,17 @@ def test_exclude_formulas_removes_every_cell_of_those_formulas(tmp_path, bundled
         assert reasons[f"{EXCLUDED}: {formula}"] == n
     summary = pd.read_csv(out["summary"])
     assert not set(summary["reduced_formula"]) & held_out
+    # The held-out structures stay known phases (the hull's input), with the ids a run
+    # without the hold-out gives them, so the hull of both runs is the same.
+    known = read_records(out["known"])
+    assert len(known) == len(bundled_records)
+    args, without = outputs(tmp_path / "without")
+    assert data_main(["--bundled-dataset", str(BUNDLED_DATASET), "--bundled-references",
+                      str(BUNDLED_REFERENCES), *args]) == 0  # fmt: skip
+    assert [r.id for r in read_records(without["known"])] == [r.id for r in known]
+    assert [r.id for r in read_records(without["dataset"])] == [r.id for r in known]
 
 
 def test_exclude_formulas_rejects_what_is_no_formula(mgmno, bundled_records):
     with pytest.raises(PipelineInputError, match="no formula"):
-        split_usable(bundled_records[:3], mgmno, None, exclude_formulas=["not a formula"])
+        hold_out(bundled_records[:3], ["not a formula"])

@@ -55,23 +55,12 @@ def split_usable(
     system: ChemicalSystem,
     caps: Mapping[str, int] | None,
     require_all_elements: bool = False,
-    exclude_formulas: Collection[str] = (),
 ) -> tuple[list[CrystalRecord], list[Rejection]]:
-    """Split records into the usable ones and the rejected ones with reasons.
-
-    Every structure whose reduced formula is one of ``exclude_formulas`` (any cell of it)
-    is rejected as :data:`EXCLUDED`: a hold-out the generators never see.
-    """
-    excluded = reduced_formulas(exclude_formulas)
+    """Split records into the usable ones and the rejected ones with reasons."""
     kept: list[CrystalRecord] = []
     rejected: list[Rejection] = []
     for record in records:
-        reason = None
-        if excluded:
-            formula = Composition(record.formula).reduced_formula
-            if formula in excluded:
-                reason = f"{EXCLUDED}: {formula}"
-        reason = reason or rejection_reason(record, system, caps)
+        reason = rejection_reason(record, system, caps)
         if reason is None and require_all_elements:
             absent = [el for el in system.elements if el not in record.species]
             if absent:
@@ -80,4 +69,24 @@ def split_usable(
             kept.append(record)
         else:
             rejected.append(Rejection(record.id, record.source, reason))
+    return kept, rejected
+
+
+def hold_out(
+    records: Iterable[CrystalRecord], exclude_formulas: Collection[str]
+) -> tuple[list[CrystalRecord], list[Rejection]]:
+    """Leave out every structure whose reduced formula is one of ``exclude_formulas``.
+
+    Any cell of a held-out formula is rejected as :data:`EXCLUDED`: the generators never see
+    it, while it stays a known phase of the system (the data stage's ``--out-known``).
+    """
+    excluded = reduced_formulas(exclude_formulas)
+    kept: list[CrystalRecord] = []
+    rejected: list[Rejection] = []
+    for record in records:
+        formula = Composition(record.formula).reduced_formula
+        if formula in excluded:
+            rejected.append(Rejection(record.id, record.source, f"{EXCLUDED}: {formula}"))
+        else:
+            kept.append(record)
     return kept, rejected

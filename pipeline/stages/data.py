@@ -18,7 +18,7 @@ from pipeline.chemsys import ChemicalSystem
 from pipeline.cli import add_system_arguments, system_and_caps
 from pipeline.datasets.bundled import load_bundled
 from pipeline.datasets.elements import elemental_reference
-from pipeline.datasets.filtering import EXCLUDED, Rejection, split_usable
+from pipeline.datasets.filtering import EXCLUDED, Rejection, hold_out, split_usable
 from pipeline.datasets.summary import composition_summary, plot_composition_distribution
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import CrystalRecord, make_ids_unique, write_records
@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave every structure of these reduced formulas out (a hold-out)",
     )
     parser.add_argument("--out-dataset", type=Path, required=True)
+    parser.add_argument(
+        "--out-known",
+        type=Path,
+        help="every usable structure, held-out formulas included: the system's known phases,"
+        " which the complete hull is built from",
+    )
     parser.add_argument("--out-references", type=Path, required=True)
     parser.add_argument("--out-summary", type=Path, required=True)
     parser.add_argument("--out-rejected", type=Path, required=True)
@@ -117,14 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     system = ChemicalSystem.parse(args.chemsys)
     records, references, rejected, mp_entries = load_source(args, system)
     _, caps = system_and_caps(args, (r.species for r in records))
-    usable, more_rejected = split_usable(
-        records,
-        system,
-        caps,
-        require_all_elements=args.source != "cif_dir",
-        exclude_formulas=args.exclude_formulas,
+    known, more_rejected = split_usable(
+        records, system, caps, require_all_elements=args.source != "cif_dir"
     )
-    rejected += more_rejected
+    # Ids are made unique over the known structures, so a hold-out leaves the others' ids
+    # (and the hull computed from them) as they are without it.
+    renamed = make_ids_unique(known)
+    usable, held_out = hold_out(known, args.exclude_formulas)
+    rejected += more_rejected + held_out
     pd.DataFrame([asdict(r) for r in rejected], columns=["id", "source", "reason"]).to_csv(
         _parent(args.out_rejected), index=False
     )
@@ -136,8 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     references += build_missing_elements(system, references)
     for line in reference_report(system, references, usable):
         print(line)
-    renamed = make_ids_unique(usable)
     write_records(usable, args.out_dataset)
+    if args.out_known is not None:
+        write_records(known, args.out_known)
     write_records(references, args.out_references)
     dumpfn(mp_entries, _parent(args.out_mp_entries))
     summary = composition_summary(usable, system)
