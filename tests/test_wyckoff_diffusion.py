@@ -21,8 +21,10 @@ from pipeline.models.wyckoff_diffusion import (
     draw_template,
     generate,
     load_model,
+    template_choices,
 )
 from pipeline.records import write_records
+from pipeline.represent.substitution import substitutions
 from pipeline.represent.wyckoff import (
     compatible,
     decode,
@@ -119,37 +121,52 @@ def test_a_space_group_survives_sampling(trained, small_records):
         assert sample.provenance["template"] == template.label
 
 
+def label_of(counts: dict[str, int]) -> str:
+    return "".join(f"{el}{counts[el]}" for el in ("Mg", "Mn", "O") if counts.get(el))
+
+
+def unseen_but_substitutable(templates) -> dict[str, int]:
+    """A cell composition no training template has, which one gives by exchanging cations."""
+    for template in sorted(templates, key=lambda t: t.label):
+        counts = template.conventional_counts()
+        cations = counts["Mg"] + counts["Mn"]
+        for mg in range(1, cations):
+            asked = {"Mg": mg, "Mn": cations - mg, "O": counts["O"]}
+            if not any(compatible(t, asked) for t in templates) and substitutions(template, asked):
+                return asked
+    raise AssertionError("no substitutable composition among the training templates")
+
+
 def test_samples_have_the_asked_composition_and_record_their_template(trained, small_records):
     _, _, templates = load_model(trained.model_path, CPU)
-    known = next(t for t in templates if t.space_group > 1)
-    counts = dict(known.conventional_counts())
-    label = "".join(f"{el}{counts[el]}" for el in ("Mg", "Mn", "O") if el in counts)
-    targets = [
-        TargetComposition(label, counts),
-        TargetComposition("Mg5Mn1O6", {"Mg": 5, "Mn": 1, "O": 6}),
-    ]
-    assert not any(compatible(t, targets[1].counts) for t in templates)
+    known = dict(next(t for t in templates if t.space_group > 1).conventional_counts())
+    substitutable = unseen_but_substitutable(templates)
+    # No template of this small training set fits Mg5MnO6, substituted or not: PyXtal draws.
+    random = {"Mg": 5, "Mn": 1, "O": 6}
+    assert not template_choices(templates, TargetComposition("r", random), 0.0)[0]
+    targets = [TargetComposition(label_of(c), c) for c in (known, substitutable, random)]
     job = SampleJob(trained.model_path, targets, 6, {}, 0, CPU)
     result = registry.create("wyckoff_diffusion").sample(job)
-    assert [r.asked for r in result.reports] == [6, 6]
+    assert [r.asked for r in result.reports] == [6, 6, 6]
     assert all(r.kept >= 1 for r in result.reports)
+    origin = dict(zip([t.label for t in targets], ["training", "substitution", "pyxtal"]))
     for record in result.records:
         target = next(t for t in targets if record.id.startswith(f"wyckoff_diffusion-{t.label}-"))
         assert Counter(record.species) == Counter(target.counts)
         sg = SpacegroupAnalyzer(record.to_structure(), symprec=0.01).get_space_group_number()
         assert sg == int(record.properties["space_group"])
-        assert record.provenance["template_source"] == (
-            "training" if target is targets[0] else "pyxtal"
-        )
+        assert record.provenance["template_source"] == origin[target.label]
 
 
 def test_p1_templates_are_drawn_only_when_weighted(trained):
     _, _, templates = load_model(trained.model_path, CPU)
     p1 = next(t for t in templates if t.space_group == 1)
     target = TargetComposition("t", dict(p1.conventional_counts()))
-    unweighted = [draw_template({p1: 5}, target, seed, 0.0) for seed in range(3)]
-    assert all(d.origin == "pyxtal" and d.template.space_group > 1 for d in unweighted)
-    weighted = draw_template({p1: 5}, target, 0, 1.0)
+    unweighted = template_choices({p1: 5}, target, 0.0)
+    assert unweighted[0] == []
+    drawn = [draw_template(unweighted, target, seed) for seed in range(3)]
+    assert all(d.origin == "pyxtal" and d.template.space_group > 1 for d in drawn)
+    weighted = draw_template(template_choices({p1: 5}, target, 1.0), target, 0)
     assert weighted.template == p1 and weighted.origin == "training"
 
 

@@ -15,11 +15,17 @@ placed by its orbit's operations; its per-atom score is pulled back to the orbit
 parameters (:meth:`~pipeline.models.wyckoff_frames.Frame.orbit_vectors`). So every sample
 keeps its template's space group by construction.
 
-Sampling a target cell composition draws each structure's template from the training
-templates whose conventional or primitive cell has exactly that composition, weighted by
-how many training structures have it; P1 templates get ``p1_weight`` of that weight. When
-none has weight, PyXtal draws a random space group and Wyckoff assignment
-(:func:`~pipeline.represent.wyckoff.random_template`).
+Sampling a target cell composition draws each structure's template, in this order of
+preference:
+
+1. the training templates whose conventional or primitive cell has exactly that composition,
+   weighted by how many training structures have it (P1 templates: ``p1_weight`` of that);
+2. if none has weight (a composition the training data lack: new, or held out), the
+   training templates with their cations (and anions) redistributed over the same orbits
+   until the cell has the composition (:mod:`pipeline.represent.substitution`), each
+   training template's weight shared equally among its substitutions;
+3. if none fits, PyXtal's random space group and Wyckoff assignment
+   (:func:`~pipeline.represent.wyckoff.random_template`).
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ from pipeline.models.wyckoff_frames import (
 )
 from pipeline.records import CrystalRecord
 from pipeline.represent import DecodeError
+from pipeline.represent.substitution import substitutions
 from pipeline.represent.wyckoff import (
     Orbit,
     Template,
@@ -260,9 +267,10 @@ class WyckoffDiffusionModel(GenerativeModel):
             check_elements(target, elements)
             seeds = [latent_seed(job.seed, target_index, i) for i in range(job.per_composition)]
             report = TargetReport(target.label, asked=job.per_composition)
+            choices = template_choices(templates, target, opts.p1_weight)
             for start in range(0, job.per_composition, opts.batch_size):
                 chunk = seeds[start : start + opts.batch_size]
-                drawn = [draw_template(templates, target, seed, opts.p1_weight) for seed in chunk]
+                drawn = [draw_template(choices, target, seed) for seed in chunk]
                 records = generate(model, elements, drawn, chunk, opts, job.device)
                 for k, record in enumerate(records):
                     if record is None or Counter(record.species) != Counter(
@@ -286,22 +294,37 @@ class DrawnTemplate:
 
     template: Template
     cell: str  # conventional | primitive
-    origin: str  # training | pyxtal
+    origin: str  # training | substitution | pyxtal
+
+
+def template_choices(
+    templates: dict[Template, int], target: TargetComposition, p1_weight: float
+) -> tuple[list[DrawnTemplate], np.ndarray]:
+    """The templates ``target`` draws from and their probabilities (steps 1 and 2 of the
+    module docstring); empty when neither gives one."""
+    weights = {t: n * (p1_weight if t.space_group == 1 else 1.0) for t, n in templates.items()}
+    weights = {t: w for t, w in weights.items() if w > 0}
+    exact = [(t, compatible(t, target.counts)) for t in weights]
+    choices = {DrawnTemplate(t, cell, "training"): weights[t] for t, cell in exact if cell}
+    if not choices:
+        for template, weight in weights.items():
+            variants = substitutions(template, target.counts)
+            for variant, cell in variants:
+                key = DrawnTemplate(variant, cell, "substitution")
+                choices[key] = choices.get(key, 0.0) + weight / len(variants)
+    probabilities = np.array(list(choices.values()), dtype=float)
+    return list(choices), probabilities / probabilities.sum() if len(choices) else probabilities
 
 
 def draw_template(
-    templates: dict[Template, int], target: TargetComposition, seed: int, p1_weight: float
+    choices: tuple[list[DrawnTemplate], np.ndarray], target: TargetComposition, seed: int
 ) -> DrawnTemplate:
-    """One template for ``target`` (see the module docstring), drawn from ``seed``."""
+    """One template for ``target`` from its ``choices`` (:func:`template_choices`), or
+    PyXtal's random one when there are none, drawn from ``seed``."""
     rng = np.random.default_rng(seed)
-    fitting = [(t, compatible(t, target.counts)) for t in templates]
-    fitting = [(t, cell) for t, cell in fitting if cell is not None]
-    weights = np.array(
-        [templates[t] * (p1_weight if t.space_group == 1 else 1.0) for t, _ in fitting]
-    )
-    if len(fitting) and weights.sum() > 0:
-        template, cell = fitting[rng.choice(len(fitting), p=weights / weights.sum())]
-        return DrawnTemplate(template, cell, "training")
+    drawn, probabilities = choices
+    if drawn:
+        return drawn[rng.choice(len(drawn), p=probabilities)]
     template = random_template(target.counts, rng)
     if template is None:  # every counts fit the general position of P1
         sites = tuple(sorted((el, 0) for el, n in target.counts.items() for _ in range(int(n))))
