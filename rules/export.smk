@@ -8,6 +8,8 @@ rule export:
         properties=rules.properties.output.table,
         pourbaix=rules.pourbaix.output.table,
         validation=rules.validate.output.table,
+        known=rules.fetch_data.output.known,
+        hull_phases=hull_references(),
     output:
         candidates="results/candidates.csv",
         dft_ready=directory("results/dft_ready"),
@@ -26,6 +28,7 @@ rule export:
         runtime=15,
     shell:
         "python -m pipeline.stages.export --relaxed {input.relaxed} --hull {input.hull}"
+        " --known {input.known} {input.hull_phases}"
         " --properties {input.properties} --pourbaix {input.pourbaix}"
         " --validation {input.validation} --max-e-hull {params.max_e_hull}"
         " --max-delta-g-pbx {params.max_delta_g} --potential {params.potential}"

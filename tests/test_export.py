@@ -6,13 +6,14 @@ from importlib.metadata import version
 
 import pandas as pd
 import pytest
+from pymatgen.core import Composition
 from pymatgen.io.vasp import Incar, Poscar
 from pymatgen.io.vasp.sets import MPRelaxSet
 from screen_data import write_screen_inputs
 
 from pipeline.candidates.ranking import ScreenCriteria, apply_criteria, rank_candidates
 from pipeline.candidates.vasp import HSE_DIR, RELAX_DIR, write_dft_inputs
-from pipeline.records import write_records
+from pipeline.records import read_records, write_records
 from pipeline.stages.export import main as export_main
 from pipeline.stages.pourbaix import main as pourbaix_main
 from pipeline.stages.properties import main as properties_main
@@ -214,3 +215,24 @@ def test_a_screen_that_keeps_nothing_exports_nothing(tmp_path):
     )
     assert pd.read_csv(tmp_path / "candidates.csv").empty
     assert not any((tmp_path / "dft_ready").iterdir())
+
+
+def test_a_candidate_that_relaxed_into_a_known_structure_is_not_exported(exported, tmp_path):
+    screen = exported / "results/screen"
+    references = exported / "results/hull/chgnet/references_relaxed.json.gz"
+    known_mgo = next(
+        r.id for r in read_records(references) if Composition(r.formula).reduced_formula == "MgO"
+    )
+    inputs = {
+        "--relaxed": screen / "relax/chgnet/relaxed.json.gz",
+        "--hull": screen / "hull.csv",
+        "--properties": screen / "properties.csv",
+        "--pourbaix": screen / "pourbaix.csv",
+    }
+    args = [str(a) for key, path in inputs.items() for a in (key, path)]
+    out = ["--out-candidates", str(tmp_path / "candidates.csv"), "--out-dir", str(tmp_path / "d")]
+    assert export_main([*args, "--known", str(references), "--seed", "7", *out]) == 0
+    table = pd.read_csv(tmp_path / "candidates.csv", dtype={"id": str}).set_index("id")
+    assert table.loc["gan-MgO", "relaxed_known_as"] == known_mgo
+    assert table.loc["gan-MgO", "failed"] == "band_gap;new"
+    assert table["relaxed_known_as"].drop("gan-MgO").isna().all()

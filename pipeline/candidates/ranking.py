@@ -57,12 +57,15 @@ def merge_screen_tables(
 
 def apply_criteria(table: pd.DataFrame, criteria: ScreenCriteria) -> pd.DataFrame:
     """Add ``passes`` and ``failed`` (the criteria a candidate misses, ';'-joined); a missing
-    metric fails its criterion."""
+    metric fails its criterion. Where the table has ``relaxed_known_as``, a candidate that
+    relaxed into a known structure fails ``new``."""
     checks = {
         "e_above_hull": table["e_above_hull"].le(criteria.max_e_above_hull),
         "delta_g_pbx": table["delta_g_pbx"].le(criteria.max_delta_g_pbx),
         "band_gap": table["in_band_gap_window"].fillna(False).astype(bool),
     }
+    if "relaxed_known_as" in table:
+        checks["new"] = table["relaxed_known_as"].isna()
     failed = [
         ";".join(name for name, ok in checks.items() if not ok.iloc[i]) for i in range(len(table))
     ]

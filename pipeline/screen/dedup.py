@@ -6,7 +6,8 @@ so each structure is reduced to its Niggli-reduced primitive cell once (:func:`p
 ``fit`` then skips its own reduction, which otherwise takes most of its time), and pairs
 that cannot match (other formula, other primitive size, Niggli lengths too far apart:
 :func:`can_match`) are never fitted. Used by the validate stage (duplicates, novelty)
-and by the quality evaluation (uniqueness, novelty).
+by the quality evaluation (uniqueness, novelty) and by the export (is a relaxed candidate a
+known structure?).
 """
 
 from __future__ import annotations
@@ -120,14 +121,7 @@ def find_matches(
         formula are reduced.
     """
     matcher = matcher or default_matcher()
-    formulas = {structure.composition.reduced_formula for _, structure in candidates}
-    known_prepared: dict[tuple[str, int], list[tuple[str, Prepared]]] = defaultdict(list)
-    for known_id, structure in tqdm(
-        known, desc="training cells", unit="structure", disable=not progress
-    ):
-        if structure.composition.reduced_formula in formulas:
-            prepared = prepare(structure)
-            known_prepared[prepared.formula, prepared.nsites].append((known_id, prepared))
+    known_prepared = _index_known(candidates, known, progress)
     kept: dict[tuple[str, int], list[tuple[str, Prepared]]] = defaultdict(list)
     results = []
     for candidate_id, structure in tqdm(
@@ -142,6 +136,44 @@ def find_matches(
             known_as = _first_match(prepared, known_prepared[key], matcher)
         results.append(Match(duplicate_of=duplicate_of, known_as=known_as))
     return results
+
+
+def known_matches(
+    candidates: Sequence[tuple[str, Structure]],
+    known: Sequence[tuple[str, Structure]],
+    matcher: StructureMatcher | None = None,
+    progress: bool = False,
+) -> list[str | None]:
+    """For each candidate, the id of the first ``known`` structure it matches (None: new).
+
+    Unlike :func:`find_matches`, every candidate is compared, duplicates included.
+    """
+    matcher = matcher or default_matcher()
+    known_prepared = _index_known(candidates, known, progress)
+    out = []
+    for _, structure in tqdm(candidates, desc="known?", unit="structure", disable=not progress):
+        prepared = prepare(structure)
+        out.append(
+            _first_match(prepared, known_prepared[prepared.formula, prepared.nsites], matcher)
+        )
+    return out
+
+
+def _index_known(
+    candidates: Sequence[tuple[str, Structure]],
+    known: Sequence[tuple[str, Structure]],
+    progress: bool,
+) -> dict[tuple[str, int], list[tuple[str, Prepared]]]:
+    """The known structures of the candidates' formulas, prepared, by formula and size."""
+    formulas = {structure.composition.reduced_formula for _, structure in candidates}
+    index: dict[tuple[str, int], list[tuple[str, Prepared]]] = defaultdict(list)
+    for known_id, structure in tqdm(
+        known, desc="known cells", unit="structure", disable=not progress
+    ):
+        if structure.composition.reduced_formula in formulas:
+            prepared = prepare(structure)
+            index[prepared.formula, prepared.nsites].append((known_id, prepared))
+    return index
 
 
 def _first_match(

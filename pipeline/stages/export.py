@@ -3,6 +3,9 @@
 Merges the screen's tables into ``candidates.csv`` (every candidate, every metric, ranked, with
 the versions of the potential and property models and the seed) and writes
 ``dft_ready/<id>/`` (POSCAR and VASP input sets) for each candidate that passes every filter.
+A relaxed candidate that matches a known structure (``--known``: the data set, held-out
+formulas included, and the hull's relaxed phases) names it in ``relaxed_known_as`` and fails
+the filter ``new``: a rediscovery is reported, not exported as a candidate.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from pipeline.candidates.vasp import write_dft_inputs
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.formats import read_table
 from pipeline.records import read_records
+from pipeline.screen.dedup import known_matches
 from pipeline.screen.potentials import package_version, potential_version
 from pipeline.settings import default
 
@@ -39,6 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--properties", type=Path, required=True, help="properties table (.csv)")
     parser.add_argument("--pourbaix", type=Path, required=True, help="Pourbaix table (.csv)")
     parser.add_argument("--validation", type=Path, help="validation table (.csv), for 'novel'")
+    parser.add_argument(
+        "--known",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="known structures (.json.gz, e.g. results/data/known.json.gz and the hull's relaxed"
+        " phases): a relaxed candidate matching one is a rediscovery (relaxed_known_as), not new",
+    )
     parser.add_argument(
         "--max-e-hull",
         type=float,
@@ -73,6 +85,10 @@ def main(argv: list[str] | None = None) -> int:
         read_table(args.pourbaix, ["id", "delta_g_pbx", "ph_at_min"]),
         read_table(args.validation, ["id", "novel"]) if args.validation else None,
     )
+    if args.known:
+        known = [(r.id, r.to_structure()) for path in args.known for r in read_records(path)]
+        candidates = [(r.id, r.to_structure()) for r in relaxed]
+        table["relaxed_known_as"] = known_matches(candidates, known, progress=True)
     table = rank_candidates(
         apply_criteria(table, ScreenCriteria(args.max_e_hull, args.max_delta_g_pbx))
     )
@@ -94,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         if "/" in record_id or record_id in ("", ".", ".."):
             raise PipelineInputError(f"candidate id {record_id!r} cannot name a folder")
         write_dft_inputs(by_id[record_id].to_structure(), args.out_dir / record_id, record_id)
+    if "relaxed_known_as" in table:
+        known_count = int(table["relaxed_known_as"].notna().sum())
+        print(f"{known_count} relaxed candidates are known structures (relaxed_known_as), not new")
     print(f"{len(table)} candidates, {len(passing)} pass every filter and were exported")
     return 0
 
