@@ -17,54 +17,65 @@ from pymatgen.core import Lattice, Structure
 from torch_sim.models.interface import ModelInterface
 from torch_sim.state import SimState
 
+System = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # positions, row-vector cell, numbers
+Predictions = tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]
 
-class CHGNetModel(ModelInterface):
-    """CHGNet on a batch of systems: one batched forward pass of CHGNet's graphs."""
 
-    def __init__(self, model, device: torch.device, dtype: torch.dtype = torch.float64) -> None:
+class BatchedPotential(ModelInterface):
+    """A potential on a batch of systems: the finite systems go to :meth:`predict`, every
+    other system gets NaN outputs (see the module docstring)."""
+
+    def __init__(self, device: torch.device, dtype: torch.dtype, memory_scales_with: str) -> None:
         super().__init__()
-        self.model = model.to(device).eval()
-        self.model.graph_converter.set_isolated_atom_response("ignore")
         self._device = device
         self._dtype = dtype
         self._compute_stress = True
         self._compute_forces = True
-        self._memory_scales_with = "n_atoms"
+        self._memory_scales_with = memory_scales_with
+
+    def predict(self, systems: list[System], state: SimState) -> Predictions:
+        """Energy (eV) of each system, its forces (eV/Å, atoms x 3) and stress (eV/Å^3)."""
+        raise NotImplementedError
 
     def forward(self, state: SimState, **kwargs) -> dict[str, torch.Tensor]:
         outputs = _nan_outputs(state)
-        graphs, systems = [], []
-        for system, (positions, cell, numbers) in enumerate(_split(state)):
-            if not _is_finite(positions, cell):
-                continue
-            structure = Structure(
-                Lattice(cell.detach().cpu().numpy()),
-                numbers.cpu().tolist(),
-                positions.detach().cpu().numpy(),
-                coords_are_cartesian=True,
-            )
-            graphs.append(self.model.graph_converter(structure))
-            systems.append(system)
-        if not graphs:
+        finite = [(k, system) for k, system in enumerate(_split(state)) if _is_finite(*system[:2])]
+        if not finite:
             return outputs
-        energy, forces, stress = self._predict(graphs)
+        energy, forces, stress = self.predict([system for _, system in finite], state)
         offsets = _atom_offsets(state)
-        for k, system in enumerate(systems):
-            start, stop = offsets[system], offsets[system + 1]
-            outputs["energy"][system] = energy[k]
-            outputs["forces"][start:stop] = forces[k]
-            outputs["stress"][system] = stress[k]
+        for k, (index, _) in enumerate(finite):
+            outputs["energy"][index] = energy[k]
+            outputs["forces"][offsets[index] : offsets[index + 1]] = forces[k]
+            outputs["stress"][index] = stress[k]
         return outputs
 
-    def _predict(self, graphs: list) -> tuple[torch.Tensor, list, list]:
-        """Energies (eV), forces (eV/Å) and stresses (eV/Å^3) of CHGNet graphs.
 
-        CHGNet's own ``predict_graph`` takes forces and stress in two autograd passes
+class CHGNetModel(BatchedPotential):
+    """CHGNet on a batch of systems: one batched forward pass of CHGNet's graphs."""
+
+    def __init__(self, model, device: torch.device, dtype: torch.dtype = torch.float64) -> None:
+        super().__init__(device, dtype, "n_atoms")
+        self.model = model.to(device).eval()
+        self.model.graph_converter.set_isolated_atom_response("ignore")
+
+    def predict(self, systems: list[System], state: SimState) -> Predictions:
+        """CHGNet's own ``predict_graph`` takes forces and stress in two autograd passes
         that keep the graph for training (``create_graph=True``); one pass without it
-        gives the same numbers in about half the time.
-        """
+        gives the same numbers in about half the time."""
         from chgnet.model.model import BatchedGraph
 
+        graphs = [
+            self.model.graph_converter(
+                Structure(
+                    Lattice(cell.detach().cpu().numpy()),
+                    numbers.cpu().tolist(),
+                    positions.detach().cpu().numpy(),
+                    coords_are_cartesian=True,
+                )
+            )
+            for positions, cell, numbers in systems
+        ]
         batched = BatchedGraph.from_graphs(
             graphs,
             bond_basis_expansion=self.model.bond_basis_expansion,
@@ -88,108 +99,76 @@ class CHGNetModel(ModelInterface):
         return (per_atom * atoms).detach(), forces, stress
 
 
-class SevenNetModel(ModelInterface):
+class SevenNetModel(BatchedPotential):
     """SevenNet on a batch of systems (torch-sim 0.3.0's wrapper, fixed for sevenn 0.13)."""
 
     def __init__(self, model, device: torch.device) -> None:
-        super().__init__()
+        # SevenNet runs in float32 only
+        super().__init__(device, torch.float32, "n_atoms_x_density")
         if not model.type_map or model.cutoff == 0.0:
             raise ValueError("SevenNet model lacks a type map or a cutoff")
         model.eval_type_map = torch.tensor(data=True)
         model.set_is_batch_data(True)
         self.model = model.to(device).eval()
         self.cutoff = torch.tensor(model.cutoff)
-        self._device = device
-        self._dtype = torch.float32  # SevenNet runs in float32 only
-        self._compute_stress = True
-        self._compute_forces = True
-        self._memory_scales_with = "n_atoms_x_density"
 
-    def forward(self, state: SimState, **kwargs) -> dict[str, torch.Tensor]:
+    def predict(self, systems: list[System], state: SimState) -> Predictions:
         import sevenn._keys as key
         from sevenn.atom_graph_data import AtomGraphData
         from torch_geometric.loader.dataloader import Collater
         from torch_sim.elastic import voigt_6_to_full_3x3_stress
         from torch_sim.neighbors import vesin_nl_ts
 
-        outputs = _nan_outputs(state)
-        graphs, systems = [], []
-        for system, (positions, cell, numbers) in enumerate(_split(state)):
-            if not _is_finite(positions, cell):
-                continue
+        graphs = []
+        for positions, cell, numbers in systems:
             edge_index, shifts_index = vesin_nl_ts(
                 positions=positions, cell=cell, pbc=state.pbc, cutoff=self.cutoff
             )
             edge_vectors = positions[edge_index[1]] - positions[edge_index[0]] + shifts_index @ cell
-            data = AtomGraphData(
-                **{
-                    key.NODE_FEATURE: numbers,
-                    key.ATOMIC_NUMBERS: numbers.to(dtype=torch.int64),
-                    key.POS: positions,
-                    key.EDGE_IDX: edge_index,
-                    key.EDGE_VEC: edge_vectors,
-                    key.CELL: cell,
-                    key.CELL_SHIFT: shifts_index,
-                    key.CELL_VOLUME: torch.det(cell),
-                    key.NUM_ATOMS: torch.tensor(len(numbers), device=self._device),
-                    key.DATA_MODALITY: None,
-                    key.INFO: {},
-                }
+            graphs.append(
+                AtomGraphData(
+                    **{
+                        key.NODE_FEATURE: numbers,
+                        key.ATOMIC_NUMBERS: numbers.to(dtype=torch.int64),
+                        key.POS: positions,
+                        key.EDGE_IDX: edge_index,
+                        key.EDGE_VEC: edge_vectors,
+                        key.CELL: cell,
+                        key.CELL_SHIFT: shifts_index,
+                        key.CELL_VOLUME: torch.det(cell),
+                        key.NUM_ATOMS: torch.tensor(len(numbers), device=self._device),
+                        key.DATA_MODALITY: None,
+                        key.INFO: {},
+                    }
+                )
             )
-            graphs.append(data)
-            systems.append(system)
-        if not graphs:
-            return outputs
         batch = Collater([], follow_batch=None, exclude_keys=None)(graphs).to(self._device)
         prediction = self.model(batch)
-        offsets = _atom_offsets(state)
         forces = prediction[key.PRED_FORCE].detach()
         # SevenNet's stress is -stress in (xx, yy, zz, xy, yz, zx) order.
         stress = -voigt_6_to_full_3x3_stress(
             prediction[key.PRED_STRESS].detach()[..., [0, 1, 2, 4, 5, 3]]
         )
-        energy = prediction[key.PRED_TOTAL_ENERGY].detach()
-        first = 0
-        for k, system in enumerate(systems):
-            start, stop = offsets[system], offsets[system + 1]
-            outputs["energy"][system] = energy[k]
-            outputs["forces"][start:stop] = forces[first : first + stop - start]
-            outputs["stress"][system] = stress[k]
-            first += stop - start
-        return outputs
+        sizes = [len(numbers) for _, _, numbers in systems]
+        return (
+            prediction[key.PRED_TOTAL_ENERGY].detach(),
+            list(torch.split(forces, sizes)),
+            list(stress),
+        )
 
 
-class M3GNetModel(ModelInterface):
+class M3GNetModel(BatchedPotential):
     """The torch port of M3GNet MP-2021.2.8 (:mod:`pipeline.screen.m3gnet`) on a batch."""
 
     def __init__(self, model, device: torch.device, dtype: torch.dtype = torch.float32) -> None:
-        super().__init__()
+        # float32, as the TensorFlow original ran
+        super().__init__(device, dtype, "n_atoms")
         self.model = model.to(device=device, dtype=dtype).eval()
-        self._device = device
-        self._dtype = dtype  # float32, as the TensorFlow original ran
-        self._compute_stress = True
-        self._compute_forces = True
-        self._memory_scales_with = "n_atoms"
 
-    def forward(self, state: SimState, **kwargs) -> dict[str, torch.Tensor]:
+    def predict(self, systems: list[System], state: SimState) -> Predictions:
         from pipeline.screen.m3gnet import energies_forces_stresses
 
-        outputs = _nan_outputs(state)
-        inputs, systems = [], []
-        for system, (positions, cell, numbers) in enumerate(_split(state)):
-            if _is_finite(positions, cell):
-                inputs.append((positions, cell, numbers))
-                systems.append(system)
-        if not inputs:
-            return outputs
-        energy, forces, stress = energies_forces_stresses(self.model, inputs)
-        offsets = _atom_offsets(state)
-        for k, system in enumerate(systems):
-            start, stop = offsets[system], offsets[system + 1]
-            outputs["energy"][system] = energy[k]
-            outputs["forces"][start:stop] = forces[k]
-            outputs["stress"][system] = stress[k]
-        return outputs
+        return energies_forces_stresses(self.model, systems)
 
 
 def _split(state: SimState):
