@@ -3,6 +3,7 @@ that keep their template's space group and the asked composition (bundled data, 
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import numpy as np
@@ -24,7 +25,7 @@ from pipeline.models.wyckoff_diffusion import (
     template_choices,
 )
 from pipeline.records import write_records
-from pipeline.represent.substitution import substitutions
+from pipeline.represent.substitution import substitute
 from pipeline.represent.wyckoff import (
     compatible,
     decode,
@@ -104,7 +105,7 @@ def test_loss_decreases_on_a_tiny_dataset(trained):
 
 
 def test_a_space_group_survives_sampling(trained, small_records):
-    model, elements, templates = load_model(trained.model_path, CPU)
+    model, elements, _, _ = load_model(trained.model_path, CPU)
     symmetric = [r for r in small_records if encode_record(r, 0.1).space_group > 15]
     record = symmetric[0]
     template = encode_record(record, 0.1).template
@@ -125,25 +126,34 @@ def label_of(counts: dict[str, int]) -> str:
     return "".join(f"{el}{counts[el]}" for el in ("Mg", "Mn", "O") if counts.get(el))
 
 
-def unseen_but_substitutable(templates) -> dict[str, int]:
-    """A cell composition no training template has, which one gives by exchanging cations."""
-    for template in sorted(templates, key=lambda t: t.label):
-        counts = template.conventional_counts()
+def unseen_but_substitutable(templates, parents) -> dict[str, int]:
+    """A cell composition no training template has, which a training crystal gives by
+    exchanging cations."""
+    for parent in sorted(parents, key=lambda c: c.id):
+        if parent.space_group == 1:
+            continue
+        counts = parent.template.conventional_counts()
         cations = counts["Mg"] + counts["Mn"]
         for mg in range(1, cations):
             asked = {"Mg": mg, "Mn": cations - mg, "O": counts["O"]}
-            if not any(compatible(t, asked) for t in templates) and substitutions(template, asked):
+            if not any(compatible(t, asked) for t in templates) and substitute(parent, asked):
                 return asked
-    raise AssertionError("no substitutable composition among the training templates")
+    raise AssertionError("no substitutable composition among the training crystals")
+
+
+def choices_of(trained, counts, p1_weight=0.0):
+    _, _, templates, parents = load_model(trained.model_path, CPU)
+    target = TargetComposition("t", counts)
+    return template_choices(templates, parents, target, p1_weight, 0.25, np.random.default_rng(0))
 
 
 def test_samples_have_the_asked_composition_and_record_their_template(trained, small_records):
-    _, _, templates = load_model(trained.model_path, CPU)
+    _, _, templates, parents = load_model(trained.model_path, CPU)
     known = dict(next(t for t in templates if t.space_group > 1).conventional_counts())
-    substitutable = unseen_but_substitutable(templates)
-    # No template of this small training set fits Mg5MnO6, substituted or not: PyXtal draws.
+    substitutable = unseen_but_substitutable(templates, parents)
+    # No crystal of this small training set fits Mg5MnO6, substituted or not: PyXtal draws.
     random = {"Mg": 5, "Mn": 1, "O": 6}
-    assert not template_choices(templates, TargetComposition("r", random), 0.0)[0]
+    assert not choices_of(trained, random).drawn
     targets = [TargetComposition(label_of(c), c) for c in (known, substitutable, random)]
     job = SampleJob(trained.model_path, targets, 6, {}, 0, CPU)
     result = registry.create("wyckoff_diffusion").sample(job)
@@ -156,17 +166,48 @@ def test_samples_have_the_asked_composition_and_record_their_template(trained, s
         sg = SpacegroupAnalyzer(record.to_structure(), symprec=0.01).get_space_group_number()
         assert sg == int(record.properties["space_group"])
         assert record.provenance["template_source"] == origin[target.label]
+        if origin[target.label] == "substitution":
+            assert record.provenance["parent"] in {c.id for c in parents}
+
+
+def test_substitutions_are_drawn_nearest_first_and_start_from_their_parent(trained):
+    model, elements, templates, parents = load_model(trained.model_path, CPU)
+    counts = unseen_but_substitutable(templates, parents)
+    choices = choices_of(trained, counts)
+    assert choices.probabilities is None and choices.drawn
+    changed = [d.changed for d in choices.drawn]
+    assert changed == sorted(changed) and changed[0] > 0
+    target = TargetComposition("t", counts)
+    drawn = [draw_template(choices, target, seed=0, index=i) for i in range(3)]
+    assert drawn == choices.drawn[:3] or len(choices.drawn) < 3
+    # parent_step 0: the sample is the substituted parent itself.
+    kept = dataclasses.replace(SampleOptions(), parent_step=0)
+    first = drawn[0]
+    (sample,) = generate(model, elements, [first], [0], kept, CPU)
+    expected = decode(first.parent, primitive=first.cell == "primitive").to_structure()
+    assert StructureMatcher().fit(sample.to_structure(), expected)
+    # parent_step > 0: moved, in the same space group and composition.
+    moved = dataclasses.replace(SampleOptions(), parent_step=5)
+    (sample,) = generate(model, elements, [first], [0], moved, CPU)
+    structure = sample.to_structure()
+    assert SpacegroupAnalyzer(structure, symprec=0.01).get_space_group_number() == (
+        first.template.space_group
+    )
+    assert Counter(sample.species) == Counter(counts)
+    assert sample.provenance["changed_atoms"] == first.changed
 
 
 def test_p1_templates_are_drawn_only_when_weighted(trained):
-    _, _, templates = load_model(trained.model_path, CPU)
+    _, _, templates, _ = load_model(trained.model_path, CPU)
     p1 = next(t for t in templates if t.space_group == 1)
-    target = TargetComposition("t", dict(p1.conventional_counts()))
-    unweighted = template_choices({p1: 5}, target, 0.0)
-    assert unweighted[0] == []
-    drawn = [draw_template(unweighted, target, seed) for seed in range(3)]
+    counts = dict(p1.conventional_counts())
+    target = TargetComposition("t", counts)
+    rng = np.random.default_rng(0)
+    unweighted = template_choices({p1: 5}, [], target, 0.0, 0.0, rng)
+    assert unweighted.drawn == []
+    drawn = [draw_template(unweighted, target, seed, seed) for seed in range(3)]
     assert all(d.origin == "pyxtal" and d.template.space_group > 1 for d in drawn)
-    weighted = draw_template(template_choices({p1: 5}, target, 1.0), target, 0)
+    weighted = draw_template(template_choices({p1: 5}, [], target, 1.0, 0.0, rng), target, 0, 0)
     assert weighted.template == p1 and weighted.origin == "training"
 
 

@@ -20,18 +20,26 @@ preference:
 
 1. the training templates whose conventional or primitive cell has exactly that composition,
    weighted by how many training structures have it (P1 templates: ``p1_weight`` of that);
+   the sample diffuses from noise;
 2. if none has weight (a composition the training data lack: new, or held out), the
-   training templates with their cations (and anions) redistributed over the same orbits
-   until the cell has the composition (:mod:`pipeline.represent.substitution`), each
-   training template's weight shared equally among its substitutions;
-3. if none fits, PyXtal's random space group and Wyckoff assignment
-   (:func:`~pipeline.represent.wyckoff.random_template`).
+   training crystals with their cations (and anions) redistributed over the same orbits
+   until the cell has the composition (:mod:`pipeline.represent.substitution`), nearest
+   first: sample ``i`` takes the ``i``-th substitution in order of fewest changed atoms
+   (ties in a random order from the seed). The sample starts from that crystal's
+   parameters and lattice, noised to step ``parent_step`` of the diffusion, and is
+   denoised from there: the known structure type, relaxed by the model to the new
+   composition (SDEdit, Meng et al., ICLR 2022, on DiffCSP++'s template);
+3. if none fits, the same with whole orbits left empty, up to ``max_vacancy_fraction`` of
+   a role's sites (ordered-vacancy derivatives of the training structure types);
+4. if none fits, PyXtal's random space group and Wyckoff assignment
+   (:func:`~pipeline.represent.wyckoff.random_template`), diffused from noise.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,12 +80,14 @@ from pipeline.models.wyckoff_frames import (
 )
 from pipeline.records import CrystalRecord
 from pipeline.represent import DecodeError
-from pipeline.represent.substitution import substitutions
+from pipeline.represent.substitution import substitute
 from pipeline.represent.wyckoff import (
     Orbit,
     Template,
     WyckoffCrystal,
     compatible,
+    crystals_from_arrays,
+    crystals_to_arrays,
     decode,
     lattice_projection,
     load_wyckoff_dataset,
@@ -122,11 +132,17 @@ class SampleOptions:
     sampler: str  # stochastic (reverse SDE / DDPM) | deterministic (ODE / DDIM)
     batch_size: int
     p1_weight: float  # weight of a P1 training template relative to a symmetric one
+    max_vacancy_fraction: float  # of a role's sites a substituted crystal may leave empty
+    parent_step: int  # diffusion step a substituted crystal is noised to (0: kept as is)
     min_distance: float  # Å; structures with atoms closer are dropped
 
     def __post_init__(self) -> None:
         if self.sampler not in ("stochastic", "deterministic"):
             raise ValueError(f"sampler {self.sampler!r}: use stochastic or deterministic")
+        if not 0 <= self.max_vacancy_fraction < 1:
+            raise ValueError("max_vacancy_fraction: from 0 to below 1")
+        if self.parent_step < 0:
+            raise ValueError("parent_step must be >= 0")
         if self.batch_size < 1 or self.p1_weight < 0 or self.min_distance < 0:
             raise ValueError("batch_size must be >= 1, p1_weight and min_distance >= 0")
 
@@ -254,23 +270,39 @@ class WyckoffDiffusionModel(GenerativeModel):
             job.model_path,
             self,
             opts,
-            {"state": model.state_dict()},
+            {
+                "state": model.state_dict(),
+                "parents": {
+                    name: torch.from_numpy(array)
+                    for name, array in crystals_to_arrays(crystals, elements).items()
+                },
+                "parent_ids": [c.id for c in crystals],
+            },
             elements=list(elements),
             templates=[(t.space_group, t.sites, n) for t, n in templates.items()],
         )
 
     def sample(self, job: SampleJob) -> SampleResult:
         opts = options_from_mapping(SampleOptions, job.options, "sample.wyckoff_diffusion")
-        model, elements, templates = load_model(job.model_path, job.device)
+        model, elements, templates, parents = load_model(job.model_path, job.device)
         result = SampleResult()
         for target_index, target in enumerate(tqdm(job.targets, desc="targets")):
             check_elements(target, elements)
             seeds = [latent_seed(job.seed, target_index, i) for i in range(job.per_composition)]
             report = TargetReport(target.label, asked=job.per_composition)
-            choices = template_choices(templates, target, opts.p1_weight)
+            choices = template_choices(
+                templates,
+                parents,
+                target,
+                opts.p1_weight,
+                opts.max_vacancy_fraction,
+                np.random.default_rng([job.seed, target_index]),
+            )
             for start in range(0, job.per_composition, opts.batch_size):
                 chunk = seeds[start : start + opts.batch_size]
-                drawn = [draw_template(choices, target, seed) for seed in chunk]
+                drawn = [
+                    draw_template(choices, target, seed, start + k) for k, seed in enumerate(chunk)
+                ]
                 records = generate(model, elements, drawn, chunk, opts, job.device)
                 for k, record in enumerate(records):
                     if record is None or Counter(record.species) != Counter(
@@ -294,37 +326,69 @@ class DrawnTemplate:
 
     template: Template
     cell: str  # conventional | primitive
-    origin: str  # training | substitution | pyxtal
+    origin: str  # training | substitution | vacancy | pyxtal
+    parent: WyckoffCrystal | None = None  # the substituted crystal the sample starts from
+    changed: int = 0  # atoms the substitution changed
+
+
+@dataclass(frozen=True)
+class TemplateChoices:
+    """What a target draws from: templates with probabilities, or substitutions in order."""
+
+    drawn: list[DrawnTemplate]
+    probabilities: np.ndarray | None  # None: sample i takes drawn[i % len(drawn)]
 
 
 def template_choices(
-    templates: dict[Template, int], target: TargetComposition, p1_weight: float
-) -> tuple[list[DrawnTemplate], np.ndarray]:
-    """The templates ``target`` draws from and their probabilities (steps 1 and 2 of the
-    module docstring); empty when neither gives one."""
+    templates: dict[Template, int],
+    parents: Sequence[WyckoffCrystal],
+    target: TargetComposition,
+    p1_weight: float,
+    max_vacancy_fraction: float,
+    rng: np.random.Generator,
+) -> TemplateChoices:
+    """The templates ``target`` draws from (steps 1 to 3 of the module docstring); empty
+    when none gives one. ``rng`` orders substitutions that change equally many atoms."""
     weights = {t: n * (p1_weight if t.space_group == 1 else 1.0) for t, n in templates.items()}
     weights = {t: w for t, w in weights.items() if w > 0}
     exact = [(t, compatible(t, target.counts)) for t in weights]
     choices = {DrawnTemplate(t, cell, "training"): weights[t] for t, cell in exact if cell}
-    if not choices:
-        for template, weight in weights.items():
-            variants = substitutions(template, target.counts)
-            for variant, cell in variants:
-                key = DrawnTemplate(variant, cell, "substitution")
-                choices[key] = choices.get(key, 0.0) + weight / len(variants)
-    probabilities = np.array(list(choices.values()), dtype=float)
-    return list(choices), probabilities / probabilities.sum() if len(choices) else probabilities
+    if choices:
+        probabilities = np.array(list(choices.values()), dtype=float)
+        return TemplateChoices(list(choices), probabilities / probabilities.sum())
+    candidates = [c for c in parents if weights.get(c.template, 0) > 0]
+    for origin, vacancies in (("substitution", 0.0), ("vacancy", max_vacancy_fraction)):
+        if origin == "vacancy" and not vacancies:
+            break
+        found: dict[tuple, DrawnTemplate] = {}
+        for parent in candidates:
+            for sub in substitute(parent, target.counts, vacancies):
+                # the same crystal from several parents (the bundled set repeats prototypes)
+                key = (sub.crystal.template, sub.cell, np.round(sub.crystal.lattice, 2).tobytes())
+                drawn = DrawnTemplate(
+                    sub.crystal.template, sub.cell, origin, sub.crystal, sub.changed
+                )
+                if key not in found or sub.changed < found[key].changed:
+                    found[key] = drawn
+        if found:
+            subs = list(found.values())
+            order = sorted(range(len(subs)), key=lambda i: subs[i].changed)
+            ties = rng.permutation(len(subs))
+            order = sorted(order, key=lambda i: (subs[i].changed, ties[i]))
+            return TemplateChoices([subs[i] for i in order], None)
+    return TemplateChoices([], None)
 
 
 def draw_template(
-    choices: tuple[list[DrawnTemplate], np.ndarray], target: TargetComposition, seed: int
+    choices: TemplateChoices, target: TargetComposition, seed: int, index: int
 ) -> DrawnTemplate:
-    """One template for ``target`` from its ``choices`` (:func:`template_choices`), or
-    PyXtal's random one when there are none, drawn from ``seed``."""
+    """The template of sample ``index`` of ``target`` from its ``choices``
+    (:func:`template_choices`), or PyXtal's random one when there are none, from ``seed``."""
     rng = np.random.default_rng(seed)
-    drawn, probabilities = choices
-    if drawn:
-        return drawn[rng.choice(len(drawn), p=probabilities)]
+    if choices.drawn and choices.probabilities is None:
+        return choices.drawn[index % len(choices.drawn)]
+    if choices.drawn:
+        return choices.drawn[rng.choice(len(choices.drawn), p=choices.probabilities)]
     template = random_template(target.counts, rng)
     if template is None:  # every counts fit the general position of P1
         sites = tuple(sorted((el, 0) for el, n in target.counts.items() for _ in range(int(n))))
@@ -342,9 +406,14 @@ def generate(
     device: torch.device,
 ) -> list[CrystalRecord | None]:
     """Reverse diffusion of one crystal per drawn template, each from its own seed; None
-    where a crystal does not decode."""
+    where a crystal does not decode. Drawn substitutions (all of the batch or none) start
+    from their parent noised to ``opts.parent_step``, the others from noise."""
+    from_parents = [d.parent is not None for d in drawn]
+    if any(from_parents) and not all(from_parents):
+        raise ValueError("a batch starts either from substituted parents or from noise")
     shells = [
-        WyckoffCrystal(
+        d.parent
+        or WyckoffCrystal(
             "", d.template.space_group, (), tuple(Orbit(el, w) for el, w in d.template.sites)
         )
         for d in drawn
@@ -361,7 +430,18 @@ def generate(
         return xyz.to(device) * frame.free, frame.project(v.to(device))
 
     xyz, v = draws(normal=False)
-    for step in range(model.schedule.timesteps, 0, -1):
+    first = model.schedule.timesteps
+    if all(from_parents):
+        first = min(opts.parent_step, first)
+        features = torch.from_numpy(np.stack([lattice_features(c) for c in shells])).float()
+        xyz = orbit_xyz(shells).to(device) * frame.free
+        v = frame.project(model.scaler.to_v(features.to(device)))
+        if first > 0:
+            xyz_noise, v_noise = draws(normal=True)
+            alpha_bar = model.schedule.alpha_bars[first]
+            xyz = (xyz + model.schedule.sigmas[first] * xyz_noise) % 1.0
+            v = alpha_bar.sqrt() * v + (1 - alpha_bar).sqrt() * v_noise
+    for step in range(first, 0, -1):
         noise = None
         if opts.sampler == "stochastic":
             noise = draws(normal=True)
@@ -388,14 +468,17 @@ def generate(
             {"latent_seed": float(seeds[k]), "space_group": float(d.template.space_group)}
         )
         record.provenance.update({"template": d.template.label, "template_source": d.origin})
+        if d.parent is not None:
+            record.provenance.update({"parent": d.parent.id, "changed_atoms": d.changed})
         records.append(record)
     return records
 
 
 def load_model(
     path: Path, device: torch.device
-) -> tuple[WyckoffDiffusion, tuple[str, ...], dict[Template, int]]:
-    """A trained model (eval mode), its elements and its training templates with counts."""
+) -> tuple[WyckoffDiffusion, tuple[str, ...], dict[Template, int], list[WyckoffCrystal]]:
+    """A trained model (eval mode), its elements, its training templates with counts and
+    its training crystals (the parents of substitutions)."""
     saved = load_model_file(path, WyckoffDiffusionModel.name, device)
     opts = options_from_mapping(TrainOptions, saved.options, str(path))
     elements = tuple(saved.metadata["elements"])
@@ -404,7 +487,9 @@ def load_model(
     templates = {
         Template(sg, tuple(map(tuple, sites))): n for sg, sites, n in saved.metadata["templates"]
     }
-    return model.to(device).eval(), elements, templates
+    arrays = {name: t.cpu().numpy() for name, t in saved.tensors["parents"].items()}
+    parents = crystals_from_arrays(arrays, elements, saved.tensors["parent_ids"])
+    return model.to(device).eval(), elements, templates, parents
 
 
 def check_elements(target: TargetComposition, elements: tuple[str, ...]) -> None:

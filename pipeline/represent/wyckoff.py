@@ -278,20 +278,52 @@ def random_template(
 # ----------------------------------------------------------------------------- datasets
 
 
+def crystals_to_arrays(
+    crystals: Sequence[WyckoffCrystal], elements: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """Crystals as flat arrays (orbits of crystal ``k`` follow those of 0..k-1)."""
+    return {
+        "space_group": np.array([c.space_group for c in crystals], dtype=np.int64),
+        "lattice": np.array([c.lattice for c in crystals], dtype=np.float64).reshape(-1, 6),
+        "num_orbits": np.array([len(c.orbits) for c in crystals], dtype=np.int64),
+        "orbit_element": np.array(
+            [list(elements).index(o.element) for c in crystals for o in c.orbits], dtype=np.int64
+        ),
+        "orbit_wyckoff": np.array([o.wyckoff for c in crystals for o in c.orbits], dtype=np.int64),
+        "orbit_xyz": np.array([o.xyz for c in crystals for o in c.orbits]).reshape(-1, 3),
+    }
+
+
+def crystals_from_arrays(
+    arrays: Mapping[str, np.ndarray], elements: Sequence[str], ids: Sequence[str]
+) -> list[WyckoffCrystal]:
+    """The crystals of :func:`crystals_to_arrays`' arrays."""
+    starts = np.concatenate([[0], np.cumsum(arrays["num_orbits"])]).astype(int)
+    return [
+        WyckoffCrystal(
+            str(ids[k]),
+            int(arrays["space_group"][k]),
+            tuple(float(v) for v in arrays["lattice"][k]),
+            tuple(
+                Orbit(
+                    elements[int(arrays["orbit_element"][j])],
+                    int(arrays["orbit_wyckoff"][j]),
+                    tuple(float(v) for v in arrays["orbit_xyz"][j]),
+                )
+                for j in range(starts[k], starts[k + 1])
+            ),
+        )
+        for k in range(len(arrays["space_group"]))
+    ]
+
+
 def save_wyckoff_dataset(
     crystals: Sequence[WyckoffCrystal], elements: Sequence[str], symprec: float, path: Path
 ) -> None:
-    """Write encoded crystals as flat arrays (orbits of crystal ``k`` follow those of 0..k-1)."""
+    """Write encoded crystals (:func:`crystals_to_arrays`) with their ids and elements."""
     save_arrays(
         path,
-        space_group=np.array([c.space_group for c in crystals], dtype=np.int64),
-        lattice=np.array([c.lattice for c in crystals], dtype=np.float64).reshape(-1, 6),
-        num_orbits=np.array([len(c.orbits) for c in crystals], dtype=np.int64),
-        orbit_element=np.array(
-            [list(elements).index(o.element) for c in crystals for o in c.orbits], dtype=np.int64
-        ),
-        orbit_wyckoff=np.array([o.wyckoff for c in crystals for o in c.orbits], dtype=np.int64),
-        orbit_xyz=np.array([o.xyz for c in crystals for o in c.orbits]).reshape(-1, 3),
+        **crystals_to_arrays(crystals, elements),
         ids=np.array([c.id for c in crystals]),
         elements=np.array(list(elements)),
         symprec=np.array(symprec),
@@ -302,23 +334,7 @@ def load_wyckoff_dataset(path: Path) -> tuple[list[WyckoffCrystal], tuple[str, .
     """The crystals and the chemical system's elements of a file from :func:`save_wyckoff_dataset`."""
     arrays = load_arrays(path, "Wyckoff dataset", "orbit_wyckoff")
     elements = tuple(str(e) for e in arrays["elements"])
-    starts = np.concatenate([[0], np.cumsum(arrays["num_orbits"])])
-    crystals = [
-        WyckoffCrystal(
-            str(arrays["ids"][k]),
-            int(arrays["space_group"][k]),
-            tuple(float(v) for v in arrays["lattice"][k]),
-            tuple(
-                Orbit(
-                    elements[arrays["orbit_element"][j]],
-                    int(arrays["orbit_wyckoff"][j]),
-                    tuple(float(v) for v in arrays["orbit_xyz"][j]),
-                )
-                for j in range(starts[k], starts[k + 1])
-            ),
-        )
-        for k in range(len(arrays["space_group"]))
-    ]
+    crystals = crystals_from_arrays(arrays, elements, arrays["ids"])
     if not crystals:
         raise PipelineInputError(f"{path} holds no crystals")
     return crystals, elements
