@@ -372,9 +372,8 @@ def template_choices(
                     found[key] = drawn
         if found:
             subs = list(found.values())
-            order = sorted(range(len(subs)), key=lambda i: subs[i].changed)
             ties = rng.permutation(len(subs))
-            order = sorted(order, key=lambda i: (subs[i].changed, ties[i]))
+            order = sorted(range(len(subs)), key=lambda i: (subs[i].changed, ties[i]))
             return TemplateChoices([subs[i] for i in order], None)
     return TemplateChoices([], None)
 
