@@ -22,6 +22,22 @@ def add_system_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_e_hull_thresholds(parser: argparse.ArgumentParser) -> None:
+    """``--metastable`` and ``--synthesizable``: the E_hull thresholds of Kim et al. (2020)."""
+    parser.add_argument(
+        "--metastable",
+        type=float,
+        default=default("screen.e_hull.metastable"),
+        help="E_hull threshold of 'metastable', eV/atom",
+    )
+    parser.add_argument(
+        "--synthesizable",
+        type=float,
+        default=default("screen.e_hull.synthesizable"),
+        help="E_hull threshold of 'synthesizable' (and of S.U.N.), eV/atom",
+    )
+
+
 def system_and_caps(
     args: argparse.Namespace, species_lists: Iterable[Sequence[str]]
 ) -> tuple[ChemicalSystem, dict[str, int]]:

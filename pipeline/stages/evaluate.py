@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
+from pipeline.cli import add_e_hull_thresholds
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.formats import read_table
 from pipeline.quality import (
@@ -29,7 +30,6 @@ from pipeline.records import read_records
 from pipeline.report_plots import plot_crystal_systems
 from pipeline.screen.dedup import prepare
 from pipeline.screen.potential_names import POTENTIALS
-from pipeline.settings import default
 from pipeline.symmetry import SYMMETRY_COLUMNS, SymmetrySummary, summarize_table, symmetry_table
 
 
@@ -77,18 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="relaxed hull references (.json.gz): relaxing into one is rediscovery, not new",
     )
-    parser.add_argument(
-        "--metastable",
-        type=float,
-        default=default("screen.e_hull.metastable"),
-        help="E_hull threshold of 'metastable', eV/atom",
-    )
-    parser.add_argument(
-        "--synthesizable",
-        type=float,
-        default=default("screen.e_hull.synthesizable"),
-        help="E_hull threshold of 'synthesizable' (and of S.U.N.), eV/atom",
-    )
+    add_e_hull_thresholds(parser)
     parser.add_argument(
         "--training-symmetry",
         type=Path,

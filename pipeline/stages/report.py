@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from pipeline.chemsys import ChemicalSystem
+from pipeline.cli import add_e_hull_thresholds
 from pipeline.errors import exit_on_input_error
 from pipeline.formats import read_table
 from pipeline.records import read_records
@@ -36,18 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--relaxed", type=Path, required=True, help="relaxed candidates (.json.gz)")
     parser.add_argument("--training", type=Path, required=True, help="training dataset (.json.gz)")
-    parser.add_argument(
-        "--metastable",
-        type=float,
-        default=default("screen.e_hull.metastable"),
-        help="E_hull line, eV/atom",
-    )
-    parser.add_argument(
-        "--synthesizable",
-        type=float,
-        default=default("screen.e_hull.synthesizable"),
-        help="E_hull line, eV/atom",
-    )
+    add_e_hull_thresholds(parser)
     parser.add_argument(
         "--gap-window",
         type=float,

@@ -12,6 +12,7 @@ Run ``python -m pipeline.stages.single_point --help``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -37,14 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def with_energy(record: CrystalRecord, energy: float, potential: str) -> CrystalRecord:
     """``record`` carrying another potential's energy per atom (eV/atom)."""
-    return CrystalRecord(
-        id=record.id,
-        lattice=record.lattice,
-        species=record.species,
-        frac_coords=record.frac_coords,
-        formula=record.formula,
-        source=record.source,
-        parent=record.parent,
+    return dataclasses.replace(
+        record,
         properties={**record.properties, "energy_per_atom": energy},
         provenance={
             **record.provenance,
