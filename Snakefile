@@ -9,7 +9,8 @@ import sys
 from snakemake.utils import min_version, validate
 
 sys.path.insert(0, workflow.basedir)
-from pipeline.config import check_config, restrict_to_system
+from pipeline.screen.criteria import Criteria
+from pipeline.settings import Settings, check_config, restrict_to_system
 
 min_version("8.0")
 
@@ -28,6 +29,8 @@ validate(config, "schemas/config.schema.yaml")
 # from pymatgen in the stages, which say so in their logs.
 for note in restrict_to_system(config):
     print(f"note: {note}", file=sys.stderr)
+# The one typed object of every setting the rules read.
+SETTINGS = Settings.from_mapping(config)
 
 
 include: "rules/common.smk"
@@ -41,10 +44,18 @@ include: "rules/compositions.smk"
 include: "rules/training_properties.smk"
 include: "rules/train.smk"
 include: "rules/sample.smk"
-include: "rules/screen.smk"
-include: "rules/screen_properties.smk"
+include: "rules/hull_references.smk"
+include: "rules/known_index.smk"
+include: "rules/validate.smk"
+include: "rules/prescreen.smk"
+include: "rules/relax.smk"
+include: "rules/second_opinion.smk"
+include: "rules/ehull.smk"
+include: "rules/properties.smk"
+include: "rules/pourbaix.smk"
 include: "rules/export.smk"
 include: "rules/report.smk"
+include: "rules/evaluate.smk"
 include: "rules/explorer.smk"
 
 

@@ -1,12 +1,12 @@
 """How often the screen's potentials agree on stability: E_hull of the same candidates.
 
 Reads ``results/screen/hull.csv`` files: one written with ``screen.consensus``
-(``e_above_hull`` of the main potential, ``e_above_hull_<potential>`` of each consensus
-one), or several of runs that differ only in ``screen.potential`` (joined on the candidate
+(``e_above_hull`` of the main potential, ``e_above_hull_<potential>_relaxed`` of each
+consensus one), or several of runs that differ only in ``screen.potential`` (joined on the candidate
 id). Every potential relaxed the candidates itself, against its own relaxed references.
 Prints ONE JSON line: per pair of potentials, the share of candidates (relaxed by both) on
-the same side of each threshold (``screen.e_hull.synthesizable`` and ``metastable`` of
-config.yaml), and the median |difference| of their E_hull.
+the same side of each threshold of the screen's criteria (config.yaml's, through
+``pipeline.screen.criteria``), and the median |difference| of their E_hull.
 
     python bench/potential_agreement.py results/screen/hull.csv
     python bench/potential_agreement.py run_m3gnet/results/screen/hull.csv run_chgnet/results/screen/hull.csv
@@ -22,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from pipeline.errors import PipelineInputError, exit_on_input_error  # noqa: E402
+from pipeline.formats import consensus_column  # noqa: E402
+from pipeline.screen.criteria import Criteria  # noqa: E402
 from pipeline.screen.potentials import POTENTIALS  # noqa: E402
 
 
@@ -35,9 +36,9 @@ def potential_columns(table: pd.DataFrame) -> pd.DataFrame:
     """E_hull by potential (columns) and candidate id (index) of one hull table."""
     main = str(table["potential"].iloc[0]).split()[0]
     columns = {"e_above_hull": main}
-    for column in table.columns:
-        if column.removeprefix("e_above_hull_") in POTENTIALS:
-            columns[column] = column.removeprefix("e_above_hull_")
+    for potential in POTENTIALS:
+        if consensus_column(potential) in table.columns:
+            columns[consensus_column(potential)] = potential
     return table.set_index("id")[list(columns)].rename(columns=columns)
 
 
@@ -88,8 +89,8 @@ def main() -> None:
         if table.empty:
             raise PipelineInputError(f"{path}: no candidates")
         tables.append(table)
-    e_hull = yaml.safe_load((REPO / "config.yaml").read_text())["screen"]["e_hull"]
-    thresholds = [e_hull["synthesizable"], e_hull["metastable"]]
+    criteria = Criteria.default()
+    thresholds = [criteria.synthesizable, criteria.metastable]
     print(json.dumps(agreement(combined(tables), thresholds)))
 
 

@@ -283,3 +283,24 @@ def read_table(path: str | Path, required: Sequence[str]) -> pd.DataFrame:
     if missing:
         raise PipelineInputError(f"{path}: missing columns {missing}")
     return table
+
+
+def second_opinion_column(potential: str) -> str:
+    """hull.csv's column of another potential's E_hull at the main potential's geometry."""
+    return f"e_above_hull_{potential}"
+
+
+def consensus_column(potential: str) -> str:
+    """hull.csv's column of another potential's E_hull from its own relaxation."""
+    return f"e_above_hull_{potential}_relaxed"
+
+
+def as_flag(column: pd.Series) -> pd.Series:
+    """A boolean column as a CSV round trip leaves it (True, False, "True" or empty): empty is
+    False."""
+    return column.map(lambda v: str(v).strip().lower() == "true").astype(bool)
+
+
+def is_blank(column: pd.Series) -> pd.Series:
+    """Missing or empty text (a CSV round trip turns '' into NaN)."""
+    return column.isna() | column.astype(str).str.strip().isin(["", "nan", "None"])

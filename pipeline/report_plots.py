@@ -9,12 +9,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition, Structure
 
 from pipeline.plotting import STYLE, new_figure, save_figure
 from pipeline.quality import LATTICE_PARAMETERS, ks_statistics, lattice_parameters
 from pipeline.records import CrystalRecord
+from pipeline.screen.convex_hull import phase_diagram
 from pipeline.symmetry import CRYSTAL_SYSTEMS, SymmetrySummary
 
 UNITS = {"a": "Å", "b": "Å", "c": "Å", "alpha": "°", "beta": "°", "gamma": "°"}
@@ -84,12 +84,7 @@ def plot_ternary_hull(
         )
         save_figure(fig, path)
         return
-    diagram = PhaseDiagram(
-        [
-            PDEntry(Composition(r.formula), r.properties["energy_per_atom"] * r.natoms)
-            for r in references
-        ]
-    )
+    diagram = phase_diagram(references)  # on the potential's energy scale, as E_hull
     corners = np.array([[0, 0], [1, 0], [0.5, np.sqrt(3) / 2], [0, 0]])
     ax.plot(corners[:, 0], corners[:, 1], color="black", linewidth=1)
     for facet in diagram.facets:

@@ -11,6 +11,7 @@ WORKFLOW_DIR = Path(workflow.basedir)
 # checkout (it is cheap: no torch).
 sys.path.insert(0, str(WORKFLOW_DIR))
 from pipeline.models import registry as model_registry  # noqa: E402
+from pipeline.screen.potential_names import POTENTIALS  # noqa: E402
 
 MODELS = list(config["train"]["models"])
 
@@ -37,6 +38,44 @@ def max_atoms_arg():
 def model_options(section, model):
     """config[section][model] as JSON for a CLI's --options (a change reruns the rule)."""
     return json.dumps(config[section].get(model, {}), sort_keys=True)
+
+
+SCREEN = SETTINGS.screen
+POTENTIAL = SCREEN.potential
+CONSENSUS = [p for p in SCREEN.consensus if p != POTENTIAL]
+SECOND_OPINION = SCREEN.second_opinion
+if SECOND_OPINION == POTENTIAL:
+    raise ValueError("config: screen.second_opinion must differ from screen.potential")
+
+
+wildcard_constraints:
+    shard=r"\d+",
+    potential="|".join(POTENTIALS),
+
+
+def potential_cli_args(potential):
+    """--potential ... --batch-atoms: which potential runs, where and how batched."""
+    model_file = SCREEN.checkpoints.get(potential, "")
+    return (
+        f"--potential {potential}"
+        + (f" --checkpoint {model_file}" if model_file else "")
+        + f" --mode {SCREEN.relax_mode} --device {SCREEN.device}"
+        + (f" --batch-atoms {SCREEN.batch_atoms}" if SCREEN.batch_atoms else "")
+    )
+
+
+def relaxed(potential=POTENTIAL):
+    """The candidates relaxed with ``potential`` (gather_relaxed's output)."""
+    return expand(rules.gather_relaxed.output.relaxed, potential=potential)[0]
+
+
+def relax_status(potential=POTENTIAL):
+    return expand(rules.gather_relaxed.output.status, potential=potential)[0]
+
+
+def hull_references(potential=POTENTIAL):
+    """The hull's phases relaxed with ``potential``."""
+    return expand(rules.hull_references.output.relaxed, potential=potential)[0]
 
 
 def gpus():
@@ -67,7 +106,7 @@ def final_outputs():
         outputs += [
             rules.export.output.candidates,
             rules.evaluate.output.metrics,
-            *rules.report_plots.output,
+            *rules.report.output,
             rules.evaluate.output.plot,
             rules.explorer.output.page,
             rules.explorer.output.database,

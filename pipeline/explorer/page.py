@@ -14,7 +14,7 @@ import re
 import shutil
 import zipfile
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +29,12 @@ from pipeline.explorer.nearest import Nearest
 from pipeline.explorer.table import Column
 from pipeline.explorer.ternary import TernaryHull, ternary_xy
 from pipeline.records import CrystalRecord
+from pipeline.screen.criteria import Criteria
 
 PACKAGE_DIR = Path(__file__).parent
 TEMPLATES = PACKAGE_DIR / "templates"
 VENDOR = PACKAGE_DIR / "vendor"
 UNSAFE_FILE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """The screen's filters, drawn in the plots."""
-
-    e_above_hull: float  # eV/atom
-    band_gap_min: float  # eV
-    band_gap_max: float  # eV
-    band_gap_level: str
-    delta_g_pbx: float  # eV/atom
 
 
 def file_stem(record_id: str) -> str:
@@ -102,7 +92,7 @@ def build_data(
     known: dict[str, CrystalRecord],
     nearest: Sequence[Nearest],
     hull: TernaryHull,
-    thresholds: Thresholds,
+    criteria: Criteria,
     chemsys: str,
     out_dir: Path,
     dft_ready: Path | None,
@@ -139,7 +129,14 @@ def build_data(
         "meta": {
             "chemsys": chemsys,
             "elements": hull.elements,
-            "thresholds": asdict(thresholds),
+            # the export's verdict thresholds, drawn in the plots
+            "thresholds": {
+                "e_above_hull": criteria.synthesizable,
+                "band_gap_min": criteria.band_gap_min,
+                "band_gap_max": criteria.band_gap_max,
+                "band_gap_level": criteria.band_gap_level,
+                "delta_g_pbx": criteria.max_delta_g_pbx,
+            },
             "count": len(table),
         },
         "columns": [asdict(c) for c in columns],

@@ -8,10 +8,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+from pymatgen.analysis.phase_diagram import PhaseDiagram
 from pymatgen.core import Composition
 
 from pipeline.records import CrystalRecord
+from pipeline.screen.convex_hull import pd_entry
 
 HEIGHT = math.sqrt(3) / 2
 
@@ -42,7 +43,7 @@ def ternary_hull(references: Sequence[CrystalRecord], elements: Sequence[str]) -
     if len(elements) != 3:  # no triangle to draw in
         return hull
     entries = [
-        PDEntry(Composition(r.formula), r.properties["energy_per_atom"] * r.natoms, name=r.id)
+        pd_entry(r)  # on the potential's energy scale, as the hull stage's
         for r in references
         if "energy_per_atom" in r.properties
     ]

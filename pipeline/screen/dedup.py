@@ -5,9 +5,8 @@ crystals are the same up to symmetry and small distortions. Fitting is the expen
 so each structure is reduced to its Niggli-reduced primitive cell once (:func:`prepare`;
 ``fit`` then skips its own reduction, which otherwise takes most of its time), and pairs
 that cannot match (other formula, other primitive size, Niggli lengths too far apart:
-:func:`can_match`) are never fitted. Used by the validate stage (duplicates, novelty)
-by the quality evaluation (uniqueness, novelty) and by the export (is a relaxed candidate a
-known structure?).
+:func:`can_match`) are never fitted. Used by the known-structure index and duplicate search
+(:mod:`pipeline.screen.known`) and by the hull's choice of distinct polymorphs.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from dataclasses import dataclass
 
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
-from tqdm import tqdm
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,11 @@ class Prepared:
 
 def prepare(structure: Structure) -> Prepared:
     """The primitive cell of ``structure`` and the invariants :func:`can_match` compares."""
-    primitive = structure.get_primitive_structure().get_reduced_structure("niggli")
+    return invariants(structure.get_primitive_structure().get_reduced_structure("niggli"))
+
+
+def invariants(primitive: Structure) -> Prepared:
+    """The :class:`Prepared` of a cell that is already primitive and Niggli-reduced."""
     lattice = primitive.lattice
     scale = (len(primitive) / lattice.volume) ** (1 / 3)
     lengths = tuple(sorted(float(x) * scale for x in lattice.abc))
@@ -66,120 +68,25 @@ def default_matcher() -> StructureMatcher:
     return StructureMatcher(primitive_cell=False)
 
 
-def unique_indices(structures: Sequence[Prepared], matcher: StructureMatcher) -> list[int]:
-    """Indices of the first structure of each group of matching structures."""
-    by_key: dict[tuple[str, int], list[int]] = defaultdict(list)
-    for i, s in enumerate(structures):
-        by_key[s.formula, s.nsites].append(i)
-    keep = []
-    for indices in by_key.values():
-        representatives: list[int] = []
-        for i in indices:
-            if not any(matches(structures[i], structures[j], matcher) for j in representatives):
-                representatives.append(i)
-        keep.extend(representatives)
-    return sorted(keep)
-
-
-def novel_mask(
-    structures: Sequence[Prepared], training: Sequence[Prepared], matcher: StructureMatcher
-) -> list[bool]:
-    """Whether each structure matches no training structure."""
-    by_key: dict[tuple[str, int], list[Prepared]] = defaultdict(list)
-    for t in training:
-        by_key[t.formula, t.nsites].append(t)
-    return [
-        not any(matches(s, t, matcher) for t in by_key[s.formula, s.nsites])
-        for s in tqdm(structures, desc="novelty", unit="structure", leave=False)
-    ]
-
-
-@dataclass(frozen=True)
-class Match:
-    """Which earlier candidate a candidate duplicates, and which training structure it is."""
-
-    duplicate_of: str | None
-    known_as: str | None
-
-
-def find_matches(
-    candidates: Sequence[tuple[str, Structure]],
-    known: Sequence[tuple[str, Structure]],
+def duplicates(
+    structures: Sequence[Prepared],
+    ids: Sequence[str],
+    groups: Sequence[str] | None = None,
     matcher: StructureMatcher | None = None,
-    progress: bool = False,
-) -> list[Match]:
-    """For each candidate: the first earlier candidate it duplicates, and a known match.
-
-    Parameters
-    ----------
-    candidates
-        ``(id, structure)`` in their order of priority: the first of a group of
-        duplicates is kept, the later ones point to it.
-    known
-        ``(id, structure)`` of the training data. Only candidates that are not
-        duplicates are compared with them; only known structures with a candidate's
-        formula are reduced.
-    """
-    matcher = matcher or default_matcher()
-    known_prepared = _index_known(candidates, known, progress)
-    kept: dict[tuple[str, int], list[tuple[str, Prepared]]] = defaultdict(list)
-    results = []
-    for candidate_id, structure in tqdm(
-        candidates, desc="deduplicate", unit="structure", disable=not progress
-    ):
-        prepared = prepare(structure)
-        key = (prepared.formula, prepared.nsites)
-        duplicate_of = _first_match(prepared, kept[key], matcher)
-        known_as = None
-        if duplicate_of is None:
-            kept[key].append((candidate_id, prepared))
-            known_as = _first_match(prepared, known_prepared[key], matcher)
-        results.append(Match(duplicate_of=duplicate_of, known_as=known_as))
-    return results
-
-
-def known_matches(
-    candidates: Sequence[tuple[str, Structure]],
-    known: Sequence[tuple[str, Structure]],
-    matcher: StructureMatcher | None = None,
-    progress: bool = False,
 ) -> list[str | None]:
-    """For each candidate, the id of the first ``known`` structure it matches (None: new).
+    """For each structure, the id of the first earlier one of its group it matches.
 
-    Unlike :func:`find_matches`, every candidate is compared, duplicates included.
+    ``groups`` (e.g. each structure's generator) limits duplicates to the same group;
+    None: one group. The first of each set of matching structures gets None.
     """
     matcher = matcher or default_matcher()
-    known_prepared = _index_known(candidates, known, progress)
-    out = []
-    for _, structure in tqdm(candidates, desc="known?", unit="structure", disable=not progress):
-        prepared = prepare(structure)
-        out.append(
-            _first_match(prepared, known_prepared[prepared.formula, prepared.nsites], matcher)
-        )
+    groups = groups if groups is not None else [""] * len(structures)
+    kept: dict[tuple[str, str, int], list[tuple[str, Prepared]]] = defaultdict(list)
+    out: list[str | None] = []
+    for structure, structure_id, group in zip(structures, ids, groups):
+        pool = kept[group, structure.formula, structure.nsites]
+        first = next((i for i, other in pool if matches(structure, other, matcher)), None)
+        if first is None:
+            pool.append((structure_id, structure))
+        out.append(first)
     return out
-
-
-def _index_known(
-    candidates: Sequence[tuple[str, Structure]],
-    known: Sequence[tuple[str, Structure]],
-    progress: bool,
-) -> dict[tuple[str, int], list[tuple[str, Prepared]]]:
-    """The known structures of the candidates' formulas, prepared, by formula and size."""
-    formulas = {structure.composition.reduced_formula for _, structure in candidates}
-    index: dict[tuple[str, int], list[tuple[str, Prepared]]] = defaultdict(list)
-    for known_id, structure in tqdm(
-        known, desc="known cells", unit="structure", disable=not progress
-    ):
-        if structure.composition.reduced_formula in formulas:
-            prepared = prepare(structure)
-            index[prepared.formula, prepared.nsites].append((known_id, prepared))
-    return index
-
-
-def _first_match(
-    prepared: Prepared, pool: Sequence[tuple[str, Prepared]], matcher: StructureMatcher
-) -> str | None:
-    for other_id, other in pool:
-        if matches(prepared, other, matcher):
-            return other_id
-    return None

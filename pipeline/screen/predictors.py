@@ -71,24 +71,6 @@ class LinearGapMap:
         return 0.0 if gap <= 0.0 else self.slope * gap + self.intercept
 
 
-@dataclass(frozen=True)
-class BandGapWindow:
-    """The band-gap filter, stated at one level of theory (``PBE`` or ``HSE``)."""
-
-    min: float
-    max: float
-    level: str
-
-    def __post_init__(self) -> None:
-        if self.level not in ("PBE", "HSE"):
-            raise PipelineInputError(f"band-gap level must be PBE or HSE, not {self.level!r}")
-        if not self.min <= self.max:
-            raise PipelineInputError(f"band-gap window: min {self.min} > max {self.max}")
-
-    def contains(self, gap: float) -> bool:
-        return self.min <= gap <= self.max
-
-
 def gap_at_level(
     gap: float, gap_level: str, window_level: str, pbe_to_hse: LinearGapMap | None
 ) -> float:

@@ -5,21 +5,21 @@ hull as generated (atoms squeezed together, a cell far off) seldom relaxes into 
 low-energy one within the step limit. One single-point energy per candidate is cheap,
 and its energy above the hull of the relaxed references (the "unrelaxed E_hull") is an
 upper bound of where the candidate could at best end up after relaxation, comparable
-across compositions. The candidates are ranked by it, novel ones before those that match
-a training structure, and the first ``limit`` are relaxed; the others are deferred.
+across compositions. The candidates are ranked by it, new ones before those that are
+known structures, and the first ``limit`` are relaxed; the others are deferred.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
-from pymatgen.core import Composition
+from pymatgen.analysis.phase_diagram import PhaseDiagram
 
 from pipeline.records import CrystalRecord
-from pipeline.screen.convex_hull import e_above_hull
+from pipeline.screen.convex_hull import e_above_hull, pd_entry
 
 SELECTED, DEFERRED, FAILED = "selected", "deferred", "failed"
 
@@ -30,7 +30,7 @@ class PrescreenRow:
 
     id: str
     formula: str
-    novel: bool
+    new: bool  # no known structure (validate's answer)
     energy_per_atom: float
     e_above_hull: float
     rank: int = 0
@@ -42,21 +42,27 @@ def unrelaxed_rows(
     records: Sequence[CrystalRecord],
     energies: Sequence[float],
     diagram: PhaseDiagram,
-    novel: Mapping[str, bool],
+    new: Mapping[str, bool],
+    potential: str,
 ) -> list[PrescreenRow]:
-    """The prescreen row of each record from its single-point energy (eV/atom)."""
+    """The prescreen row of each record from its single-point energy (eV/atom) with
+    ``potential`` (as :func:`pipeline.screen.potentials.describe` names it), placed on the
+    hull on that potential's energy scale."""
     rows = []
     for record, energy in zip(records, energies, strict=True):
         e_hull = math.nan
         if math.isfinite(energy):
-            composition = Composition(record.formula)
-            entry = PDEntry(composition, energy * composition.num_atoms, name=record.id)
-            e_hull = e_above_hull(diagram, entry).e_above_hull
+            evaluated = dataclasses.replace(
+                record,
+                properties={**record.properties, "energy_per_atom": float(energy)},
+                provenance={**record.provenance, "potential": potential},
+            )
+            e_hull = e_above_hull(diagram, pd_entry(evaluated)).e_above_hull
         rows.append(
             PrescreenRow(
                 id=record.id,
                 formula=record.formula,
-                novel=bool(novel.get(record.id, True)),
+                new=bool(new.get(record.id, True)),
                 energy_per_atom=float(energy),
                 e_above_hull=e_hull,
             )
@@ -67,7 +73,7 @@ def unrelaxed_rows(
 def choose_for_relaxation(rows: Sequence[PrescreenRow], limit: int | None) -> list[PrescreenRow]:
     """Rank ``rows`` and mark the first ``limit`` of them (all when ``None``) selected.
 
-    Novel candidates come first, then the lowest unrelaxed E_hull; rows without a finite
+    New candidates come first, then the lowest unrelaxed E_hull; rows without a finite
     energy are failed and come last. Returns the same row objects in that order.
     """
     failed = [row for row in rows if not math.isfinite(row.e_above_hull)]
@@ -75,7 +81,7 @@ def choose_for_relaxation(rows: Sequence[PrescreenRow], limit: int | None) -> li
         row.status, row.reason = FAILED, "the potential gave no finite single-point energy"
     ranked = sorted(
         (row for row in rows if math.isfinite(row.e_above_hull)),
-        key=lambda row: (not row.novel, row.e_above_hull, row.id),
+        key=lambda row: (not row.new, row.e_above_hull, row.id),
     )
     for rank, row in enumerate(ranked, start=1):
         row.rank = rank

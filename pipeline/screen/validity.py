@@ -13,6 +13,7 @@ from pymatgen.core import Structure
 
 from pipeline.chemsys import ChemicalSystem
 from pipeline.errors import PipelineInputError
+from pipeline.settings.typed import ScreenSettings
 
 
 @dataclass(frozen=True)
@@ -23,9 +24,9 @@ class ValidityLimits:
     relaxation can fix a cell that is off by a factor of two, but not a gas or a collapse.
     """
 
-    min_distance: float = 0.5
-    min_volume_per_atom: float = 4.0
-    max_volume_per_atom: float = 40.0
+    min_distance: float
+    min_volume_per_atom: float
+    max_volume_per_atom: float
 
     def __post_init__(self) -> None:
         if self.min_distance <= 0 or not 0 < self.min_volume_per_atom < self.max_volume_per_atom:
@@ -33,6 +34,11 @@ class ValidityLimits:
                 "validity limits need min_distance > 0 and"
                 " 0 < min_volume_per_atom < max_volume_per_atom"
             )
+
+    @classmethod
+    def from_settings(cls, screen: ScreenSettings) -> ValidityLimits:
+        """The limits of a run's ``screen`` settings."""
+        return cls(screen.min_distance, screen.min_volume_per_atom, screen.max_volume_per_atom)
 
 
 def min_interatomic_distance(structure: Structure) -> float:

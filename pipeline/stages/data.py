@@ -23,7 +23,7 @@ from pipeline.datasets.summary import composition_summary, plot_composition_dist
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import CrystalRecord, make_ids_unique, write_records
 from pipeline.screen.coverage import binaries_without_compounds
-from pipeline.settings import default
+from pipeline.settings import setting_argument
 from pipeline.symmetry import summarize_table, symmetry_table
 
 SOURCES = ("bundled", "mp", "cif_dir")
@@ -35,33 +35,42 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load crystals from a source, keep the usable ones, write the canonical"
         " dataset, the hull reference phases, a per-composition summary and a plot.",
     )
-    parser.add_argument("--source", choices=SOURCES, default=default("data.source"))
+    setting_argument(parser, "--source", "data.source", choices=SOURCES)
     add_system_arguments(parser)
-    parser.add_argument(
-        "--bundled-dataset", type=Path, default=Path("resources/datasets/mgmno_kim2020.json.gz")
-    )
-    parser.add_argument(
-        "--bundled-references",
+    setting_argument(
+        parser,
+        "--bundled-dataset",
+        "data.bundled.dataset",
         type=Path,
-        default=Path("resources/datasets/mgmno_reference_phases.json"),
+        help="the bundled training set (relative to the working directory)",
+    )
+    setting_argument(
+        parser,
+        "--bundled-references",
+        "data.bundled.references",
+        type=Path,
+        help="the bundled hull reference phases (relative to the working directory)",
     )
     parser.add_argument("--cif-dir", type=Path, help="folder of CIFs (source cif_dir)")
-    parser.add_argument(
+    setting_argument(
+        parser,
         "--mp-require-all-elements",
+        "data.mp.require_all_elements",
         action=argparse.BooleanOptionalAction,
-        default=default("data.mp.require_all_elements"),
         help="train only on structures with every element",
     )
-    parser.add_argument(
+    setting_argument(
+        parser,
         "--mp-reference-ehull",
+        "data.mp.reference_e_above_hull",
         type=float,
-        default=default("data.mp.reference_e_above_hull"),
         help="MP phases within this E_hull (eV/atom) become hull references",
     )
-    parser.add_argument(
+    setting_argument(
+        parser,
         "--exclude-formulas",
+        "data.exclude_formulas",
         nargs="*",
-        default=[],
         metavar="FORMULA",
         help="leave every structure of these reduced formulas out (a hold-out)",
     )

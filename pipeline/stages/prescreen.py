@@ -2,7 +2,7 @@
 
 Every unique valid candidate of ``validate`` gets one single-point energy with the
 screening potential and its energy above the hull of the relaxed references (the same
-hull the relaxed candidates are placed on later). Novel candidates first, then the
+hull the relaxed candidates are placed on later). New candidates first, then the
 lowest unrelaxed E_hull: the first ``--max-candidates`` are written for relaxation; the
 table lists every candidate with its rank, status (``selected``, ``deferred``,
 ``failed``) and reason. See :mod:`pipeline.screen.prescreening` for why.
@@ -31,6 +31,7 @@ from pipeline.screen.prescreening import (
     choose_for_relaxation,
     unrelaxed_rows,
 )
+from pipeline.settings import setting_argument
 
 COLUMNS = [name for name in PrescreenRow.__dataclass_fields__] + ["potential"]
 
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--validation-table",
         type=Path,
         required=True,
-        help="validate's table (.csv), for which candidates are novel",
+        help="validate's table (.csv), for which candidates are new",
     )
     parser.add_argument(
         "--references-relaxed",
@@ -59,10 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="hull references relaxed with the same potential",
     )
-    parser.add_argument(
+    setting_argument(
+        parser,
         "--max-candidates",
+        "screen.max_candidates",
         type=int,
-        default=None,
         help="most candidates passed on to relaxation (default: all)",
     )
     add_relax_arguments(parser)
@@ -81,20 +83,20 @@ def main(argv: list[str] | None = None) -> int:
     spec, _ = relax_options(args)
     records = read_records(args.validated)
     table = pd.read_csv(args.validation_table, keep_default_na=False, na_values=[""])
-    if not {"id", "novel"} <= set(table.columns):
-        raise PipelineInputError(f"{args.validation_table}: needs the columns id and novel")
-    novel = {row.id: row.novel in (True, "True") for row in table.itertuples()}
+    if not {"id", "new"} <= set(table.columns):
+        raise PipelineInputError(f"{args.validation_table}: needs the columns id and new")
+    new = {row.id: row.new in (True, "True") for row in table.itertuples()}
     diagram = phase_diagram(read_records(args.references_relaxed))
 
     energies = single_point_records(records, spec, args.mode, args.batch_atoms)
+    potential = describe(spec)
     rows = choose_for_relaxation(
-        unrelaxed_rows(records, energies, diagram, novel), args.max_candidates
+        unrelaxed_rows(records, energies, diagram, new, potential), args.max_candidates
     )
     by_id = {record.id: record for record in records}
     chosen = [by_id[row.id] for row in rows if row.status == SELECTED]
     write_records(chosen, args.out)
 
-    potential = describe(spec)
     args.out_table.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame([{**asdict(row), "potential": potential} for row in rows], columns=COLUMNS).to_csv(
         args.out_table, index=False

@@ -1,7 +1,8 @@
 """CLI of the report stage: ``python -m pipeline.stages.report --help``.
 
-Draws the screen's plots from its tables; the rule registers them with Snakemake's ``report()``
-so ``snakemake --report report.html`` collects them.
+Draws the screen's plots from its tables and the export's verdict (``passes`` in
+candidates.csv; the thresholds drawn are those of its criteria.json); the rule registers them
+with Snakemake's ``report()`` so ``snakemake --report report.html`` collects them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import sys
 from pathlib import Path
 
 from pipeline.chemsys import ChemicalSystem
-from pipeline.cli import add_e_hull_thresholds
 from pipeline.errors import exit_on_input_error
 from pipeline.formats import read_table
 from pipeline.records import read_records
@@ -21,7 +21,8 @@ from pipeline.report_plots import (
     plot_lattice_distributions,
     plot_ternary_hull,
 )
-from pipeline.settings import default
+from pipeline.screen.criteria import Criteria
+from pipeline.settings import setting_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,24 +31,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Plots of the screen: E_hull histogram, ternary hull with candidates,"
         " band gap vs Delta G_pbx, lattice parameters generated vs training.",
     )
-    parser.add_argument("--chemsys", default=default("chemsys"))
+    setting_argument(parser, "--chemsys", "chemsys", help="chemical system, e.g. Mg-Mn-O")
     parser.add_argument("--candidates", type=Path, required=True, help="candidates.csv of export")
     parser.add_argument(
         "--references", type=Path, required=True, help="relaxed hull references (.json.gz)"
     )
     parser.add_argument("--relaxed", type=Path, required=True, help="relaxed candidates (.json.gz)")
     parser.add_argument("--training", type=Path, required=True, help="training dataset (.json.gz)")
-    add_e_hull_thresholds(parser)
     parser.add_argument(
-        "--gap-window",
-        type=float,
-        nargs=2,
-        default=(default("screen.band_gap.min"), default("screen.band_gap.max")),
-        metavar=("MIN", "MAX"),
-    )
-    parser.add_argument("--gap-level", default=default("screen.band_gap.level"))
-    parser.add_argument(
-        "--max-delta-g-pbx", type=float, default=default("screen.pourbaix.max_delta_g")
+        "--criteria", type=Path, required=True, help="the export's criteria.json (thresholds)"
     )
     parser.add_argument("--out-e-hull", type=Path, required=True)
     parser.add_argument("--out-ternary", type=Path, required=True)
@@ -60,13 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     system = ChemicalSystem.parse(args.chemsys)
+    criteria = Criteria.read(args.criteria)
     candidates = read_table(
         args.candidates,
         ["id", "model", "formula", "e_above_hull", "band_gap", "delta_g_pbx", "passes"],
     )
     plot_e_hull_histogram(
         candidates,
-        {"synthesizable": args.synthesizable, "metastable": args.metastable},
+        {"synthesizable": criteria.synthesizable, "metastable": criteria.metastable},
         args.out_e_hull,
         models=candidates["model"],
     )
@@ -75,13 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         candidates,
         system.elements,
         args.out_ternary,
-        args.synthesizable,
+        criteria.synthesizable,
     )
     plot_gap_vs_pourbaix(
         candidates,
-        tuple(args.gap_window),
-        args.max_delta_g_pbx,
-        args.gap_level,
+        (criteria.band_gap_min, criteria.band_gap_max),
+        criteria.max_delta_g_pbx,
+        criteria.band_gap_level,
         args.out_gap_pourbaix,
     )
     ks = plot_lattice_distributions(

@@ -271,7 +271,7 @@ function fileLinks(files) {
   return links.join("");
 }
 
-const FACT_KEYS = ["model", "space_group", "e_above_hull", "band_gap", "band_gap_level", "delta_g_pbx", "passes", "failed", "novel", "known_as"];
+const FACT_KEYS = ["model", "space_group", "e_above_hull", "band_gap", "band_gap_level", "delta_g_pbx", "passes", "failed", "new", "known_as"];
 
 function renderFacts(row) {
   const others = COLUMNS.filter((c) => c.kind === "number" && c.key.startsWith("e_above_hull_"));

@@ -1,12 +1,12 @@
-"""Stage single_point: another potential's energy of every relaxed structure, as it is.
+"""Stage second_opinion: another potential's energy of every relaxed structure, as it is.
 
 The second opinion on the screen's stability: the structures relaxed with the screening
 potential get one single-point energy each with a second potential, at the first one's
 geometry (no relaxation: seconds per hundred structures, where relaxing them again costs
-as much as the first relaxation). The hull stage places these energies on the second
+as much as the first relaxation). The ehull stage places these energies on the second
 potential's own relaxed hull. Writes the structures unchanged but for
 ``properties.energy_per_atom`` (NaN where the potential failed) and ``provenance.potential``.
-Run ``python -m pipeline.stages.single_point --help``.
+Run ``python -m pipeline.stages.second_opinion --help``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pipeline.screen.potentials import describe
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.stages.single_point",
+        prog="python -m pipeline.stages.second_opinion",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,0 +1,55 @@
+# One rule relaxes with any potential: the main one (screen.potential) and each consensus one,
+# in screen.shards shards; only the main potential's relaxations are symmetrised and relaxed
+# again.
+
+
+rule relax:
+    input:
+        rules.prescreen.output.prescreened,
+    output:
+        shard="results/screen/relax/{potential}/shard_{shard}.json.gz",
+        status="results/screen/relax/{potential}/shard_{shard}.csv",
+    params:
+        relax=lambda wildcards: potential_cli_args(wildcards.potential)
+        + f" --fmax {SCREEN.fmax} --max-steps {SCREEN.max_steps}",
+        shards=SCREEN.shards,
+        symmetrise=lambda wildcards: (
+            "--symmetrise" if wildcards.potential == POTENTIAL and SCREEN.symmetrise else ""
+        ),
+    log:
+        "logs/screen/relax/{potential}/shard_{shard}.log",
+    conda:
+        "../envs/screen.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=120,
+    shell:
+        "python -m pipeline.stages.relax shard --input {input} --shard {wildcards.shard}"
+        " --shards {params.shards} {params.relax} {params.symmetrise} --threads {threads}"
+        " --out {output.shard} --out-status {output.status} > {log} 2>&1"
+
+
+rule gather_relaxed:
+    input:
+        shards=expand(
+            rules.relax.output.shard, shard=range(SCREEN.shards), allow_missing=True
+        ),
+        status=expand(
+            rules.relax.output.status, shard=range(SCREEN.shards), allow_missing=True
+        ),
+    output:
+        relaxed="results/screen/relax/{potential}/relaxed.json.gz",
+        status="results/screen/relax/{potential}/relax_status.csv",
+    log:
+        "logs/screen/relax/{potential}/gather.log",
+    conda:
+        "../envs/screen.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m pipeline.stages.relax gather --shard-files {input.shards}"
+        " --status-files {input.status} --out {output.relaxed}"
+        " --out-status {output.status} > {log} 2>&1"
