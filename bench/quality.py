@@ -1,7 +1,8 @@
 """Quality of the trained generators after a pipeline run, beside Kim et al. (2020).
 
-Reads a finished run's files (every generator's samples, the relaxed candidates, the hull table,
-the training set), computes the figures of ``pipeline.quality`` and prints ONE JSON line: per
+Reads a finished run's files (validation.csv, candidates.csv with the export's verdict, the
+relaxed candidates, the training set), computes the figures of ``pipeline.quality`` as the
+evaluate stage does and prints ONE JSON line: per
 model the validity, uniqueness, novelty, E_hull fractions, S.U.N. rate and mean lattice K-S
 statistic, Kim et al.'s figures for the same screen, and the evaluation's wall time.
 
@@ -26,7 +27,6 @@ sys.path.insert(0, str(REPO))
 from pipeline.formats import read_table  # noqa: E402
 from pipeline.quality import KIM2020_REFERENCE, evaluate_model  # noqa: E402
 from pipeline.records import read_records  # noqa: E402
-from pipeline.screen.dedup import prepare  # noqa: E402
 
 HEADLINE = (
     "n_generated",
@@ -52,33 +52,34 @@ def main() -> int:
     )
     args = parser.parse_args()
     results = args.results
-    sample_files = sorted(results.glob("samples/*/samples.json.gz"))
+    relaxed_files = sorted(results.glob("screen/relax/*/relaxed.json.gz"))
     needed = [
-        results / "screen/relax/chgnet/relaxed.json.gz",
-        results / "screen/hull.csv",
+        results / "screen/validation.csv",
+        results / "candidates.csv",
         results / "data/dataset.json.gz",
     ]
     missing = [str(p) for p in needed if not p.is_file()] + (
-        [] if sample_files else [str(results / "samples/*")]
+        [] if relaxed_files else [str(results / "screen/relax/*/relaxed.json.gz")]
     )
     if missing:
         print(f"error: run the pipeline first; missing {missing}", file=sys.stderr)
         return 2
     start = time.perf_counter()
-    samples, relaxed = defaultdict(list), defaultdict(list)
-    for path in sample_files:
-        for record in read_records(path):
-            samples[record.source or path.parent.name].append(record)
-    for record in read_records(results / "screen/relax/chgnet/relaxed.json.gz"):
-        relaxed[record.source].append(record)
-    hull = read_table(results / "screen/hull.csv", ["id", "e_above_hull"])
-    e_above_hull = dict(zip(hull["id"], hull["e_above_hull"].astype(float)))
+    validation = read_table(results / "screen/validation.csv", ["model", "formula"])
+    candidates = read_table(results / "candidates.csv", ["id", "model", "new"])
+    relaxed = defaultdict(list)
+    main_potential = str(candidates["potential"].iloc[0]) if len(candidates) else "chgnet"
+    for record in read_records(results / f"screen/relax/{main_potential}/relaxed.json.gz"):
+        relaxed[record.source].append(record.to_structure())
     training = [r.to_structure() for r in read_records(results / "data/dataset.json.gz")]
-    training_prepared = [prepare(t) for t in training]
     figures = {}
-    for model in sorted(samples):
+    for model in sorted(set(validation["model"])):
         quality = evaluate_model(
-            model, samples[model], relaxed.get(model, []), e_above_hull, training, training_prepared
+            model,
+            validation[validation["model"] == model],
+            candidates[candidates["model"] == model],
+            relaxed.get(model, []),
+            training,
         )
         figures[model] = {key: getattr(quality, key) for key in HEADLINE}
         figures[model]["mean_lattice_ks"] = float(np.nanmean(list(quality.lattice_ks.values())))

@@ -19,8 +19,9 @@ does not use).
 Each model's relaxed structures of a held-out formula (``results/screen/relax/chgnet/relaxed.json.gz``) are
 compared with every held-out structure of that formula in the bundled set, as given there
 (the Kim et al. (2020) structures: Materials Project prototypes with substituted species, not
-relaxed with the screen's potential), by pymatgen's ``StructureMatcher`` (ltol 0.2, stol 0.3,
-angle_tol 5°; primitive cells, so a supercell matches its primitive cell). Prints one JSON
+relaxed with the screen's potential), by the screen's one matcher
+(:mod:`pipeline.screen.known`: pymatgen's ``StructureMatcher`` with its default tolerances on
+primitive cells, so a supercell matches its primitive cell). Prints one JSON
 line; per model and held-out formula: structures sampled and relaxed, held-out structures and
 how many were matched, the energy rank (1 = lowest energy per atom among the model's relaxed
 structures of the formula) of the first that matches, the best E_hull (eV/atom, against the
@@ -42,7 +43,6 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition
 from tqdm import tqdm
 
@@ -53,9 +53,10 @@ from bench.generators import finite_or_none, snakemake  # noqa: E402
 from pipeline.chemsys import ChemicalSystem, composition_label  # noqa: E402
 from pipeline.models.registry import MODELS  # noqa: E402
 from pipeline.records import CrystalRecord, read_records  # noqa: E402
+from pipeline.screen.dedup import prepare  # noqa: E402
+from pipeline.screen.known import KnownIndex  # noqa: E402
 from pipeline.symmetry import space_group  # noqa: E402
 
-MATCHER = {"ltol": 0.2, "stol": 0.3, "angle_tol": 5.0}
 # Models trained in two phases: (steps of the phase sampling uses, phase skipped here).
 STEP_KEYS = {"graph_diffusion": ("steps", "guide_steps")}
 
@@ -119,15 +120,15 @@ def overlay_config(
 
 
 def first_match_rank(
-    relaxed: list[CrystalRecord], references: list, matcher: StructureMatcher
-) -> tuple[int | None, set[int], int, list[int]]:
+    relaxed: list[CrystalRecord], references: KnownIndex
+) -> tuple[int | None, set[str], int, list[int]]:
     """Rank (by energy, from 1) of the first relaxed structure matching a reference; which
     references were matched; how many relaxed structures match one; their space groups."""
     ranked = sorted(relaxed, key=lambda r: r.properties.get("energy_per_atom", math.inf))
     first, matched, matching, groups = None, set(), 0, []
     for rank, record in enumerate(ranked, start=1):
         structure = record.to_structure()
-        hits = {i for i, ref in enumerate(references) if matcher.fit(structure, ref)}
+        hits = set(references.all_known_as(prepare(structure)))
         if hits:
             matching += 1
             matched |= hits
@@ -151,20 +152,19 @@ def score(
     relaxed = read_records(workdir / "results/screen/relax/chgnet/relaxed.json.gz")
     hull = pd.read_csv(workdir / "results/screen/hull.csv", dtype={"id": str})
     e_hull = dict(zip(hull["id"], hull["e_above_hull"].astype(float)))
-    matcher = StructureMatcher(**MATCHER)
     figures: dict = {}
     for model in models:
         samples = read_records(workdir / f"results/samples/{model}/samples.json.gz")
         per_formula = {}
         for formula, references in tqdm(held_out.items(), desc=f"match {model}"):
-            reference_structures = [r.to_structure() for r in references]
+            index = KnownIndex.build(references)
             ours = [
                 r
                 for r in relaxed
                 if r.source == model and Composition(r.formula).reduced_formula == formula
             ]
             raw = [r for r in samples if Composition(r.formula).reduced_formula == formula]
-            first, matched, matching, groups = first_match_rank(ours, reference_structures, matcher)
+            first, matched, matching, groups = first_match_rank(ours, index)
             hulls = [e_hull[r.id] for r in ours if r.id in e_hull]
             per_formula[formula] = {
                 "sampled": len(raw),
@@ -243,7 +243,7 @@ def main() -> None:
                     "targets": targets,
                     "per_composition": per_composition,
                     "steps": args.steps,
-                    "matcher": MATCHER,
+                    "matcher": "pipeline.screen.known (StructureMatcher, default tolerances)",
                     "compared_with": "held-out structures as given in the bundled set",
                     "workflow_s": workflow_s,
                     "models": figures,

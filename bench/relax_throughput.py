@@ -5,7 +5,7 @@ atoms/s, the batched/sequential ratio and the energy agreement. The structures a
 
 * with ``--samples``: generated ones, a samples file of the sample stage
   (``results/samples/{model}/samples.json.gz``), N drawn (seeded) from those that pass the
-  validate stage's checks (:func:`pipeline.stages.validate.check_record`), i.e. what the screen
+  validate stage's checks (:func:`pipeline.screen.validation.check_record`), i.e. what the screen
   relaxes. A file with fewer than N valid structures is cycled: the JSON line says how
   many are distinct (``distinct_structures``); a repeat costs both relaxers the same work;
 * without it: bundled training structures, atoms moved 0.1 Å and axes strained up to 3 %.
@@ -42,8 +42,9 @@ from pipeline.screen.potentials import (  # noqa: E402
     describe,
 )
 from pipeline.screen.relaxation import RelaxSettings, relax_sequential  # noqa: E402
+from pipeline.screen.validation import VALID, check_record  # noqa: E402
 from pipeline.screen.validity import ValidityLimits  # noqa: E402
-from pipeline.stages.validate import VALID, check_record  # noqa: E402
+from pipeline.settings import default_settings  # noqa: E402
 
 DATASET = Path(__file__).resolve().parents[1] / "resources/datasets/mgmno_kim2020.json.gz"
 
@@ -142,7 +143,11 @@ def main() -> None:
         source, distinct = "bundled, perturbed", args.n
     else:
         records, distinct = generated_structures(
-            args.samples, args.n, args.seed, ChemicalSystem.parse(args.chemsys), ValidityLimits()
+            args.samples,
+            args.n,
+            args.seed,
+            ChemicalSystem.parse(args.chemsys),
+            ValidityLimits.from_settings(default_settings().screen),
         )
         source = str(args.samples)
     atoms = sum(r.natoms for r in records)

@@ -9,6 +9,7 @@ session (CHGNet loads in a few seconds and each energy takes a fraction of a sec
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ import pandas as pd
 
 from pipeline.chemsys import ChemicalSystem
 from pipeline.records import CrystalRecord, read_records, write_records
+from pipeline.screen.criteria import Criteria
 from pipeline.screen.hull_table import hull_table
 from pipeline.screen.known import KnownIndex
 from pipeline.screen.potentials import PotentialSpec, describe
@@ -98,6 +100,7 @@ def write_screen_inputs(folder: Path) -> dict[str, Path]:
         "relaxed": folder / "results/screen/relax/chgnet/relaxed.json.gz",
         "references": folder / "results/hull/chgnet/references_relaxed.json.gz",
         "training": folder / "results/data/dataset.json.gz",
+        "known": folder / "results/data/known.json.gz",
         "hull": folder / "results/screen/hull.csv",
         "validation": folder / "results/screen/validation.csv",
         "known_index": folder / "results/screen/known_structures.json.gz",
@@ -106,6 +109,7 @@ def write_screen_inputs(folder: Path) -> dict[str, Path]:
     write_records(data.candidates, paths["relaxed"])
     write_records(data.references, paths["references"])
     write_records(data.training, paths["training"])
+    write_records(data.training, paths["known"])
     index = KnownIndex.build([*data.training, *data.references])
     index.write(paths["known_index"])
     raw = []
@@ -137,4 +141,45 @@ def write_screen_inputs(folder: Path) -> dict[str, Path]:
             "energy_per_atom": [r.properties["energy_per_atom"] for r in data.candidates],
         }
     ).to_csv(paths["relax_status"], index=False)
+    return paths
+
+
+# The small screen has no second potential's energies.
+CRITERIA = dataclasses.replace(Criteria.default(), second_opinion=None)
+
+
+def run_screen(folder: Path) -> dict[str, Path]:
+    """:func:`write_screen_inputs`, then the properties, pourbaix and export stages' CLIs on
+    them; returns every path by name."""
+    from pipeline.stages.export import main as export_main
+    from pipeline.stages.pourbaix import main as pourbaix_main
+    from pipeline.stages.properties import main as properties_main
+
+    paths = write_screen_inputs(folder)
+    screen = folder / "results/screen"
+    paths |= {
+        "properties": screen / "properties.csv",
+        "pourbaix": screen / "pourbaix.csv",
+        "candidates": folder / "results/candidates.csv",
+        "criteria": folder / "results/criteria.json",
+        "dft_ready": folder / "results/dft_ready",
+    }
+    properties = ["--relaxed", paths["relaxed"], "--predictor", "cgcnn", "--threads", "1"]
+    assert properties_main([str(a) for a in [*properties, "--out", paths["properties"]]]) == 0
+    pourbaix = ["--relaxed", paths["relaxed"], "--references", paths["references"]]
+    pourbaix += ["--out", paths["pourbaix"], "--out-scheme", screen / "scheme.json"]
+    assert pourbaix_main([str(a) for a in pourbaix]) == 0
+    export = {
+        "--relaxed": paths["relaxed"],
+        "--hull": paths["hull"],
+        "--properties": paths["properties"],
+        "--pourbaix": paths["pourbaix"],
+        "--known-index": paths["known_index"],
+        "--criteria": CRITERIA.to_json(),
+        "--seed": 7,
+        "--out-candidates": paths["candidates"],
+        "--out-criteria": paths["criteria"],
+        "--out-dir": paths["dft_ready"],
+    }
+    assert export_main([str(a) for item in export.items() for a in item]) == 0
     return paths

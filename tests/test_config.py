@@ -6,8 +6,8 @@ import pytest
 import yaml
 from conftest import REPO
 
-from pipeline.settings import check_config, config_problems, load_schema, restrict_to_system
 from pipeline.errors import PipelineInputError
+from pipeline.settings import check_config, config_problems, load_schema, restrict_to_system
 
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
 

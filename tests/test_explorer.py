@@ -19,52 +19,37 @@ import pandas as pd
 import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
-from screen_data import screen_data, write_screen_inputs
+from screen_data import run_screen, screen_data
 
 from pipeline.explorer.database import database_key, database_value
 from pipeline.explorer.nearest import find_nearest, radial_fingerprint
 from pipeline.explorer.table import label_of, merge_tables, ordered_columns
 from pipeline.explorer.ternary import ternary_hull
 from pipeline.stages.explorer import main as explorer_main
-from pipeline.stages.export import main as export_main
-from pipeline.stages.pourbaix import main as pourbaix_main
-from pipeline.stages.properties import main as properties_main
 
 pytestmark = pytest.mark.slow
 
 
 def build_explorer(folder: Path) -> Path:
     """The screen's stages on the small real inputs, then the explorer; returns ``folder``."""
-    paths = write_screen_inputs(folder)
-    screen = folder / "results/screen"
-    properties = ["--relaxed", str(paths["relaxed"]), "--predictor", "cgcnn"]
-    properties += ["--pbe-to-hse", "1.348", "0.913", "--out", str(screen / "properties.csv")]
-    assert properties_main(properties) == 0
-    pourbaix = ["--relaxed", str(paths["relaxed"]), "--references", str(paths["references"])]
-    pourbaix += ["--out", str(screen / "pourbaix.csv"), "--out-scheme", str(screen / "scheme.json")]
-    assert pourbaix_main(pourbaix) == 0
-    tables = {
+    paths = run_screen(folder)
+    explorer = {
+        "--relaxed": paths["relaxed"],
+        "--candidates": paths["candidates"],
+        "--criteria": paths["criteria"],
         "--hull": paths["hull"],
-        "--properties": screen / "properties.csv",
-        "--pourbaix": screen / "pourbaix.csv",
+        "--properties": paths["properties"],
+        "--pourbaix": paths["pourbaix"],
         "--validation": paths["validation"],
+        "--relax-status": paths["relax_status"],
+        "--references": paths["references"],
+        "--known": paths["training"],
+        "--dft-ready": paths["dft_ready"],
+        "--chemsys": "Mg-Mn-O",
+        "--out-dir": folder / "results/explorer",
+        "--out-db": folder / "results/candidates.db",
     }
-    export = ["--relaxed", str(paths["relaxed"]), "--seed", "7"]
-    export += [arg for name, path in tables.items() for arg in (name, str(path))]
-    export += ["--out-candidates", str(folder / "results/candidates.csv")]
-    export += ["--out-dir", str(folder / "results/dft_ready")]
-    assert export_main(export) == 0
-    explorer = ["--relaxed", str(paths["relaxed"])]
-    explorer += ["--candidates", str(folder / "results/candidates.csv")]
-    explorer += [arg for name, path in tables.items() for arg in (name, str(path))]
-    explorer += ["--relax-status", str(paths["relax_status"])]
-    explorer += ["--references", str(paths["references"]), "--training", str(paths["training"])]
-    explorer += ["--dft-ready", str(folder / "results/dft_ready"), "--chemsys", "Mg-Mn-O"]
-    explorer += ["--max-e-hull", "0.08", "--gap-window", "1.6", "3.0"]
-    explorer += ["--gap-level", "HSE", "--max-delta-g-pbx", "0.59"]
-    explorer += ["--out-dir", str(folder / "results/explorer")]
-    explorer += ["--out-db", str(folder / "results/candidates.db")]
-    assert explorer_main(explorer) == 0
+    assert explorer_main([str(a) for item in explorer.items() for a in item]) == 0
     return folder
 
 
@@ -120,24 +105,29 @@ def test_a_new_column_is_shown_with_a_label_made_from_its_name(explorer_run):
     assert label_of("e_above_hull_mp_flag", "bool") == "e above hull mp flag"
 
 
-def test_the_nearest_known_structure_is_the_match_else_the_same_formula(explorer_run):
+def test_the_nearest_known_structure_is_the_known_one_else_the_same_formula(explorer_run):
     data = screen_data()
     magnesia = next(r for r in data.candidates if r.id == "gan-MgO")
+    candidates = pd.read_csv(explorer_run / "results/candidates.csv", dtype={"id": str})
+    known_as = dict(candidates.dropna(subset=["known_as"])[["id", "known_as"]].values)
+    assert known_as == {"gan-MgO": "MgO"}  # the export's answer, from the known index
     nearest = {
-        n.candidate_id: n for n in find_nearest(data.candidates, data.references, data.training, {})
+        n.candidate_id: n
+        for n in find_nearest(data.candidates, data.references, data.training, known_as)
     }
-    # The candidate MgO is the reference rock salt itself: the closest fingerprint, and the
-    # same structure for StructureMatcher.
-    assert nearest["gan-MgO"].known_id == "MgO" and nearest["gan-MgO"].rule == "relaxed_match"
-    assert nearest["gan-MgO"].distance == pytest.approx(0.0, abs=1e-9)
+    # The candidate MgO is the reference rock salt itself: shown beside it as the same structure.
+    assert nearest["gan-MgO"].known_id == "MgO" and nearest["gan-MgO"].rule == "known"
+    assert nearest["gan-MgO"].how.startswith("the same structure")
+    assert nearest["gan-MgO"].distance == 0.0
     assert radial_fingerprint(magnesia.to_structure()).shape == (120,)  # 6 Å in 0.05 Å bins
-    matched = find_nearest([magnesia], data.references, data.training, {"gan-MgO": "MgO"})
-    assert matched[0].rule == "match" and matched[0].how.startswith("same structure")
+    unmatched = find_nearest([magnesia], data.references, data.training, {})
+    assert unmatched[0].rule == "fingerprint" and unmatched[0].known_id == "MgO"
+    assert unmatched[0].distance == pytest.approx(0.0, abs=1e-9)
     for n in nearest.values():
         assert n.known_id is not None  # the references span the system: always something
     # Each rule is used in this small screen: the other rules' candidates are different
     # polymorphs of a known formula (fingerprint) or of a formula no known structure has.
-    assert {n.rule for n in nearest.values()} == {"relaxed_match", "fingerprint", "composition"}
+    assert {n.rule for n in nearest.values()} == {"known", "fingerprint", "composition"}
 
 
 def test_downloads_read_back_as_the_relaxed_structures(explorer_run):

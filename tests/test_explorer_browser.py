@@ -23,6 +23,7 @@ from pymatgen.core import Structure
 from test_explorer import build_explorer, page_data
 
 from pipeline.records import write_records
+from pipeline.screen.criteria import Criteria
 from pipeline.stages.explorer import main as explorer_main
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -238,12 +239,13 @@ def test_screenshot_of_the_page(page, tmp_path):
 def test_a_run_that_relaxed_nothing_gives_a_working_page(browser, tmp_path):
     """The tiny default run relaxes nothing: the page still opens, without script errors."""
     write_records([], tmp_path / "relaxed.json.gz")
-    (tmp_path / "candidates.csv").write_text("id,model,formula,e_above_hull,passes\n")
+    (tmp_path / "candidates.csv").write_text("id,model,formula,e_above_hull,passes,known_as\n")
+    Criteria.default().write(tmp_path / "criteria.json")
     arguments = ["--relaxed", str(tmp_path / "relaxed.json.gz")]
     arguments += ["--candidates", str(tmp_path / "candidates.csv")]
-    arguments += ["--references", str(BUNDLED_REFERENCES), "--training", str(BUNDLED_REFERENCES)]
-    arguments += ["--chemsys", "Mg-Mn-O", "--max-e-hull", "0.08", "--gap-window", "1.6", "3.0"]
-    arguments += ["--gap-level", "HSE", "--max-delta-g-pbx", "0.59"]
+    arguments += ["--criteria", str(tmp_path / "criteria.json")]
+    arguments += ["--references", str(BUNDLED_REFERENCES), "--known", str(BUNDLED_REFERENCES)]
+    arguments += ["--chemsys", "Mg-Mn-O"]
     arguments += ["--out-dir", str(tmp_path / "explorer"), "--out-db", str(tmp_path / "c.db")]
     assert explorer_main(arguments) == 0
     browser.get((tmp_path / "explorer/index.html").as_uri())

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from pymatgen.io.vasp import Incar, Poscar
 from pymatgen.io.vasp.sets import MPRelaxSet
-from screen_data import write_screen_inputs
+from screen_data import CRITERIA, run_screen, write_screen_inputs
 
 from pipeline.candidates.vasp import HSE_DIR, RELAX_DIR, write_dft_inputs
 from pipeline.formats import consensus_column
@@ -53,73 +53,11 @@ def test_hse_set_is_a_hybrid_band_structure_run(spinel, tmp_path):
     assert not (folder / HSE_DIR / "POTCAR").exists()
 
 
-# The small screen has no second potential's energies.
-CRITERIA = dataclasses.replace(Criteria.default(), second_opinion=None)
-
-
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     folder = tmp_path_factory.mktemp("export")
-    paths = write_screen_inputs(folder)
-    screen = folder / "results/screen"
-    assert (
-        properties_main(
-            [
-                "--relaxed",
-                str(paths["relaxed"]),
-                "--predictor",
-                "cgcnn",
-                "--threads",
-                "1",
-                "--out",
-                str(screen / "properties.csv"),
-            ]
-        )
-        == 0
-    )
-    assert (
-        pourbaix_main(
-            [
-                "--relaxed",
-                str(paths["relaxed"]),
-                "--references",
-                str(paths["references"]),
-                "--out",
-                str(screen / "pourbaix.csv"),
-                "--out-scheme",
-                str(screen / "scheme.json"),
-            ]
-        )
-        == 0
-    )
     (folder / "results/dft_ready/stale-candidate").mkdir(parents=True)
-    assert (
-        export_main(
-            [
-                "--relaxed",
-                str(paths["relaxed"]),
-                "--hull",
-                str(paths["hull"]),
-                "--properties",
-                str(screen / "properties.csv"),
-                "--pourbaix",
-                str(screen / "pourbaix.csv"),
-                "--known-index",
-                str(paths["known_index"]),
-                "--criteria",
-                CRITERIA.to_json(),
-                "--seed",
-                "7",
-                "--out-candidates",
-                str(folder / "results/candidates.csv"),
-                "--out-criteria",
-                str(folder / "results/criteria.json"),
-                "--out-dir",
-                str(folder / "results/dft_ready"),
-            ]
-        )
-        == 0
-    )
+    run_screen(folder)
     return folder
 
 

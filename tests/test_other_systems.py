@@ -18,6 +18,7 @@ from pipeline.datasets import materials_project as mp
 from pipeline.datasets.elements import elemental_reference
 from pipeline.records import CrystalRecord, read_records
 from pipeline.screen.coverage import binaries_without_compounds, with_nonmetal
+from pipeline.screen.hull_table import add_coverage
 from pipeline.screen.pourbaix_scheme import (
     KJ_PER_MOL_PER_EV,
     ase_aqueous_species,
@@ -26,7 +27,6 @@ from pipeline.screen.pourbaix_scheme import (
 )
 from pipeline.stages.compositions import complete_oxidation_states, enumerate_compositions
 from pipeline.stages.data import main as data_main
-from pipeline.stages.hull import add_coverage
 
 
 @pytest.mark.parametrize(

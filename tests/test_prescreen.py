@@ -12,7 +12,7 @@ from screen_helpers import perturbed
 from pipeline.records import CrystalRecord, read_records, write_records
 from pipeline.screen.convex_hull import phase_diagram
 from pipeline.screen.modes import single_point_records
-from pipeline.screen.potentials import PotentialSpec
+from pipeline.screen.potentials import PotentialSpec, describe
 from pipeline.screen.prescreening import PrescreenRow, choose_for_relaxation, unrelaxed_rows
 from pipeline.stages.prescreen import main
 
@@ -53,7 +53,8 @@ def test_batched_and_one_by_one_single_points_agree(candidates):
 
 def test_squeezed_structures_rank_after_their_near_equilibrium_forms(candidates, references):
     energies = single_point_records(candidates, PotentialSpec("chgnet"), progress=False)
-    rows = unrelaxed_rows(candidates, energies, phase_diagram(references), {})
+    potential = describe(PotentialSpec("chgnet"))
+    rows = unrelaxed_rows(candidates, energies, phase_diagram(references), {}, potential)
     ranked = choose_for_relaxation(rows, limit=2)
     assert {row.id for row in ranked[:2]} == {"gen-mgo", "gen-spinel"}
     assert all(abs(row.e_above_hull) < 0.05 for row in ranked[:2])  # on the hull, as built
@@ -64,15 +65,15 @@ def test_squeezed_structures_rank_after_their_near_equilibrium_forms(candidates,
     )
 
 
-def test_novel_candidates_come_first_and_failed_ones_last():
+def test_new_candidates_come_first_and_failed_ones_last():
     rows = [
-        PrescreenRow("known-low", "MgO", novel=False, energy_per_atom=-6.0, e_above_hull=0.0),
-        PrescreenRow("novel-high", "MgO", novel=True, energy_per_atom=-5.0, e_above_hull=1.0),
-        PrescreenRow("broken", "MgO", novel=True, energy_per_atom=math.nan, e_above_hull=math.nan),
-        PrescreenRow("novel-low", "MgO", novel=True, energy_per_atom=-5.5, e_above_hull=0.5),
+        PrescreenRow("known-low", "MgO", new=False, energy_per_atom=-6.0, e_above_hull=0.0),
+        PrescreenRow("new-high", "MgO", new=True, energy_per_atom=-5.0, e_above_hull=1.0),
+        PrescreenRow("broken", "MgO", new=True, energy_per_atom=math.nan, e_above_hull=math.nan),
+        PrescreenRow("new-low", "MgO", new=True, energy_per_atom=-5.5, e_above_hull=0.5),
     ]
     ranked = choose_for_relaxation(rows, limit=None)
-    assert [row.id for row in ranked] == ["novel-low", "novel-high", "known-low", "broken"]
+    assert [row.id for row in ranked] == ["new-low", "new-high", "known-low", "broken"]
     assert [row.rank for row in ranked] == [1, 2, 3, 0]
     assert [row.status for row in ranked] == ["selected"] * 3 + ["failed"]
 
@@ -82,7 +83,7 @@ def test_cli_writes_the_best_candidates_in_rank_order(tmp_path, candidates, refe
     pd.DataFrame(
         {
             "id": [c.id for c in candidates] + ["gen-rejected"],
-            "novel": [True, True, True, False, None],
+            "new": [True, True, True, False, None],
         }
     ).to_csv(tmp_path / "validation.csv", index=False)
     write_records(references, tmp_path / "references.json.gz")
@@ -103,7 +104,7 @@ def test_cli_writes_the_best_candidates_in_rank_order(tmp_path, candidates, refe
         ]
     )
     assert code == 0
-    # gen-mgo matches a training structure (novel False): the novel spinel comes first.
+    # gen-mgo is a known structure (new False): the new spinel comes first.
     chosen = [r.id for r in read_records(tmp_path / "prescreened.json.gz")]
     assert chosen == ["gen-spinel", "gen-mgo-squeezed"]
     table = pd.read_csv(tmp_path / "prescreen.csv")

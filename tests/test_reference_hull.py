@@ -19,7 +19,7 @@ from pipeline.screen.reference_hull import (
     lowest_distinct_per_formula,
 )
 from pipeline.screen.relaxation import RelaxSettings
-from pipeline.stages.hull import main
+from pipeline.stages.hull_references import main
 
 # Materials Project, mp-1265 (MgO, rock salt), GGA/GGA+U thermo data with the MP2020
 # corrections: formation energy -3.05 eV/atom, i.e. an energy of -6.32 eV/atom on MP's
@@ -118,7 +118,7 @@ def test_references_cli_relaxes_once_then_reuses_the_shipped_hull(tmp_path, refe
     shipped = tmp_path / "shipped"
 
     def run(out: str, *extra: str) -> dict:
-        args = ["references", "--references", str(tmp_path / "refs.json"),
+        args = ["--references", str(tmp_path / "refs.json"),
                 "--dataset", str(tmp_path / "train.json.gz"), "--per-formula", "1",
                 "--potential", "chgnet", "--max-steps", "200", *extra,
                 "--out", str(out + ".json.gz"), "--out-status", str(out + ".status.csv"),

@@ -10,6 +10,7 @@ from screen_helpers import overlapping, perturbed
 from pipeline.errors import PipelineInputError
 from pipeline.records import write_records
 from pipeline.screen.validity import ValidityLimits
+from pipeline.settings import default_settings
 
 
 @pytest.fixture(scope="module")
@@ -29,11 +30,15 @@ def test_samples_are_the_valid_ones_shuffled_and_cycled_when_too_few(
     samples = tmp_path / "samples.json.gz"
     write_records([valid[0], overlapping(small_records[3], "gen-overlap"), *valid[1:]], samples)
 
-    picked, distinct = bench.generated_structures(samples, 2, 0, mgmno, ValidityLimits())
+    picked, distinct = bench.generated_structures(
+        samples, 2, 0, mgmno, ValidityLimits.from_settings(default_settings().screen)
+    )
     assert distinct == 2 and len({r.id for r in picked}) == 2
     assert {r.id for r in picked} < {r.id for r in valid}
 
-    picked, distinct = bench.generated_structures(samples, 7, 0, mgmno, ValidityLimits())
+    picked, distinct = bench.generated_structures(
+        samples, 7, 0, mgmno, ValidityLimits.from_settings(default_settings().screen)
+    )
     assert distinct == 3
     assert sorted(r.id for r in picked[:3]) == ["gen-0", "gen-1", "gen-2"]
     # The repeats are the same structures, in the same order, under their own ids.
@@ -41,7 +46,9 @@ def test_samples_are_the_valid_ones_shuffled_and_cycled_when_too_few(
     assert picked[6].id == f"{picked[0].id}~2"
     assert picked[3].to_structure() == picked[0].to_structure()
 
-    same_seed, _ = bench.generated_structures(samples, 7, 0, mgmno, ValidityLimits())
+    same_seed, _ = bench.generated_structures(
+        samples, 7, 0, mgmno, ValidityLimits.from_settings(default_settings().screen)
+    )
     assert [r.id for r in same_seed] == [r.id for r in picked]
 
 
@@ -51,6 +58,14 @@ def test_samples_without_a_valid_structure_are_an_input_error(
     samples = tmp_path / "samples.json.gz"
     write_records([overlapping(small_records[0], "gen-overlap")], samples)
     with pytest.raises(PipelineInputError, match="no structure passes"):
-        bench.generated_structures(samples, 4, 0, mgmno, ValidityLimits())
+        bench.generated_structures(
+            samples, 4, 0, mgmno, ValidityLimits.from_settings(default_settings().screen)
+        )
     with pytest.raises(PipelineInputError, match="no such file"):
-        bench.generated_structures(tmp_path / "missing.json.gz", 4, 0, mgmno, ValidityLimits())
+        bench.generated_structures(
+            tmp_path / "missing.json.gz",
+            4,
+            0,
+            mgmno,
+            ValidityLimits.from_settings(default_settings().screen),
+        )

@@ -27,7 +27,9 @@ RERUN_CASES: list[tuple[str, Any, set[str]]] = [
     ("encoding.max_atoms", {"Mg": 8, "Mn": 8, "O": 16}, {"fetch_data", "augment", "encode"}),
     ("train.ccgan.steps", 25, {"train"}),
     ("screen.fmax", 0.25, {"relax"}),
-    ("screen.hull_relax.fmax", 0.25, {"relax_hull_references"}),
+    ("screen.hull_relax.fmax", 0.25, {"hull_references"}),
+    ("screen.e_hull.synthesizable", 0.1, {"export"}),
+    ("screen.min_distance", 0.6, {"validate"}),
 ]
 STAGES_BEFORE_SCREENING = {"fetch_data", "augment", "encode", "compositions", "train", "sample"}
 
@@ -75,7 +77,7 @@ def test_a_parameter_change_reruns_its_rules_and_downstream_only(
     if key.startswith("screen."):
         assert not STAGES_BEFORE_SCREENING & set(planned), "a screening change reran training"
     if key.startswith("train."):
-        assert {"train", "sample", "validate", "relax", "hull", "export"} <= set(planned)
+        assert {"train", "sample", "validate", "relax", "ehull", "export"} <= set(planned)
 
 
 def test_a_later_stage_parameter_leaves_the_data_stage_alone(finished_run, tmp_path) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pymatgen.analysis.structure_matcher import StructureMatcher
-from pymatgen.core import Structure
+from pymatgen.core import Composition, Structure
 from tqdm import tqdm
 
 from pipeline.records import CrystalRecord, read_records, write_records
@@ -29,52 +29,66 @@ Key = tuple[str, int]  # reduced formula, sites of the primitive cell
 
 
 class KnownIndex:
-    """The known structures, reduced once, looked up by formula and primitive size."""
+    """The known structures, reduced once, looked up by formula and primitive size.
 
-    def __init__(self, known: Iterable[tuple[str, Prepared]]) -> None:
-        self.by_key: dict[Key, list[tuple[str, Prepared]]] = defaultdict(list)
-        for known_id, prepared in known:
-            self.by_key[prepared.formula, prepared.nsites].append((known_id, prepared))
+    Each entry is a reduced cell as a record; its pymatgen structure is made only when a
+    query of its formula and size comes (reading a run's ~3,000 known cells as structures
+    would cost more than the queries).
+    """
+
+    def __init__(self, cells: Iterable[CrystalRecord]) -> None:
+        self.cells: dict[Key, list[CrystalRecord]] = defaultdict(list)
+        for cell in cells:
+            formula = Composition(cell.formula).reduced_formula
+            self.cells[formula, len(cell.species)].append(cell)
+        self.prepared: dict[Key, list[tuple[str, Prepared]]] = {}
         self.matcher: StructureMatcher = default_matcher()
 
     def __len__(self) -> int:
-        return sum(len(pool) for pool in self.by_key.values())
+        return sum(len(pool) for pool in self.cells.values())
 
     @classmethod
     def build(cls, records: Iterable[CrystalRecord], progress: bool = False) -> KnownIndex:
-        """Reduce every record (the first of two with one id is kept)."""
-        seen: dict[str, CrystalRecord] = {}
-        for record in records:
-            seen.setdefault(record.id, record)
+        """Reduce every record. A relaxed hull phase keeps the id of the structure it was
+        relaxed from: both geometries are kept under that id."""
         return cls(
-            (known_id, prepare(record.to_structure()))
-            for known_id, record in tqdm(
-                seen.items(), desc="known structures", unit="structure", disable=not progress
+            CrystalRecord.from_structure(prepare(record.to_structure()).primitive, record.id)
+            for record in tqdm(
+                records, desc="known structures", unit="structure", disable=not progress
             )
         )
 
     def write(self, path: Path) -> None:
         """The reduced cells as a dataset file (ids kept)."""
-        write_records(
-            [
-                CrystalRecord.from_structure(prepared.primitive, known_id)
-                for pool in self.by_key.values()
-                for known_id, prepared in pool
-            ],
-            path,
-        )
+        write_records([cell for pool in self.cells.values() for cell in pool], path)
 
     @classmethod
     def read(cls, path: Path) -> KnownIndex:
         """An index written by :meth:`write`; the cells are already reduced."""
-        return cls((r.id, invariants(r.to_structure())) for r in read_records(path))
+        return cls(read_records(path))
+
+    def pool(self, key: Key) -> list[tuple[str, Prepared]]:
+        """The known structures of one formula and primitive size, prepared on first use."""
+        if key not in self.prepared:
+            self.prepared[key] = [
+                (cell.id, invariants(cell.to_structure())) for cell in self.cells.get(key, ())
+            ]
+        return self.prepared[key]
 
     def known_as(self, prepared: Prepared) -> str | None:
         """The id of the first known structure ``prepared`` matches, or None: new."""
-        for known_id, known in self.by_key.get((prepared.formula, prepared.nsites), ()):
+        for known_id, known in self.pool((prepared.formula, prepared.nsites)):
             if matches(prepared, known, self.matcher):
                 return known_id
         return None
+
+    def all_known_as(self, prepared: Prepared) -> list[str]:
+        """The ids of every known structure ``prepared`` matches (in index order)."""
+        return [
+            known_id
+            for known_id, known in self.pool((prepared.formula, prepared.nsites))
+            if matches(prepared, known, self.matcher)
+        ]
 
     def known_as_each(
         self, structures: Sequence[Structure | Prepared], progress: bool = False

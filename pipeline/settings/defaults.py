@@ -112,6 +112,7 @@ def defaults_from_config(path: str) -> Callable[[type[T]], type[T]]:
             else:
                 setattr(cls, name, tuple(value) if isinstance(value, list) else value)
         cls.__annotations__ = annotations
+        cls.config_section = path  # type: ignore[attr-defined]  (tests check it against the file)
         return cls
 
     return apply

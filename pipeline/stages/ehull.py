@@ -50,7 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--consensus",
         nargs=3,
         action="append",
-        default=[],
         metavar=("POTENTIAL", "RELAXED", "REFERENCES"),
         help="another potential's relaxed candidates and its relaxed hull phases",
     )
@@ -99,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             f" {', '.join(missing)}; E_hull is a lower bound where one exists (with a non-metal:"
             " missing_binaries in the table)"
         )
-    for potential, relaxed, other_references in args.consensus:
+    for potential, relaxed, other_references in args.consensus or []:
         add_consensus(
             table, potential, read_records(Path(relaxed)), read_records(Path(other_references))
         )

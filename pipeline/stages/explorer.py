@@ -10,24 +10,11 @@ and columns). See docs/explorer.md.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
-from pipeline.chemsys import ChemicalSystem
 from pipeline.errors import exit_on_input_error
-from pipeline.explorer.database import write_database
-from pipeline.explorer.nearest import find_nearest
-from pipeline.explorer.page import build_data, write_page
-from pipeline.explorer.table import (
-    add_space_groups,
-    merge_tables,
-    ordered_columns,
-    read_optional_table,
-)
-from pipeline.explorer.ternary import ternary_hull
-from pipeline.records import read_records
-from pipeline.screen.criteria import Criteria
+from pipeline.explorer.site import ExplorerInputs, write_explorer
 from pipeline.settings import setting_argument
 
 
@@ -63,46 +50,22 @@ def build_parser() -> argparse.ArgumentParser:
 @exit_on_input_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    system = ChemicalSystem.parse(args.chemsys)
-    relaxed = read_records(args.relaxed)
-    references = read_records(args.references)
-    known_structures = read_records(args.known)
-    candidates = read_optional_table(args.candidates)
-    table = merge_tables(
-        relaxed,
-        [
-            candidates,
-            read_optional_table(args.hull),
-            read_optional_table(args.properties),
-            read_optional_table(args.pourbaix),
-            read_optional_table(args.validation),
-            read_optional_table(args.relax_status),
-        ],
-    )
-    table = add_space_groups(table, relaxed)
-    matched = candidates.dropna(subset=["known_as"])
-    known_as = dict(zip(matched["id"], matched["known_as"].astype(str)))
-    nearest = find_nearest(relaxed, references, known_structures, known_as)
-    table["nearest_id"] = table["id"].map({n.candidate_id: n.known_id for n in nearest})
-    table["nearest_how"] = table["id"].map({n.candidate_id: n.how for n in nearest})
-
-    for stale in ("structures", "known", "dft_ready"):  # files of structures no longer here
-        shutil.rmtree(args.out_dir / stale, ignore_errors=True)
-    data = build_data(
-        table=table,
-        columns=ordered_columns(table),
-        relaxed=relaxed,
-        known={r.id: r for r in known_structures} | {r.id: r for r in references},
-        nearest=nearest,
-        hull=ternary_hull(references, list(system.elements)),
-        criteria=Criteria.read(args.criteria),
+    inputs = ExplorerInputs(
+        relaxed=args.relaxed,
+        candidates=args.candidates,
+        criteria=args.criteria,
+        references=args.references,
+        known=args.known,
         chemsys=args.chemsys,
-        out_dir=args.out_dir,
+        hull=args.hull,
+        properties=args.properties,
+        pourbaix=args.pourbaix,
+        validation=args.validation,
+        relax_status=args.relax_status,
         dft_ready=args.dft_ready,
     )
-    index = write_page(data, args.out_dir)
-    write_database(relaxed, table, args.out_db)
-    print(f"{len(table)} structures: {index} and {args.out_db}")
+    index = write_explorer(inputs, args.out_dir, args.out_db)
+    print(f"{index} and {args.out_db}")
     return 0
 
 
