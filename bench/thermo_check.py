@@ -150,6 +150,7 @@ def main() -> None:
             "hull": str(args.cif_dir or args.references_dir),
             "oxygen_reference_setting": setting,
             **checked.summary(),
+            "approximate_references": [r.id for r in hull if r.provenance.get("approximate")],
             "with_o2_molecule": {
                 k: v
                 for k, v in with_molecule.summary().items()
