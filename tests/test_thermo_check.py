@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -10,7 +13,7 @@ from pymatgen.analysis.phase_diagram import PDEntry
 from pymatgen.core import Composition
 
 from pipeline.errors import PipelineInputError
-from pipeline.records import read_records
+from pipeline.records import read_records, write_records
 from pipeline.screen.convex_hull import hull_entries, pd_entry
 from pipeline.screen.experimental_check import check_hull, experimentally_stable
 from pipeline.screen.hull_agreement import pairwise_agreement, verdicts_agree
@@ -123,3 +126,25 @@ def test_every_potential_puts_the_measured_oxides_on_its_own_hull(potential):
     assert checked.missing == []
     assert [f.formula for f in checked.formation] == MEASURED_OXIDES
     assert checked.mae <= 0.10, checked.summary()
+
+
+@pytest.mark.slow
+def test_the_bench_prints_one_line_per_potential_with_the_agreement_of_a_run(tmp_path):
+    # A run folder whose "candidates" are CHGNet's relaxed references: SevenNet's energies at
+    # those geometries are computed by the bench itself (the run has no second opinion).
+    relaxed = tmp_path / "results" / "screen" / "relax" / "chgnet" / "relaxed.json.gz"
+    relaxed.parent.mkdir(parents=True)
+    write_records(shipped("chgnet"), relaxed)
+    result = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "thermo_check.py"), "--potentials", "chgnet",
+         "sevennet", "--results", str(tmp_path)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [line["potential"].split()[0] for line in lines] == ["chgnet", "sevennet"]
+    for line in lines:
+        assert line["formation_enthalpy_mae_eV_per_atom"] <= 0.10
+        assert line["stable_phases_above_hull_eV_per_atom"] == {}
+        pair = line["agreement"]["chgnet-sevennet"]
+        # The references sit on (or next to) both hulls: the verdicts agree on each.
+        assert pair["candidates"] == pair["both_evaluated"] == 9 and pair["agree"] == 1.0
