@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -148,3 +149,13 @@ def test_the_bench_prints_one_line_per_potential_with_the_agreement_of_a_run(tmp
         pair = line["agreement"]["chgnet-sevennet"]
         # The references sit on (or next to) both hulls: the verdicts agree on each.
         assert pair["candidates"] == pair["both_evaluated"] == 9 and pair["agree"] == 1.0
+
+
+def test_a_lone_fitted_oxide_gives_no_error_figure_rather_than_a_perfect_one():
+    # Mg-O alone: MgO sets mu_O and so cannot test it.
+    references = [r for r in shipped("chgnet") if "Mn" not in r.species]
+    checked = check_hull(references, "fitted")
+    assert checked.oxygen.fitted_to == ("MgO",)
+    assert math.isnan(checked.mae) and checked.summary()["residuals_eV_per_atom"] == {"MgO": None}
+    # With the molecule it is a prediction, and counts.
+    assert check_hull(references, "molecule").mae == pytest.approx(0.011, abs=0.002)

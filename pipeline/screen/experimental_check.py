@@ -7,7 +7,7 @@ reference (:mod:`pipeline.screen.convex_hull`):
   (:func:`pipeline.screen.thermochemistry.measured_formation_enthalpies`) against that value,
   and the mean absolute error (eV/atom). With a fitted oxygen reference, each fitted oxide is
   counted by its leave-one-out residual (predicted with ``mu_O`` fitted to the other oxides), so
-  the fit does not flatter the error;
+  the fit does not flatter the error (a lone fitted oxide has none: it only sets ``mu_O``);
 * which experimentally stable phases sit above the potential's hull, and by how much.
   Experimentally stable: on the hull of the measured formation enthalpies themselves (the
   elements at zero), so the check needs no list typed by hand and works for any system.
@@ -59,23 +59,28 @@ class HullCheck:
 
     @property
     def mae(self) -> float:
-        """Mean absolute formation-enthalpy error, eV/atom (NaN without measured phases)."""
-        if not self.formation:
-            return math.nan
-        return sum(abs(f.residual) for f in self.formation) / len(self.formation)
+        """Mean absolute formation-enthalpy error over the phases with a residual, eV/atom (NaN
+        without one: e.g. a single measured oxide, fitted to itself)."""
+        residuals = [abs(f.residual) for f in self.formation if math.isfinite(f.residual)]
+        return sum(residuals) / len(residuals) if residuals else math.nan
 
     def summary(self) -> dict:
         """The figures as plain JSON-ready values (eV/atom, rounded to meV)."""
         return {
             "phases": self.phases,
             "oxygen_reference": self.oxygen.describe(),
-            "formation_enthalpy_mae_eV_per_atom": round(self.mae, 3),
-            "residuals_eV_per_atom": {f.formula: round(f.residual, 3) for f in self.formation},
+            "formation_enthalpy_mae_eV_per_atom": _rounded(self.mae),
+            "residuals_eV_per_atom": {f.formula: _rounded(f.residual) for f in self.formation},
             "stable_phases_above_hull_eV_per_atom": {
                 k: round(v, 3) for k, v in self.above_hull.items()
             },
             "stable_phases_missing": self.missing,
         }
+
+
+def _rounded(value: float) -> float | None:
+    """meV precision; None (JSON null) for NaN."""
+    return round(value, 3) if math.isfinite(value) else None
 
 
 def experimentally_stable(
@@ -110,7 +115,10 @@ def check_hull(
     for formula in sorted(set(measured) & set(lowest)):
         computed = float(diagram.get_form_energy_per_atom(lowest[formula]))
         target = measured[formula]
-        residual = fit.leave_one_out.get(formula, computed - target.enthalpy_per_atom)
+        residual = computed - target.enthalpy_per_atom
+        if formula in fit.fitted_to:
+            # Only a prediction from the other oxides tests the fit: none with a single oxide.
+            residual = fit.leave_one_out.get(formula, math.nan)
         formation.append(
             FormationCheck(formula, computed, target.enthalpy_per_atom, residual, target.source)
         )
