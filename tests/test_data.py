@@ -1,14 +1,23 @@
 """The data stage on its three sources; the Materials Project part offline."""
 
+import copy
 import subprocess
 import sys
+import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import pandas as pd
+import pymatgen.analysis.compatibility as pymatgen_compatibility
 import pytest
 from conftest import BUNDLED_DATASET, BUNDLED_REFERENCES
 from monty.serialization import loadfn
+from pymatgen.analysis.compatibility import (
+    MP2020_COMPAT_CONFIG,
+    MaterialsProject2020Compatibility,
+)
 from pymatgen.core import Composition, Lattice, Structure
+from pymatgen.entries.computed_entries import ComputedEntry
 from pymatgen.io.cif import CifWriter
 
 from pipeline.datasets import materials_project as mp
@@ -173,46 +182,60 @@ def test_subsystems_cover_every_element_combination(mgmno):
     assert mp.subsystems(mgmno) == ["Mg", "Mn", "O", "Mg-Mn", "Mg-O", "Mn-O", "Mg-Mn-O"]
 
 
+MP2020 = MaterialsProject2020Compatibility(check_potcar=False)
+
+
+def recorded_entries() -> dict[str, ComputedEntry]:
+    """Materials Project GGA(+U) entries, as MP computed them (raw energies, run types and U
+    values): the ones pymatgen ships beside the MP2020 fit (``calc_compounds.json.gz``)."""
+    path = Path(pymatgen_compatibility.__file__).parent / "calc_compounds.json.gz"
+    calculations = loadfn(path)
+    return {f: calculations[f] for f in ("MgO", "MnO", "MnO2", "Mg", "Mn", "O2")}
+
+
+def corrected(entry: ComputedEntry) -> ComputedEntry:
+    """The entry with MP2020's corrections, as ``get_entries_in_chemsys`` serves it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return MP2020.process_entry(copy.deepcopy(entry))
+
+
 def recorded_summary_docs(reference_records):
     """Documents shaped like mp-api's SummaryDoc (only the fields we request).
 
-    The structures are the bundled textbook phases; the numbers are round values of the
-    kind the Materials Project reports, enough to check the conversion.
+    The structures are the bundled textbook phases. Energies: MP's raw GGA(+U) energies
+    (:func:`recorded_entries`; for the ternaries, which pymatgen does not ship, a raw GGA+U
+    energy of the same kind) and their MP2020-corrected values, so the correction has the
+    size and sign MP's has: negative for an oxide (anion and Mn U corrections).
     """
     by_id = {r.id: r.to_structure() for r in reference_records}
-    rows = [
-        ("mp-1265", "MgO", -5.96, 0.0, 4.45),
-        ("mp-19006", "MnO", -8.34, 0.0, 1.9),
-        ("mp-1009", "MgMn2O4", -7.05, 0.0, 1.2),
-        ("mp-9999999", "MnO2", -7.5, 0.05, 0.3),
+    raw = recorded_entries()
+    ternary = ComputedEntry(
+        "Mg2Mn4O8",
+        -6.7 * 14,
+        parameters={"run_type": "GGA+U", "hubbards": {"Mn": 3.9}},
+        data={"oxide_type": "oxide"},
+    )
+    rows = [  # id, structure, raw entry, E_hull, gap
+        ("mp-1265", "MgO", raw["MgO"], 0.0, 4.45),
+        ("mp-19006", "MnO", raw["MnO"], 0.0, 1.9),
+        ("mp-1009", "MgMn2O4", ternary, 0.0, 1.2),
+        ("mp-9999999", "MnO2", raw["MnO2"], 0.05, 0.3),
+        ("mp-ternary", "MgMn2O4", ternary, 0.03, 1.0),  # not a reference: a training structure
     ]
-    docs = [
+    return [
         SimpleNamespace(
             material_id=mid,
             structure=by_id[name],
-            energy_per_atom=e,
-            uncorrected_energy_per_atom=e + 0.3,
-            formation_energy_per_atom=None,
+            energy_per_atom=corrected(entry).energy_per_atom,
+            uncorrected_energy_per_atom=entry.uncorrected_energy_per_atom,
+            formation_energy_per_atom=-2.1 if mid == "mp-ternary" else None,
             energy_above_hull=ehull,
             band_gap=gap,
             is_stable=ehull == 0.0,
         )
-        for mid, name, e, ehull, gap in rows
+        for mid, name, entry, ehull, gap in rows
     ]
-    # A ternary that is not in the reference set, to land in the training structures.
-    docs.append(
-        SimpleNamespace(
-            material_id="mp-ternary",
-            structure=by_id["MgMn2O4"],
-            energy_per_atom=-7.0,
-            uncorrected_energy_per_atom=-6.7,
-            formation_energy_per_atom=-2.1,
-            energy_above_hull=0.03,
-            band_gap=1.0,
-            is_stable=False,
-        )
-    )
-    return docs
 
 
 def test_docs_become_training_records_and_hull_references(mgmno, reference_records):
@@ -222,14 +245,78 @@ def test_docs_become_training_records_and_hull_references(mgmno, reference_recor
     assert [r.id for r in references] == ["mp-1009", "mp-1265", "mp-19006"]
     mgo = next(r for r in references if r.id == "mp-1265")
     assert mgo.source == "mp"
-    assert mgo.properties == {
-        "energy_per_atom": -5.96,
-        "uncorrected_energy_per_atom": -5.66,
-        "e_above_hull": 0.0,
-        "band_gap": 4.45,
-    }
+    raw = recorded_entries()["MgO"].energy_per_atom
+    oxide = MP2020_COMPAT_CONFIG["Corrections"]["CompositionCorrections"]["oxide"]
+    assert mgo.properties == pytest.approx(
+        {
+            "energy_per_atom": raw + oxide / 2,  # one O of two atoms
+            "uncorrected_energy_per_atom": raw,
+            "e_above_hull": 0.0,
+            "band_gap": 4.45,
+        }
+    )
+    # MP2020 lowers an oxide's energy: the anion correction, and for Mn the GGA+U one too.
+    for record in references:
+        assert (
+            record.properties["energy_per_atom"] < record.properties["uncorrected_energy_per_atom"]
+        )
+    mno = next(r for r in references if r.id == "mp-19006").properties
+    mn_u = MP2020_COMPAT_CONFIG["Corrections"]["GGAUMixingCorrections"]["O"]["Mn"]
+    assert mno["energy_per_atom"] - mno["uncorrected_energy_per_atom"] == pytest.approx(
+        (oxide + mn_u) / 2
+    )
     ternary = training[1]
     assert ternary.properties["formation_energy_per_atom"] == -2.1
+
+
+class RecordedRester:
+    """Stands in for ``mp_api.client.MPRester``: records the requests, answers with
+    :func:`recorded_summary_docs` and the MP2020-corrected :func:`recorded_entries`."""
+
+    requests: list[tuple] = []
+    docs: list = []
+
+    def __init__(self, api_key):
+        self.materials = SimpleNamespace(summary=SimpleNamespace(search=self.search))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def search(self, **kwargs):
+        self.requests.append(("summary.search", kwargs))
+        return self.docs
+
+    def get_entries_in_chemsys(self, elements, **kwargs):
+        self.requests.append(("get_entries_in_chemsys", {"elements": elements, **kwargs}))
+        return [corrected(e) for e in recorded_entries().values()]
+
+
+@pytest.mark.parametrize("thermo_type", ["GGA_GGA+U", "R2SCAN"])
+def test_fetch_asks_for_one_functionals_hull(mgmno, reference_records, monkeypatch, thermo_type):
+    RecordedRester.requests = []
+    RecordedRester.docs = recorded_summary_docs(reference_records)
+    monkeypatch.setattr("mp_api.client.MPRester", RecordedRester)
+    query = mp.MaterialsProjectQuery(mgmno, thermo_type=thermo_type)
+    docs, entries = mp.fetch(query, "recorded")
+    (search, summary), (get_entries, chemsys) = RecordedRester.requests
+    assert search == "summary.search" and get_entries == "get_entries_in_chemsys"
+    assert summary == {"chemsys": mp.subsystems(mgmno), "fields": mp.SUMMARY_FIELDS}
+    assert sorted(chemsys["elements"]) == ["Mg", "Mn", "O"]
+    # Never mp-api's default, the mixed GGA/GGA+U/r2SCAN hull.
+    assert chemsys["additional_criteria"] == {"thermo_types": [thermo_type]}
+    assert len(docs) == 5
+    by_formula = {e.composition.reduced_formula: e for e in entries}
+    assert by_formula["MnO"].correction < 0 and by_formula["MgO"].correction < 0
+    assert by_formula["Mn"].correction == 0 and by_formula["O2"].correction == 0
+
+
+def test_the_default_hull_is_mp2020s_gga_hull(mgmno):
+    assert mp.MaterialsProjectQuery(mgmno).thermo_type == "GGA_GGA+U"
+    with pytest.raises(PipelineInputError, match="thermo type"):
+        mp.MaterialsProjectQuery(mgmno, thermo_type="GGA_GGA+U_R2SCAN")
 
 
 def test_missing_api_key_is_one_line(tmp_path, monkeypatch, capsys):

@@ -93,8 +93,10 @@ def test_pourbaix_is_computed_or_explained_for_every_candidate(finished_run):
     assert len(table) > 0
     for value, note in zip(table["delta_g_pbx"], table["pourbaix_note"]):
         assert (value != "" and math.isfinite(float(value))) or note.startswith("not computed")
-    # Sr and Ti have ions in ASE's table and oxides in the NBS table: computed.
-    assert (table["pourbaix_note"] == "").all()
+    # Sr and Ti have ions in ASE's table and oxides in the free-energy table: computed, with
+    # the caveat that no cited source has confirmed those oxides' rows yet.
+    notes = set(table["pourbaix_note"])
+    assert notes and all(n.startswith("computed with unverified free energies of") for n in notes)
 
 
 def test_a_system_switch_on_the_command_line_alone_plans_the_whole_run(tmp_path):

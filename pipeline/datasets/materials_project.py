@@ -1,8 +1,15 @@
 """Structures, energies and band gaps from the Materials Project (``mp-api``).
 
 Needs the ``MP_API_KEY`` environment variable and network access. The query is built
-by :func:`subsystems`, the answer converted by :func:`docs_to_records`; both are plain
-functions so they are tested offline on recorded documents.
+by :func:`subsystems` and :func:`entries_criteria`, the answer converted by
+:func:`docs_to_records`; they are plain functions so they are tested offline on recorded
+documents.
+
+The hull entries are those of one functional: by default MP's GGA/GGA+U hull with the MP2020
+corrections (``thermo_types: GGA_GGA+U``), the scale the potentials' energies are put on
+(:mod:`pipeline.screen.convex_hull`); ``R2SCAN`` asks for the r2SCAN hull instead (no MP2020
+corrections; the potentials' GGA-level energies then meet another functional's hull). mp-api's
+own default, the mixed GGA/GGA+U/r2SCAN hull, is never asked for.
 """
 
 from __future__ import annotations
@@ -10,14 +17,16 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.chemsys import ChemicalSystem
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
+from pipeline.settings import default
 
 MP_SOURCE = "mp"
+THERMO_TYPES = ("GGA_GGA+U", "R2SCAN")  # emmet's ThermoType values we ask for
 SUMMARY_FIELDS = [
     "material_id",
     "structure",
@@ -44,6 +53,14 @@ class MaterialsProjectQuery:
     system: ChemicalSystem
     require_all_elements: bool = True
     reference_e_above_hull: float = 0.0
+    thermo_type: str = field(default_factory=lambda: default("data.mp.thermo_type"))
+
+    def __post_init__(self) -> None:
+        if self.thermo_type not in THERMO_TYPES:
+            raise PipelineInputError(
+                f"unknown Materials Project thermo type {self.thermo_type!r};"
+                f" choose from {THERMO_TYPES}"
+            )
 
 
 def subsystems(system: ChemicalSystem) -> list[str]:
@@ -54,6 +71,11 @@ def subsystems(system: ChemicalSystem) -> list[str]:
         for size in range(1, len(elements) + 1)
         for combo in itertools.combinations(elements, size)
     ]
+
+
+def entries_criteria(query: MaterialsProjectQuery) -> dict[str, list[str]]:
+    """``additional_criteria`` of ``get_entries_in_chemsys``: the hull of one functional."""
+    return {"thermo_types": [query.thermo_type]}
 
 
 def api_key_from_env() -> str:
@@ -100,11 +122,12 @@ def docs_to_records(
 
 
 def fetch(query: MaterialsProjectQuery, api_key: str) -> tuple[list[Any], list[Any]]:
-    """Ask the Materials Project for summary documents and MP2020-compatible entries.
+    """Ask the Materials Project for summary documents and the entries of one hull.
 
-    Returns the summary documents of every sub-system and the
-    ``ComputedStructureEntry`` list of the whole system (MP2020 corrections applied),
-    which the hull stage can use to place candidates on the Materials Project hull.
+    Returns the summary documents of every sub-system and the ``ComputedStructureEntry``
+    list of the whole system on the hull of ``query.thermo_type`` (GGA_GGA+U: MP2020
+    corrections applied), which the hull stage uses to place candidates on the Materials
+    Project hull.
     """
     from mp_api.client import MPRester
 
@@ -113,7 +136,9 @@ def fetch(query: MaterialsProjectQuery, api_key: str) -> tuple[list[Any], list[A
             docs = mpr.materials.summary.search(
                 chemsys=subsystems(query.system), fields=SUMMARY_FIELDS
             )
-            entries = mpr.get_entries_in_chemsys(list(query.system.elements))
+            entries = mpr.get_entries_in_chemsys(
+                list(query.system.elements), additional_criteria=entries_criteria(query)
+            )
     except Exception as exc:  # network, authentication and server errors alike
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise PipelineInputError(f"Materials Project query failed: {first_line}") from None

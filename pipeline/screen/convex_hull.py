@@ -1,17 +1,24 @@
-"""Energy above the convex hull, with energies from one potential throughout.
+"""Energy above the convex hull, on one energy scale per potential.
 
 The hull is built from reference structures relaxed with the same potential as the
 candidates (the system's reference phases and every training formula's lowest polymorph:
-:mod:`pipeline.screen.reference_hull`), so references and candidates share one energy
-scale and systematic errors of the potential largely cancel; no correction is applied.
+:mod:`pipeline.screen.reference_hull`). Every entry of a potential's hull, references,
+training polymorphs and candidates alike, is put on that potential's energy scale where it is
+made (:func:`pd_entry`): the MP2020 corrections (anion, GGA/GGA+U mixing, with the U values of
+pymatgen's ``MPRelaxSet``) for a potential trained on raw PBE(+U) energies (SevenNet, M3GNet),
+none for one trained on MP2020-corrected energies (CHGNet), the potential read from each
+record's ``provenance.potential`` (:data:`pipeline.screen.potentials.ENERGY_SCALES`). The
+oxygen reference of the hull is a setting (``screen.oxygen_reference``): the relaxed O2
+molecule, or an oxygen chemical potential fitted to the measured formation enthalpies of the
+hull's binary oxides (:mod:`pipeline.screen.thermochemistry`). So the E_hull of every
+potential, first or second opinion, is measured on a scale checked against experiment.
 With Materials Project data, a second E_hull places the candidates on the Materials
-Project hull, whose entries carry the MP2020 corrections: the potential's energy gets the
-same corrections only where its training target lacked them
-(:data:`pipeline.screen.potentials.ENERGY_SCALES`; CHGNet's already has them).
+Project hull, whose GGA/GGA+U entries carry the same MP2020 corrections.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,6 +31,12 @@ from pymatgen.io.vasp.sets import MPRelaxSet
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
 from pipeline.screen.potentials import energy_scale
+from pipeline.screen.thermochemistry import (
+    OxygenFit,
+    fit_oxygen,
+    oxygen_reference_setting,
+    with_oxygen_reference,
+)
 
 ENERGY = "energy_per_atom"
 
@@ -37,16 +50,50 @@ class HullResult:
 
 
 def pd_entry(record: CrystalRecord) -> PDEntry:
-    """A phase-diagram entry from a record's ``energy_per_atom`` (eV/atom)."""
+    """A phase-diagram entry of a record on its potential's energy scale (total eV).
+
+    The record's ``energy_per_atom`` with the corrections of its potential's energy scale
+    (:func:`mp2020_entry`); a record that names no potential is taken as it is.
+    """
     if ENERGY not in record.properties:
         raise PipelineInputError(f"{record.id}: no properties.{ENERGY} to place on a hull")
     composition = Composition(record.formula)
-    return PDEntry(composition, record.properties[ENERGY] * composition.num_atoms, name=record.id)
+    energy = record.properties[ENERGY] * composition.num_atoms
+    potential = record.provenance.get("potential")
+    if potential and not energy_scale(potential_name(record)).mp2020_included:
+        energy = mp2020_entry(record).energy
+    return PDEntry(composition, energy, name=record.id)
 
 
-def phase_diagram(references: Sequence[CrystalRecord]) -> PhaseDiagram:
-    """The hull of the relaxed references; every element needs a reference of its own."""
+def hull_entries(
+    references: Sequence[CrystalRecord], oxygen_reference: str | None = None
+) -> list[PDEntry]:
+    """The hull entries of ``references`` (one per record, in order, named by record id) with
+    the oxygen reference ``oxygen_reference`` (default: ``screen.oxygen_reference``)."""
     entries = [pd_entry(r) for r in references]
+    return with_oxygen_reference(entries, oxygen_fit_of(entries, oxygen_reference))
+
+
+def oxygen_fit_of(entries: Sequence[PDEntry], oxygen_reference: str | None = None) -> OxygenFit:
+    """The oxygen reference of a hull of ``entries`` (none without oxygen: a zero shift)."""
+    setting = oxygen_reference or oxygen_reference_setting()
+    if not any(e.composition.reduced_formula == "O2" for e in entries):
+        return OxygenFit(setting, 0.0, 0.0)
+    return fit_oxygen(entries, setting)
+
+
+def oxygen_fit(
+    references: Sequence[CrystalRecord], oxygen_reference: str | None = None
+) -> OxygenFit:
+    """The oxygen reference the hull of ``references`` uses, and its fit to experiment."""
+    return oxygen_fit_of([pd_entry(r) for r in references], oxygen_reference)
+
+
+def phase_diagram(
+    references: Sequence[CrystalRecord], oxygen_reference: str | None = None
+) -> PhaseDiagram:
+    """The hull of the relaxed references; every element needs a reference of its own."""
+    entries = hull_entries(references, oxygen_reference)
     elements = sorted({el.symbol for e in entries for el in e.composition.elements})
     elemental = {e.composition.elements[0].symbol for e in entries if e.composition.is_element}
     missing = [el for el in elements if el not in elemental]
@@ -109,9 +156,11 @@ def mp2020_entry(record: CrystalRecord) -> ComputedStructureEntry:
             "is_hubbard": bool(hubbards),
         },
     )
-    processed = MaterialsProject2020Compatibility(check_potcar=False).process_entries(
-        [entry], verbose=False
-    )
+    with warnings.catch_warnings():  # e.g. "failed to guess oxidation states": no anion of it
+        warnings.simplefilter("ignore")
+        processed = MaterialsProject2020Compatibility(check_potcar=False).process_entries(
+            [entry], verbose=False
+        )
     if not processed:
         raise PipelineInputError(f"{record.id}: MP2020 compatibility rejected the entry")
     return processed[0]
@@ -119,9 +168,7 @@ def mp2020_entry(record: CrystalRecord) -> ComputedStructureEntry:
 
 def mp_corrections_note(potential: str) -> str:
     """What :func:`mp2020_entry` does to this potential's energies, for the hull table."""
-    if energy_scale(potential).mp2020_included:
-        return "none (MP2020 already in the potential's training target)"
-    return "MP2020 (anion and GGA/GGA+U mixing) applied"
+    return energy_scale(potential).corrections
 
 
 def mp_e_above_hull(records: Sequence[CrystalRecord], mp_entries: Sequence) -> list[float]:

@@ -121,6 +121,27 @@ def read_experimental_free_energies(path: str | Path) -> dict[str, float]:
     return table
 
 
+UNVERIFIED = "unverified"
+
+
+def read_unverified_formulas(path: str | Path) -> set[str]:
+    """Reduced formulas of the table's rows that no cited source confirms (``status``
+    ``unverified``; every row of a table without a ``status`` column)."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    return {
+        Composition(row["formula"]).reduced_formula
+        for row in rows
+        if row.get("status", UNVERIFIED).strip() == UNVERIFIED
+    }
+
+
+def unverified_dependence(fit: ReferenceChemicalPotentials, unverified: set[str]) -> list[str]:
+    """The fitted oxides of ``fit`` whose free energies no source confirms. Every Delta G_pbx
+    depends on all of them: the oxides are fitted jointly, sharing the oxygen correction."""
+    return sorted(set(fit.residuals) & unverified)
+
+
 @dataclass
 class ReferenceChemicalPotentials:
     """Fitted reference chemical potentials (eV/atom) and what they were fitted to."""

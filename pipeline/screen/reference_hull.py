@@ -36,7 +36,7 @@ from pymatgen.core import Composition
 
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord, read_records
-from pipeline.screen.convex_hull import pd_entry
+from pipeline.screen.convex_hull import hull_entries
 from pipeline.screen.dedup import default_matcher, matches, prepare
 from pipeline.screen.relaxation import RelaxSettings
 
@@ -209,7 +209,7 @@ def hull_phase_table(references: Sequence[CrystalRecord]) -> pd.DataFrame:
     the reference phases, the dataset's name for training structures); ``on_hull`` marks
     the phases that make the hull, ``lowest_of_formula`` each formula's lowest polymorph.
     """
-    entries = [pd_entry(r) for r in references]
+    entries = hull_entries(references)  # on the potential's energy scale
     diagram = PhaseDiagram(entries)
     stable = {entry.name for entry in diagram.stable_entries}
     lowest: dict[str, tuple[float, str]] = {}

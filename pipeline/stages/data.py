@@ -19,6 +19,7 @@ from pipeline.cli import add_system_arguments, system_and_caps
 from pipeline.datasets.bundled import load_bundled
 from pipeline.datasets.elements import elemental_reference
 from pipeline.datasets.filtering import EXCLUDED, Rejection, hold_out, split_usable
+from pipeline.datasets.materials_project import THERMO_TYPES
 from pipeline.datasets.summary import composition_summary, plot_composition_distribution
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import CrystalRecord, make_ids_unique, write_records
@@ -65,6 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
         "data.mp.reference_e_above_hull",
         type=float,
         help="MP phases within this E_hull (eV/atom) become hull references",
+    )
+    setting_argument(
+        parser,
+        "--mp-thermo-type",
+        "data.mp.thermo_type",
+        choices=THERMO_TYPES,
+        help="the MP hull the entries come from: GGA_GGA+U (MP2020-corrected) or R2SCAN",
     )
     setting_argument(
         parser,
@@ -120,7 +128,9 @@ def load_source(
         return records, references, rejected, []
     from pipeline.datasets import materials_project as mp
 
-    query = mp.MaterialsProjectQuery(system, args.mp_require_all_elements, args.mp_reference_ehull)
+    query = mp.MaterialsProjectQuery(
+        system, args.mp_require_all_elements, args.mp_reference_ehull, args.mp_thermo_type
+    )
     docs, entries = mp.fetch(query, mp.api_key_from_env())
     records, references = mp.docs_to_records(docs, query)
     return records, references, [], entries

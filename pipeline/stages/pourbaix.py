@@ -28,6 +28,8 @@ from pipeline.screen.pourbaix_scheme import (
     lowest_energy_per_formula,
     pourbaix_obstacle,
     read_experimental_free_energies,
+    read_unverified_formulas,
+    unverified_dependence,
 )
 from pipeline.settings import default
 
@@ -112,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     references = read_records(args.references)
     experimental = read_experimental_free_energies(args.experimental)
     fit = fit_chemical_potentials(references, experimental)
+    unverified = unverified_dependence(fit, read_unverified_formulas(args.experimental))
+    caveat = (
+        f"computed with unverified free energies of {', '.join(unverified)}" if unverified else ""
+    )
     elements = sorted(fit.mu)
     ions = (
         ase_aqueous_species(elements)
@@ -141,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 formation_free_energy_per_atom=formation / composition.num_atoms,
                 delta_g_pbx=result.delta_g_pbx,
                 ph_at_min=result.ph_at_min,
+                pourbaix_note=caveat,
             )
         else:
             row["pourbaix_note"] = f"not computed: {obstacle}"
@@ -159,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         "chemical_potentials": {k: float(v) for k, v in fit.mu.items()},
         "potential_elemental_energies": {k: float(v) for k, v in fit.elemental.items()},
         "fit_residuals_ev_per_atom": fit.residuals,
+        "fitted_oxides_unverified": unverified,
         "elements_on_experimental_scale": sorted(fit.fitted_elements),
         "ions": [asdict(s) for s in ions],
     }
