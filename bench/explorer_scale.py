@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.explorer.site import ExplorerInputs, write_explorer  # noqa: E402
 from pipeline.records import make_ids_unique, read_records, write_records  # noqa: E402
 from pipeline.screen.criteria import Criteria  # noqa: E402
+from pipeline.settings import default  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = REPO / "resources/datasets/mgmno_kim2020.json.gz"
@@ -97,6 +98,7 @@ def main() -> None:
             references=REFERENCES,
             known=folder / "relaxed.json.gz",
             chemsys="Mg-Mn-O",
+            oxygen_reference=default("screen.oxygen_reference"),
         )
         start = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):  # stdout: the JSON line alone

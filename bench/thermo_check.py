@@ -40,6 +40,7 @@ from pipeline.datasets.elements import elemental_reference  # noqa: E402
 from pipeline.errors import PipelineInputError, exit_on_input_error  # noqa: E402
 from pipeline.records import CrystalRecord, read_records  # noqa: E402
 from pipeline.screen.convex_hull import potential_name  # noqa: E402
+from pipeline.screen.criteria import Criteria  # noqa: E402
 from pipeline.screen.experimental_check import check_hull  # noqa: E402
 from pipeline.screen.hull_agreement import e_above_own_hull, pairwise_agreement  # noqa: E402
 from pipeline.screen.modes import relax_records, single_point_records  # noqa: E402
@@ -82,10 +83,8 @@ def cif_references(folder: Path, spec: PotentialSpec, per_formula: int) -> list[
     present = {r.species[0] for r in chosen if len(set(r.species)) == 1 and r.species[0] != "O"}
     chosen = [r for r in chosen if set(r.species) != {"O"}]
     chosen += [elemental_reference(el).to_record() for el in elements if el not in present]
-    settings = RelaxSettings(
-        fmax=default("screen.hull_relax")["fmax"],
-        max_steps=default("screen.hull_relax")["max_steps"],
-    )
+    hull_relax = default("screen.hull_relax")
+    settings = RelaxSettings(fmax=hull_relax.fmax, max_steps=hull_relax.max_steps)
     results = relax_records(chosen, spec, settings, progress=False)
     return [res.to_record(rec, describe(spec)) for rec, res in zip(chosen, results) if res.ok]
 
@@ -100,6 +99,7 @@ def run_e_hull(
     relaxed = read_records(relaxed_files[0])
     main_potential = potential_name(relaxed[0]) if relaxed else relaxed_files[0].parent.name
     e_hull = {}
+    oxygen_reference = default("screen.oxygen_reference")
     for potential, hull in references.items():
         own = results / "results" / "hull" / potential / "references_relaxed.json.gz"
         hull = read_records(own) if own.is_file() else hull
@@ -113,7 +113,7 @@ def run_e_hull(
                 spec = PotentialSpec(potential)
                 energies = single_point_records(relaxed, spec, progress=False)
                 records = [with_energy(r, e, describe(spec)) for r, e in zip(relaxed, energies)]
-        e_hull[potential] = e_above_own_hull(records, hull)
+        e_hull[potential] = e_above_own_hull(records, hull, oxygen_reference)
     return e_hull
 
 
@@ -139,8 +139,7 @@ def main() -> None:
             references[potential] = shipped_references(args.references_dir, potential)
     agreement = {}
     if args.results is not None:
-        thresholds = [default("screen.e_hull.synthesizable"), default("screen.e_hull.metastable")]
-        agreement = pairwise_agreement(run_e_hull(args.results, references), thresholds)
+        agreement = pairwise_agreement(run_e_hull(args.results, references), Criteria.default())
     setting = default("screen.oxygen_reference")
     for potential, hull in references.items():
         checked = check_hull(hull, setting)

@@ -70,9 +70,11 @@ def plot_ternary_hull(
     elements: Sequence[str],
     path: str | Path,
     max_e_hull: float,
+    oxygen_reference: str,
 ) -> None:
-    """The potential's convex hull of a ternary system (stable phases and tie lines) with the
-    candidates coloured by E_hull; other systems get a note instead."""
+    """The potential's convex hull of a ternary system (stable phases and tie lines, with the
+    hull's oxygen reference) with the candidates coloured by E_hull; other systems get a note
+    instead."""
     fig, (ax,) = new_figure(width=6.5, height=5.5)
     ax.set_axis_off()
     if len(elements) != 3:
@@ -84,7 +86,7 @@ def plot_ternary_hull(
         )
         save_figure(fig, path)
         return
-    diagram = phase_diagram(references)  # on the potential's energy scale, as E_hull
+    diagram = phase_diagram(references, oxygen_reference)  # as the E_hull were measured
     corners = np.array([[0, 0], [1, 0], [0.5, np.sqrt(3) / 2], [0, 0]])
     ax.plot(corners[:, 0], corners[:, 1], color="black", linewidth=1)
     for facet in diagram.facets:

@@ -46,6 +46,7 @@ rule fetch_data:
         mp=(
             ("--mp-require-all-elements" if config["data"]["mp"]["require_all_elements"] else "--no-mp-require-all-elements")
             + f" --mp-reference-ehull {config['data']['mp']['reference_e_above_hull']}"
+            + f" --mp-thermo-type {config['data']['mp']['thermo_type']}"
         ),
     log:
         "logs/fetch_data.log",

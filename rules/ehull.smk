@@ -42,6 +42,7 @@ rule ehull:
         phases="results/screen/hull_phases.csv",
     params:
         others=other_potentials_args,
+        oxygen=SCREEN.oxygen_reference,
     log:
         "logs/screen/ehull.log",
     conda:
@@ -53,4 +54,4 @@ rule ehull:
     shell:
         "python -m pipeline.stages.ehull --relaxed {input.relaxed}"
         " --references-relaxed {input.references} --mp-entries {input.mp_entries}"
-        " {params.others} --out {output.table} --out-phases {output.phases} > {log} 2>&1"
+        " {params.others} --oxygen-reference {params.oxygen} --out {output.table} --out-phases {output.phases} > {log} 2>&1"

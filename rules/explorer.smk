@@ -20,6 +20,7 @@ rule explorer:
         database="results/candidates.db",
     params:
         chemsys=SETTINGS.chemsys,
+        oxygen=SCREEN.oxygen_reference,
     log:
         "logs/explorer.log",
     conda:
@@ -35,4 +36,5 @@ rule explorer:
         " --validation {input.validation} --relax-status {input.relax_status}"
         " --references {input.references} --known {input.known}"
         " --dft-ready {input.dft_ready} --chemsys {params.chemsys}"
+        " --oxygen-reference {params.oxygen}"
         " --out-dir {output.page} --out-db {output.database} > {log} 2>&1"

@@ -11,6 +11,7 @@ rule prescreen:
         table="results/screen/prescreen.csv",
     params:
         potential=potential_cli_args(POTENTIAL),
+        oxygen=SCREEN.oxygen_reference,
         # null: every unique valid sample is relaxed
         max_candidates=(
             f"--max-candidates {SCREEN.max_candidates}"
@@ -28,5 +29,6 @@ rule prescreen:
     shell:
         "python -m pipeline.stages.prescreen --validated {input.validated}"
         " --validation-table {input.validation} --references-relaxed {input.references}"
-        " {params.max_candidates} {params.potential} --threads {threads}"
+        " {params.max_candidates} {params.potential} --oxygen-reference {params.oxygen}"
+        " --threads {threads}"
         " --out {output.prescreened} --out-table {output.table} > {log} 2>&1"

@@ -31,6 +31,7 @@ rule report:
         ),
     params:
         chemsys=SETTINGS.chemsys,
+        oxygen=SCREEN.oxygen_reference,
     log:
         "logs/report.log",
     conda:
@@ -42,6 +43,7 @@ rule report:
     shell:
         "python -m pipeline.stages.report --chemsys {params.chemsys}"
         " --candidates {input.candidates} --criteria {input.criteria}"
+        " --oxygen-reference {params.oxygen}"
         " --references {input.references} --relaxed {input.relaxed}"
         " --training {input.training} --out-e-hull {output.e_hull}"
         " --out-ternary {output.ternary} --out-gap-pourbaix {output.gap_pourbaix}"

@@ -31,6 +31,7 @@ SCREEN = default_settings().screen
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED_DATASET = REPO / "resources" / "datasets" / "mgmno_kim2020.json.gz"
 BUNDLED_REFERENCES = REPO / "resources" / "datasets" / "mgmno_reference_phases.json"
+EXPERIMENTAL = REPO / "resources" / "thermo" / "oxide_formation_free_energies.csv"
 MODELS = ("gan", "vae")
 
 
@@ -126,7 +127,9 @@ def write_screen_inputs(folder: Path) -> dict[str, Path]:
         paths[f"samples_{model}"] = folder / f"results/samples/{model}/samples.json.gz"
         write_records(samples + [broken], paths[f"samples_{model}"])
         raw += samples + [broken]
-    hull_table(data.candidates, data.references).to_csv(paths["hull"], index=False)
+    hull_table(data.candidates, data.references, SCREEN.oxygen_reference).to_csv(
+        paths["hull"], index=False
+    )
     system = ChemicalSystem.parse("Mg-Mn-O")
     _, verdicts = validate(raw, index, system, ValidityLimits.from_settings(SCREEN))
     pd.DataFrame([asdict(v) for v in verdicts], columns=COLUMNS).to_csv(
@@ -167,6 +170,7 @@ def run_screen(folder: Path) -> dict[str, Path]:
     properties = ["--relaxed", paths["relaxed"], "--predictor", "cgcnn", "--threads", "1"]
     assert properties_main([str(a) for a in [*properties, "--out", paths["properties"]]]) == 0
     pourbaix = ["--relaxed", paths["relaxed"], "--references", paths["references"]]
+    pourbaix += ["--experimental", EXPERIMENTAL]
     pourbaix += ["--out", paths["pourbaix"], "--out-scheme", screen / "scheme.json"]
     assert pourbaix_main([str(a) for a in pourbaix]) == 0
     export = {

@@ -188,9 +188,9 @@ def test_database_keys_and_values_are_ones_ase_db_takes():
 
 def test_the_ternary_hull_has_the_stable_phases_and_none_outside_three_elements():
     references = screen_data().references
-    hull = ternary_hull(references, ["Mg", "Mn", "O"])
+    hull = ternary_hull(references, ["Mg", "Mn", "O"], "fitted")
     stable = {s["formula"] for s in hull.stable}
     assert {"MgO", "Mg", "Mn", "O2"} <= stable and hull.tie_lines
     assert all(0 <= s["x"] <= 1 and 0 <= s["y"] <= 0.867 for s in hull.stable)
-    binary = ternary_hull(references, ["Mg", "O"])
+    binary = ternary_hull(references, ["Mg", "O"], "fitted")
     assert binary.stable == [] and binary.tie_lines == []

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from pymatgen.io.vasp import Incar, Poscar
 from pymatgen.io.vasp.sets import MPRelaxSet
-from screen_data import CRITERIA, run_screen, write_screen_inputs
+from screen_data import CRITERIA, EXPERIMENTAL, run_screen, write_screen_inputs
 
 from pipeline.candidates.vasp import HSE_DIR, RELAX_DIR, write_dft_inputs
 from pipeline.formats import consensus_column
@@ -118,6 +118,8 @@ def test_a_screen_that_keeps_nothing_exports_nothing(tmp_path):
                 str(paths["relaxed"]),
                 "--references",
                 str(paths["references"]),
+                "--experimental",
+                str(EXPERIMENTAL),
                 "--out",
                 str(screen / "pourbaix.csv"),
                 "--out-scheme",

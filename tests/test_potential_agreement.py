@@ -27,7 +27,7 @@ def test_agreement_counts_the_same_side_of_each_threshold(bench):
             "id": ["a", "b", "c", "d"],
             "potential": "m3gnet (torch port of m3gnet 0.2.4) checkpoint MP-2021.2.8-EFS",
             "e_above_hull": [0.0, 0.1, 0.3, 0.05],
-            "e_above_hull_chgnet": [0.02, 0.3, 0.25, math.nan],
+            "e_above_hull_chgnet_relaxed": [0.02, 0.3, 0.25, math.nan],
             "e_above_hull_mp": [0.0, 0.0, 0.0, 0.0],  # not potentials
             "e_above_hull_is_lower_bound": [False, False, True, False],
         }

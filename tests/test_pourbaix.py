@@ -23,6 +23,7 @@ from pipeline.screen.pourbaix_scheme import (
     read_experimental_free_energies,
     read_unverified_formulas,
 )
+from pipeline.settings import default_settings
 from pipeline.stages.pourbaix import main as pourbaix_main
 
 EXPERIMENTAL = REPO / "resources" / "thermo" / "oxide_formation_free_energies.csv"
@@ -44,8 +45,13 @@ def screen_at(data, fit, ph_grid):
         (c, fit.formation_energy(c, e))
         for c, e in lowest_energy_per_formula(data.references).values()
     ]
+    pourbaix = default_settings().screen.pourbaix
     return PourbaixScreen(
-        solids, ase_aqueous_species(["Mg", "Mn", "O"]), v_rhe=1.5, ph_grid=ph_grid
+        solids,
+        ase_aqueous_species(["Mg", "Mn", "O"]),
+        v_rhe=pourbaix.potential_v,
+        ph_grid=ph_grid,
+        concentration=pourbaix.ion_concentration,
     )
 
 
@@ -181,6 +187,8 @@ def test_cli_rejects_a_bad_ph_scan(tmp_path, capsys):
             str(paths["relaxed"]),
             "--references",
             str(paths["references"]),
+            "--experimental",
+            str(EXPERIMENTAL),
             "--ph-range",
             "7",
             "3",
@@ -201,7 +209,14 @@ def test_a_solid_of_oxygen_alone_is_left_out_of_the_diagram(data, fit):
         for c, e in lowest_energy_per_formula(data.references).values()
     ]
     solids.append((Composition("O2"), -0.5))
-    screen = PourbaixScreen(solids, ase_aqueous_species(["Mg", "Mn", "O"]), ph_grid=[7.0])
+    pourbaix = default_settings().screen.pourbaix
+    screen = PourbaixScreen(
+        solids,
+        ase_aqueous_species(["Mg", "Mn", "O"]),
+        v_rhe=pourbaix.potential_v,
+        ph_grid=[7.0],
+        concentration=pourbaix.ion_concentration,
+    )
     magnesia = Composition("MgO")
     energy = lowest_energy_per_formula(data.references)["MgO"][1]
     expected = screen_at(data, fit, [7.0]).evaluate(

@@ -54,7 +54,7 @@ def test_batched_and_one_by_one_single_points_agree(candidates):
 def test_squeezed_structures_rank_after_their_near_equilibrium_forms(candidates, references):
     energies = single_point_records(candidates, PotentialSpec("chgnet"), progress=False)
     potential = describe(PotentialSpec("chgnet"))
-    rows = unrelaxed_rows(candidates, energies, phase_diagram(references), {}, potential)
+    rows = unrelaxed_rows(candidates, energies, phase_diagram(references, "fitted"), {}, potential)
     ranked = choose_for_relaxation(rows, limit=2)
     assert {row.id for row in ranked[:2]} == {"gen-mgo", "gen-spinel"}
     assert all(abs(row.e_above_hull) < 0.05 for row in ranked[:2])  # on the hull, as built

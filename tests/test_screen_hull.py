@@ -37,13 +37,13 @@ def with_energy(record: CrystalRecord, energy_per_atom: float) -> CrystalRecord:
 def test_a_hull_without_an_elemental_reference_is_an_input_error(reference_records):
     references = [with_energy(r, -5.0) for r in reference_records if r.id != "O2"]
     with pytest.raises(PipelineInputError, match=r"pure element\(s\) \['O'\]"):
-        phase_diagram(references)
+        phase_diagram(references, "molecule")
 
 
 def test_e_hull_is_measured_from_the_hull_of_the_references(reference_records):
     energies = {"MgO": -6.0, "Mg": -1.5, "O2": -4.9, "MnO": -8.0, "Mn": -9.0}
     references = [with_energy(r, energies[r.id]) for r in reference_records if r.id in energies]
-    diagram = phase_diagram(references)
+    diagram = phase_diagram(references, "molecule")
     mgo = next(r for r in references if r.id == "MgO")
     assert e_above_hull(diagram, pd_entry(mgo)).e_above_hull == pytest.approx(0.0)
     higher = with_energy(mgo, -5.9)
@@ -54,7 +54,7 @@ def test_e_hull_is_measured_from_the_hull_of_the_references(reference_records):
 
 @pytest.mark.slow
 def test_reference_oxides_sit_on_the_self_consistent_hull(relaxed_references):
-    diagram = phase_diagram(relaxed_references)
+    diagram = phase_diagram(relaxed_references, "fitted")
     table = {r.id: e_above_hull(diagram, pd_entry(r)).e_above_hull for r in relaxed_references}
     assert table["MgO"] == pytest.approx(0.0, abs=1e-6)
     assert table["MgMn2O4"] < 0.03
@@ -143,7 +143,7 @@ def test_the_second_opinion_is_its_own_potentials_e_hull_at_the_same_geometry():
     second = {"a": 0.07, "b": 0.15, "c": 0.1, "d": float("nan")}
     references = [with_energy(r, e) for r, e in zip(_elements(), (-1.5, -4.9))]
     energies = [_mg_with_e_hull(i, e) for i, e in second.items()]
-    add_second_opinion(table, "sevennet", energies, references)
+    add_second_opinion(table, "sevennet", energies, references, "molecule")
     assert table["e_above_hull_sevennet"].tolist()[:3] == pytest.approx([0.07, 0.15, 0.1])
     assert pd.isna(table["e_above_hull_sevennet"].iloc[3])
 
@@ -163,4 +163,4 @@ def _mg_with_e_hull(id_: str, e_hull: float) -> CrystalRecord:
 
 def test_hull_table_of_no_candidates_is_empty(reference_records):
     references = [with_energy(r, -5.0) for r in reference_records]
-    assert hull_table([], references).empty
+    assert hull_table([], references, "fitted").empty

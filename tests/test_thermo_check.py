@@ -8,6 +8,7 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import pandas as pd
 import pytest
 from conftest import REPO
 from pymatgen.analysis.phase_diagram import PDEntry
@@ -16,8 +17,9 @@ from pymatgen.core import Composition
 from pipeline.errors import PipelineInputError
 from pipeline.records import read_records, write_records
 from pipeline.screen.convex_hull import hull_entries, pd_entry
+from pipeline.screen.criteria import Criteria
 from pipeline.screen.experimental_check import check_hull, experimentally_stable
-from pipeline.screen.hull_agreement import pairwise_agreement, verdicts_agree
+from pipeline.screen.hull_agreement import pairwise_agreement
 from pipeline.screen.modes import single_point_records
 from pipeline.screen.potentials import PotentialSpec, describe, energy_scale
 from pipeline.screen.thermochemistry import (
@@ -100,13 +102,15 @@ def test_raw_pbe_potentials_get_the_mp2020_corrections_on_every_hull_entry():
     assert moved == ["O2"]
 
 
-def test_agreement_counts_the_same_side_of_every_threshold():
-    assert verdicts_agree(0.05, 0.07, [0.08, 0.2]) and not verdicts_agree(0.05, 0.1, [0.08, 0.2])
-    assert not verdicts_agree(0.05, float("nan"), [0.08])
-    pairs = pairwise_agreement(
-        {"chgnet": {"a": 0.0, "b": 0.1}, "m3gnet": {"a": 0.01, "b": 0.3}}, [0.08, 0.2]
-    )
-    assert pairs["chgnet-m3gnet"]["agree"] == 0.5 and pairs["chgnet-m3gnet"]["candidates"] == 2
+def test_agreement_is_the_verdicts_same_side_of_both_thresholds():
+    e_hull = {
+        "chgnet": pd.Series({"a": 0.0, "b": 0.1, "c": 0.05}),
+        "m3gnet": pd.Series({"a": 0.01, "b": 0.3, "c": float("nan")}),
+    }
+    pairs = pairwise_agreement(e_hull, Criteria.default())
+    assert pairs["chgnet-m3gnet"]["candidates"] == 3
+    assert pairs["chgnet-m3gnet"]["both_evaluated"] == 2
+    assert pairs["chgnet-m3gnet"]["agree"] == pytest.approx(1 / 3, abs=1e-3)  # a only
 
 
 @pytest.mark.slow

@@ -37,6 +37,7 @@ class ExplorerInputs:
     references: Path  # the hull's relaxed phases
     known: Path  # the data stage's known.json.gz
     chemsys: str
+    oxygen_reference: str  # the hull's (screen.oxygen_reference)
     hull: Path | None = None
     properties: Path | None = None
     pourbaix: Path | None = None
@@ -78,7 +79,7 @@ def write_explorer(inputs: ExplorerInputs, out_dir: Path, out_db: Path) -> Path:
         relaxed=relaxed,
         known={r.id: r for r in known_structures} | {r.id: r for r in references},
         nearest=nearest,
-        hull=ternary_hull(references, list(system.elements)),
+        hull=ternary_hull(references, list(system.elements), inputs.oxygen_reference),
         criteria=Criteria.read(inputs.criteria),
         chemsys=inputs.chemsys,
         out_dir=out_dir,

@@ -12,7 +12,7 @@ from pymatgen.analysis.phase_diagram import PhaseDiagram
 from pymatgen.core import Composition
 
 from pipeline.records import CrystalRecord
-from pipeline.screen.convex_hull import pd_entry
+from pipeline.screen.convex_hull import hull_entries
 
 HEIGHT = math.sqrt(3) / 2
 
@@ -32,7 +32,9 @@ def ternary_xy(composition: Composition, elements: Sequence[str]) -> tuple[float
     return fractions[1] + 0.5 * fractions[2], HEIGHT * fractions[2]
 
 
-def ternary_hull(references: Sequence[CrystalRecord], elements: Sequence[str]) -> TernaryHull:
+def ternary_hull(
+    references: Sequence[CrystalRecord], elements: Sequence[str], oxygen_reference: str
+) -> TernaryHull:
     """The convex hull of the relaxed references projected on the composition triangle.
 
     References without an energy are left out; a set that does not span every element
@@ -42,11 +44,10 @@ def ternary_hull(references: Sequence[CrystalRecord], elements: Sequence[str]) -
     hull = TernaryHull(list(elements))
     if len(elements) != 3:  # no triangle to draw in
         return hull
-    entries = [
-        pd_entry(r)  # on the potential's energy scale, as the hull stage's
-        for r in references
-        if "energy_per_atom" in r.properties
-    ]
+    # on the potential's energy scale and with the oxygen reference, as the ehull stage's
+    entries = hull_entries(
+        [r for r in references if "energy_per_atom" in r.properties], oxygen_reference
+    )
     try:
         diagram = PhaseDiagram(entries, elements=[Composition(e).elements[0] for e in elements])
     except ValueError:  # some element has no reference: no hull to draw

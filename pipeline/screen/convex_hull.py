@@ -34,7 +34,6 @@ from pipeline.screen.potentials import energy_scale
 from pipeline.screen.thermochemistry import (
     OxygenFit,
     fit_oxygen,
-    oxygen_reference_setting,
     with_oxygen_reference,
 )
 
@@ -65,33 +64,26 @@ def pd_entry(record: CrystalRecord) -> PDEntry:
     return PDEntry(composition, energy, name=record.id)
 
 
-def hull_entries(
-    references: Sequence[CrystalRecord], oxygen_reference: str | None = None
-) -> list[PDEntry]:
+def hull_entries(references: Sequence[CrystalRecord], oxygen_reference: str) -> list[PDEntry]:
     """The hull entries of ``references`` (one per record, in order, named by record id) with
-    the oxygen reference ``oxygen_reference`` (default: ``screen.oxygen_reference``)."""
+    the oxygen reference ``oxygen_reference`` (``screen.oxygen_reference``)."""
     entries = [pd_entry(r) for r in references]
     return with_oxygen_reference(entries, oxygen_fit_of(entries, oxygen_reference))
 
 
-def oxygen_fit_of(entries: Sequence[PDEntry], oxygen_reference: str | None = None) -> OxygenFit:
+def oxygen_fit_of(entries: Sequence[PDEntry], oxygen_reference: str) -> OxygenFit:
     """The oxygen reference of a hull of ``entries`` (none without oxygen: a zero shift)."""
-    setting = oxygen_reference or oxygen_reference_setting()
     if not any(e.composition.reduced_formula == "O2" for e in entries):
-        return OxygenFit(setting, 0.0, 0.0)
-    return fit_oxygen(entries, setting)
+        return OxygenFit(oxygen_reference, 0.0, 0.0)
+    return fit_oxygen(entries, oxygen_reference)
 
 
-def oxygen_fit(
-    references: Sequence[CrystalRecord], oxygen_reference: str | None = None
-) -> OxygenFit:
+def oxygen_fit(references: Sequence[CrystalRecord], oxygen_reference: str) -> OxygenFit:
     """The oxygen reference the hull of ``references`` uses, and its fit to experiment."""
     return oxygen_fit_of([pd_entry(r) for r in references], oxygen_reference)
 
 
-def phase_diagram(
-    references: Sequence[CrystalRecord], oxygen_reference: str | None = None
-) -> PhaseDiagram:
+def phase_diagram(references: Sequence[CrystalRecord], oxygen_reference: str) -> PhaseDiagram:
     """The hull of the relaxed references; every element needs a reference of its own."""
     entries = hull_entries(references, oxygen_reference)
     elements = sorted({el.symbol for e in entries for el in e.composition.elements})

@@ -29,7 +29,6 @@ from pipeline.screen.thermochemistry import (
     OxygenFit,
     lowest_per_formula,
     measured_formation_enthalpies,
-    oxygen_reference_setting,
     with_oxygen_reference,
 )
 
@@ -100,12 +99,10 @@ def experimentally_stable(
     )
 
 
-def check_hull(
-    references: Sequence[CrystalRecord], oxygen_reference: str | None = None
-) -> HullCheck:
+def check_hull(references: Sequence[CrystalRecord], oxygen_reference: str) -> HullCheck:
     """Check the hull of ``references`` (one potential's relaxed phases) against experiment."""
     raw = [pd_entry(r) for r in references]
-    fit = oxygen_fit_of(raw, oxygen_reference or oxygen_reference_setting())
+    fit = oxygen_fit_of(raw, oxygen_reference)
     entries = with_oxygen_reference(raw, fit)
     diagram = PhaseDiagram(entries)
     elements = sorted({el.symbol for e in entries for el in e.composition.elements})

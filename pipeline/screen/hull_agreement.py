@@ -2,70 +2,47 @@
 
 Each potential's E_hull of a candidate is its own energy of the candidate (relaxed by it, or a
 single point at another potential's geometry) against the hull of its own relaxed references,
-on its energy scale (:func:`pipeline.screen.convex_hull.pd_entry`). Two potentials agree on a
-candidate when both have an E_hull and they lie on the same side of every E_hull threshold,
-the rule of the screen's second opinion (``agrees``).
+on its energy scale (:func:`pipeline.screen.hull_table.hull_table`). Two potentials agree on a
+candidate as the screen's verdict decides ``agrees`` (:meth:`Criteria.agreement`: both E_hull
+known and on the same side of both thresholds).
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Mapping, Sequence
 
+import pandas as pd
+
 from pipeline.records import CrystalRecord
-from pipeline.screen.convex_hull import ENERGY, e_above_hull, pd_entry, phase_diagram
+from pipeline.screen.criteria import Criteria
+from pipeline.screen.hull_table import hull_table
 
 
 def e_above_own_hull(
-    records: Sequence[CrystalRecord],
-    references: Sequence[CrystalRecord],
-    oxygen_reference: str | None = None,
-) -> dict[str, float]:
-    """Candidate id -> E_hull (eV/atom) against the hull of ``references``; NaN without energy."""
-    diagram = phase_diagram(references, oxygen_reference)
-    result = {}
-    for record in records:
-        energy = record.properties.get(ENERGY, math.nan)
-        result[record.id] = (
-            e_above_hull(diagram, pd_entry(record)).e_above_hull
-            if math.isfinite(energy)
-            else math.nan
-        )
-    return result
+    records: Sequence[CrystalRecord], references: Sequence[CrystalRecord], oxygen_reference: str
+) -> pd.Series:
+    """E_hull (eV/atom) by candidate id against the hull of ``references``; NaN without energy."""
+    table = hull_table(records, references, oxygen_reference)
+    return table.set_index("id")["e_above_hull"].astype(float)
 
 
-def verdicts_agree(first: float, second: float, thresholds: Sequence[float]) -> bool:
-    """Both E_hull known and on the same side of every threshold."""
-    if not (math.isfinite(first) and math.isfinite(second)):
-        return False
-    return all((first <= t) == (second <= t) for t in thresholds)
-
-
-def pairwise_agreement(
-    e_hull: Mapping[str, Mapping[str, float]], thresholds: Sequence[float]
-) -> dict[str, dict]:
-    """Per pair of potentials (``a-b``): candidates both evaluated, the share that agree, and
-    the median |E_hull difference| (eV/atom). ``e_hull``: potential -> candidate id -> E_hull."""
+def pairwise_agreement(e_hull: Mapping[str, pd.Series], criteria: Criteria) -> dict[str, dict]:
+    """Per pair of potentials (``a-b``): candidates both were asked about, how many both
+    evaluated, the share that agree, and the median |E_hull difference| (eV/atom).
+    ``e_hull``: potential -> E_hull by candidate id."""
     pairs = {}
     for a, b in itertools.combinations(sorted(e_hull), 2):
-        ids = sorted(set(e_hull[a]) & set(e_hull[b]))
-        both = [
-            (e_hull[a][i], e_hull[b][i])
-            for i in ids
-            if math.isfinite(e_hull[a][i]) and math.isfinite(e_hull[b][i])
-        ]
-        differences = sorted(abs(x - y) for x, y in both)
+        first, second = e_hull[a].align(e_hull[b], join="inner")
+        agrees = criteria.agreement(first, second)
+        both = first.notna() & second.notna()
+        difference = (first - second)[both].abs()
         pairs[f"{a}-{b}"] = {
-            "candidates": len(ids),
-            "both_evaluated": len(both),
-            "agree": round(
-                sum(verdicts_agree(e_hull[a][i], e_hull[b][i], thresholds) for i in ids)
-                / max(len(ids), 1),
-                3,
-            ),
+            "candidates": len(first),
+            "both_evaluated": int(both.sum()),
+            "agree": round(float(agrees.mean()), 3) if len(first) else float("nan"),
             "median_abs_difference_eV_per_atom": (
-                round(differences[len(differences) // 2], 3) if differences else math.nan
+                round(float(difference.median()), 3) if len(difference) else float("nan")
             ),
         }
     return pairs

@@ -42,10 +42,13 @@ HULL_COLUMNS = [
 
 
 def hull_table(
-    candidates: Sequence[CrystalRecord], references: Sequence[CrystalRecord]
+    candidates: Sequence[CrystalRecord],
+    references: Sequence[CrystalRecord],
+    oxygen_reference: str,
 ) -> pd.DataFrame:
-    """E_hull of every candidate against the hull of ``references`` (NaN without an energy)."""
-    diagram = phase_diagram(references)
+    """E_hull of every candidate against the hull of ``references`` with its oxygen
+    reference (``screen.oxygen_reference``); NaN without an energy."""
+    diagram = phase_diagram(references, oxygen_reference)
     rows = []
     for record in candidates:
         energy = record.properties.get("energy_per_atom", math.nan)
@@ -75,10 +78,11 @@ def add_other_potential(
     column: str,
     candidates: Sequence[CrystalRecord],
     references: Sequence[CrystalRecord],
+    oxygen_reference: str,
 ) -> None:
     """Add ``column``: E_hull of ``candidates`` (another potential's energies) on that
     potential's own hull of ``references``; NaN where it has none."""
-    other = hull_table(candidates, references)
+    other = hull_table(candidates, references, oxygen_reference)
     by_id = dict(zip(other["id"], other["e_above_hull"]))
     table[column] = [by_id.get(i, math.nan) for i in table["id"]]
 
@@ -88,9 +92,11 @@ def add_second_opinion(
     potential: str,
     energies: Sequence[CrystalRecord],
     references: Sequence[CrystalRecord],
+    oxygen_reference: str,
 ) -> None:
     """Another potential's energies at the main potential's geometry, on its own hull."""
-    add_other_potential(table, second_opinion_column(potential), energies, references)
+    column = second_opinion_column(potential)
+    add_other_potential(table, column, energies, references, oxygen_reference)
 
 
 def add_consensus(
@@ -98,9 +104,11 @@ def add_consensus(
     potential: str,
     relaxed: Sequence[CrystalRecord],
     references: Sequence[CrystalRecord],
+    oxygen_reference: str,
 ) -> None:
     """Another potential's own relaxations of the candidates, on its own hull."""
-    add_other_potential(table, consensus_column(potential), relaxed, references)
+    column = consensus_column(potential)
+    add_other_potential(table, column, relaxed, references, oxygen_reference)
 
 
 def add_coverage(table: pd.DataFrame, references: Sequence[CrystalRecord]) -> list[str]:

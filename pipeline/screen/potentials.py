@@ -28,7 +28,6 @@ import torch
 from pipeline.errors import PipelineInputError
 from pipeline.screen.m3gnet import CHECKPOINT_NAME as M3GNET_PORT
 from pipeline.screen.potential_names import POTENTIALS
-from pipeline.screen.thermochemistry import oxygen_reference_setting
 
 DEFAULT_CHECKPOINTS = {
     "chgnet": "0.3.0",
@@ -47,8 +46,8 @@ class EnergyScale:
     corrections (anion, GGA/GGA+U mixing), so its energies are used as they are; otherwise they
     are raw VASP PBE(+U) energies, and every hull entry of the potential (references, training
     polymorphs, candidates) gets the MP2020 corrections (:func:`pipeline.screen.convex_hull.pd_entry`).
-    The oxygen reference on top is a setting (``screen.oxygen_reference``, see
-    :mod:`pipeline.screen.thermochemistry`).
+    The oxygen reference on top is a setting of the hull (``screen.oxygen_reference``, see
+    :mod:`pipeline.screen.thermochemistry`), recorded beside the scale in ``hull.csv``.
     """
 
     training_target: str
@@ -67,10 +66,7 @@ class EnergyScale:
     @property
     def description(self) -> str:
         """The scale in one line, as ``hull.csv`` records it (``energy_scale``)."""
-        return (
-            f"{self.training_target}; {self.corrections};"
-            f" oxygen reference: {oxygen_reference_setting()}"
-        )
+        return f"{self.training_target}; {self.corrections}"
 
 
 # CHGNet 0.3.0 was trained on MPtrj energies with MP2020 corrections applied (its

@@ -266,11 +266,13 @@ class PourbaixScreen:
         self,
         solids: Sequence[tuple[Composition, float]],
         ions: Sequence[AqueousSpecies],
-        v_rhe: float = 1.5,
-        ph_grid: Sequence[float] = tuple(np.linspace(0.0, 14.0, 141)),
-        concentration: float = 1e-6,
+        v_rhe: float,
+        ph_grid: Sequence[float],
+        concentration: float,
     ) -> None:
-        """``solids``: (composition, free energy of formation of that composition in eV).
+        """``solids``: (composition, free energy of formation of that composition in eV);
+        ``v_rhe`` (V vs RHE), the pH values scanned and each ion's concentration (mol/L) are
+        ``screen.pourbaix``'s.
 
         Solids of H and O alone (O2, H2O ice) are left out: water and its ions stand for them
         in a Pourbaix diagram, and pymatgen normalises each entry by its atoms other than H

@@ -202,14 +202,14 @@ HULL_PHASE_COLUMNS = [
 ]
 
 
-def hull_phase_table(references: Sequence[CrystalRecord]) -> pd.DataFrame:
+def hull_phase_table(references: Sequence[CrystalRecord], oxygen_reference: str) -> pd.DataFrame:
     """Every relaxed reference with its place on the hull they make.
 
     ``origin`` says where a phase came from (the record's ``source``: ``reference`` for
     the reference phases, the dataset's name for training structures); ``on_hull`` marks
     the phases that make the hull, ``lowest_of_formula`` each formula's lowest polymorph.
     """
-    entries = hull_entries(references)  # on the potential's energy scale
+    entries = hull_entries(references, oxygen_reference)  # on the potential's energy scale
     diagram = PhaseDiagram(entries)
     stable = {entry.name for entry in diagram.stable_entries}
     lowest: dict[str, tuple[float, str]] = {}

@@ -34,7 +34,6 @@ from pymatgen.analysis.phase_diagram import PDEntry
 from pymatgen.core import Composition
 
 from pipeline.errors import PipelineInputError
-from pipeline.settings import default
 
 OXYGEN = "O"
 OXYGEN_REFERENCES = ("fitted", "molecule")
@@ -42,11 +41,6 @@ EXPERIMENTAL_FILE = Path(pymatgen_compatibility.__file__).parent / "exp_compound
 EXPERIMENTAL_CITATION = (
     "Wang et al., Sci. Rep. 11, 15496 (2021), from Kubaschewski et al. and NIST-JANAF"
 )
-
-
-def oxygen_reference_setting() -> str:
-    """``screen.oxygen_reference`` of ``config.yaml``: ``fitted`` or ``molecule``."""
-    return default("screen.oxygen_reference")
 
 
 @dataclass(frozen=True)

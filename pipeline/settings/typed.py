@@ -39,6 +39,7 @@ class BundledData:
 class MaterialsProjectData:
     require_all_elements: bool
     reference_e_above_hull: float  # eV/atom
+    thermo_type: str  # GGA_GGA+U | R2SCAN
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ class ScreenSettings:
     hull_shipped: str | None
     second_opinion: str | None
     consensus: tuple[str, ...]
+    oxygen_reference: str  # fitted | molecule
     e_hull: EHullThresholds
     band_gap: BandGapSettings
     pourbaix: PourbaixSettings

@@ -19,7 +19,12 @@ from monty.serialization import loadfn
 
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.records import read_records
-from pipeline.screen.convex_hull import mp_corrections_note, mp_e_above_hull, potential_name
+from pipeline.screen.convex_hull import (
+    mp_corrections_note,
+    mp_e_above_hull,
+    oxygen_fit,
+    potential_name,
+)
 from pipeline.screen.hull_table import (
     add_consensus,
     add_coverage,
@@ -28,6 +33,8 @@ from pipeline.screen.hull_table import (
 )
 from pipeline.screen.potentials import energy_scale
 from pipeline.screen.reference_hull import hull_phase_table
+from pipeline.screen.thermochemistry import OXYGEN_REFERENCES
+from pipeline.settings import setting_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="another potential's single-point energies of the relaxed candidates, and its"
         " own relaxed hull phases",
     )
+    setting_argument(
+        parser,
+        "--oxygen-reference",
+        "screen.oxygen_reference",
+        choices=OXYGEN_REFERENCES,
+        help="the hulls' oxygen reference: the O2 molecule, or fitted to measured oxides",
+    )
     parser.add_argument("--out", type=Path, required=True, help="hull.csv")
     parser.add_argument(
         "--out-phases", type=Path, required=True, help="the references and which make the hull"
@@ -85,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     candidates = read_records(args.relaxed)
     references = read_records(args.references_relaxed)
-    table = hull_table(candidates, references)
+    oxygen = args.oxygen_reference
+    table = hull_table(candidates, references, oxygen)
+    table["oxygen_reference"] = oxygen_fit(references, oxygen).describe()
     if args.mp_entries is not None:
         mp_entries = load_mp_entries(args.mp_entries)
         if mp_entries:
@@ -99,17 +115,15 @@ def main(argv: list[str] | None = None) -> int:
             " missing_binaries in the table)"
         )
     for potential, relaxed, other_references in args.consensus or []:
-        add_consensus(
-            table, potential, read_records(Path(relaxed)), read_records(Path(other_references))
-        )
+        other = read_records(Path(other_references))
+        add_consensus(table, potential, read_records(Path(relaxed)), other, oxygen)
     if args.second_opinion is not None:
         potential, energies, other_references = args.second_opinion
-        add_second_opinion(
-            table, potential, read_records(Path(energies)), read_records(Path(other_references))
-        )
+        other = read_records(Path(other_references))
+        add_second_opinion(table, potential, read_records(Path(energies)), other, oxygen)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
-    phases = hull_phase_table(references)
+    phases = hull_phase_table(references, oxygen)
     phases["energy_scale"] = [
         energy_scale(p.split()[0]).description if p else "" for p in phases["potential"]
     ]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pipeline.errors import exit_on_input_error
 from pipeline.explorer.site import ExplorerInputs, write_explorer
+from pipeline.screen.thermochemistry import OXYGEN_REFERENCES
 from pipeline.settings import setting_argument
 
 
@@ -41,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tables.add_argument("--dft-ready", type=Path, help="the export's dft_ready/ folder")
     setting_argument(parser, "--chemsys", "chemsys", help="chemical system, e.g. Mg-Mn-O")
+    setting_argument(
+        parser,
+        "--oxygen-reference",
+        "screen.oxygen_reference",
+        choices=OXYGEN_REFERENCES,
+        help="the hull's oxygen reference (the ternary plot's hull)",
+    )
     outputs = parser.add_argument_group("outputs")
     outputs.add_argument("--out-dir", type=Path, required=True, help="the page set's folder")
     outputs.add_argument("--out-db", type=Path, required=True, help="the ASE database (.db)")
@@ -57,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         references=args.references,
         known=args.known,
         chemsys=args.chemsys,
+        oxygen_reference=args.oxygen_reference,
         hull=args.hull,
         properties=args.properties,
         pourbaix=args.pourbaix,

@@ -31,7 +31,7 @@ from pipeline.screen.pourbaix_scheme import (
     read_unverified_formulas,
     unverified_dependence,
 )
-from pipeline.settings import default
+from pipeline.settings import setting_argument
 
 ION_SOURCES = ("ase", "mp")
 COLUMNS = [
@@ -64,32 +64,34 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--experimental",
         type=Path,
-        default=Path("resources/thermo/oxide_formation_free_energies.csv"),
-        help="experimental free energies of formation of oxides (CSV)",
+        required=True,
+        help="experimental free energies of formation of oxides with their sources (CSV,"
+        " resources/thermo/oxide_formation_free_energies.csv)",
     )
-    parser.add_argument(
+    setting_argument(
+        parser,
         "--ion-source",
+        "screen.pourbaix.ion_source",
         choices=ION_SOURCES,
-        default=default("screen.pourbaix.ion_source"),
         help="aqueous ion free energies: ase (bundled table, offline) or mp"
         " (Materials Project ion reference data; needs MP_API_KEY and network)",
     )
-    parser.add_argument(
-        "--v-rhe", type=float, default=default("screen.pourbaix.potential_v"), help="V vs RHE"
-    )
-    parser.add_argument(
+    setting_argument(parser, "--v-rhe", "screen.pourbaix.potential_v", type=float, help="V vs RHE")
+    setting_argument(
+        parser,
         "--ph-range",
+        "screen.pourbaix.ph_range",
         type=float,
         nargs=2,
-        default=tuple(default("screen.pourbaix.ph_range")),
         metavar=("MIN", "MAX"),
         help="pH scan range",
     )
-    parser.add_argument("--ph-step", type=float, default=default("screen.pourbaix.ph_step"))
-    parser.add_argument(
+    setting_argument(parser, "--ph-step", "screen.pourbaix.ph_step", type=float)
+    setting_argument(
+        parser,
         "--ion-concentration",
+        "screen.pourbaix.ion_concentration",
         type=float,
-        default=default("screen.pourbaix.ion_concentration"),
         help="concentration of each aqueous ion, mol/L",
     )
     parser.add_argument("--out", type=Path, required=True, help="Pourbaix table (.csv)")

@@ -31,6 +31,7 @@ from pipeline.screen.prescreening import (
     choose_for_relaxation,
     unrelaxed_rows,
 )
+from pipeline.screen.thermochemistry import OXYGEN_REFERENCES
 from pipeline.settings import setting_argument
 
 COLUMNS = [name for name in PrescreenRow.__dataclass_fields__] + ["potential"]
@@ -67,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="most candidates passed on to relaxation (default: all)",
     )
+    setting_argument(
+        parser,
+        "--oxygen-reference",
+        "screen.oxygen_reference",
+        choices=OXYGEN_REFERENCES,
+        help="the hull's oxygen reference: the O2 molecule, or fitted to measured oxides",
+    )
     add_relax_arguments(parser)
     parser.add_argument(
         "--out", type=Path, required=True, help="candidates to relax (.json.gz), best first"
@@ -86,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if not {"id", "new"} <= set(table.columns):
         raise PipelineInputError(f"{args.validation_table}: needs the columns id and new")
     new = {row.id: row.new in (True, "True") for row in table.itertuples()}
-    diagram = phase_diagram(read_records(args.references_relaxed))
+    diagram = phase_diagram(read_records(args.references_relaxed), args.oxygen_reference)
 
     energies = single_point_records(records, spec, args.mode, args.batch_atoms)
     potential = describe(spec)

@@ -22,6 +22,7 @@ from pipeline.report_plots import (
     plot_ternary_hull,
 )
 from pipeline.screen.criteria import Criteria
+from pipeline.screen.thermochemistry import OXYGEN_REFERENCES
 from pipeline.settings import setting_argument
 
 
@@ -40,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--training", type=Path, required=True, help="training dataset (.json.gz)")
     parser.add_argument(
         "--criteria", type=Path, required=True, help="the export's criteria.json (thresholds)"
+    )
+    setting_argument(
+        parser,
+        "--oxygen-reference",
+        "screen.oxygen_reference",
+        choices=OXYGEN_REFERENCES,
+        help="the hull's oxygen reference (the ternary plot's hull)",
     )
     parser.add_argument("--out-e-hull", type=Path, required=True)
     parser.add_argument("--out-ternary", type=Path, required=True)
@@ -69,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         system.elements,
         args.out_ternary,
         criteria.synthesizable,
+        args.oxygen_reference,
     )
     plot_gap_vs_pourbaix(
         candidates,
