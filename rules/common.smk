@@ -16,9 +16,12 @@ from pipeline.screen.potential_names import POTENTIALS  # noqa: E402
 MODELS = list(config["train"]["models"])
 
 # The stage CLIs (`python -m pipeline.stages.<stage>`) must import the package from this
-# checkout, also inside a --use-conda environment that did not install it.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (str(WORKFLOW_DIR), os.environ.get("PYTHONPATH", "")) if p
+# checkout, also inside a --use-conda environment that did not install it (Snakemake's own
+# prefix, strict bash, kept).
+# (Snakemake formats the prefix too: its braces doubled. Unset, PYTHONPATH is this
+# checkout twice.)
+shell.prefix(
+    f'set -euo pipefail; export PYTHONPATH="{WORKFLOW_DIR}:${{{{PYTHONPATH:-{WORKFLOW_DIR}}}}}"; '
 )
 
 
@@ -32,7 +35,7 @@ def max_atoms_arg():
     caps = config["encoding"]["max_atoms"]
     if not caps:
         return ""
-    return "--max-atoms " + " ".join(f"{el}={n}" for el, n in caps.items())
+    return " ".join(["--max-atoms", *(f"{el}={n}" for el, n in caps.items())])
 
 
 def model_options(section, model):
@@ -56,12 +59,19 @@ wildcard_constraints:
 def potential_cli_args(potential):
     """--potential ... --batch-atoms: which potential runs, where and how batched."""
     model_file = SCREEN.checkpoints.get(potential, "")
-    return (
-        f"--potential {potential}"
-        + (f" --checkpoint {model_file}" if model_file else "")
-        + f" --mode {SCREEN.relax_mode} --device {SCREEN.device}"
-        + (f" --batch-atoms {SCREEN.batch_atoms}" if SCREEN.batch_atoms else "")
+    return " ".join(
+        [
+            f"--potential {potential}",
+            f"--checkpoint {model_file}" if model_file else "",
+            f"--mode {SCREEN.relax_mode} --device {SCREEN.device}",
+            f"--batch-atoms {SCREEN.batch_atoms}" if SCREEN.batch_atoms else "",
+        ]
     )
+
+
+def relax_cli_args(potential, fmax, max_steps):
+    """The potential's arguments and a relaxation's stopping rules."""
+    return f"{potential_cli_args(potential)} --fmax {fmax} --max-steps {max_steps}"
 
 
 def relaxed(potential=POTENTIAL):
@@ -112,3 +122,56 @@ def final_outputs():
             rules.explorer.output.database,
         ]
     return outputs
+
+
+def data_inputs(wildcards):
+    """Input files of fetch_data: the bundled set always (its phases are hull references
+    for user CIFs too), and the CIF folder's files for source cif_dir."""
+    inputs = {
+        "dataset": workflow_path(config["data"]["bundled"]["dataset"]),
+        "references": workflow_path(config["data"]["bundled"]["references"]),
+    }
+    if config["data"]["source"] == "cif_dir":
+        if not config["data"].get("cif_dir"):
+            raise ValueError("config: data.source is 'cif_dir' but data.cif_dir is not set")
+        inputs["cifs"] = sorted(Path(workflow_path(config["data"]["cif_dir"])).glob("*.cif"))
+    return inputs
+
+
+def band_gap_args():
+    """--predictor/--gap-level/--pbe-to-hse from screen.band_gap."""
+    gap = SCREEN.band_gap
+    mapping = gap.pbe_to_hse
+    pbe_to_hse = f"--pbe-to-hse {mapping.slope} {mapping.intercept}" if mapping else ""
+    return f"--predictor {gap.predictor} --gap-level {gap.level} {pbe_to_hse}"
+
+
+def ehull_inputs(wildcards):
+    """Relaxed candidates and hull phases of the main potential, the consensus ones and the
+    second opinion."""
+    inputs = {
+        "relaxed": relaxed(),
+        "references": hull_references(),
+        "mp_entries": rules.fetch_data.output.mp_entries,
+    }
+    for potential in CONSENSUS:
+        inputs[f"relaxed_{potential}"] = relaxed(potential)
+        inputs[f"references_{potential}"] = hull_references(potential)
+    if SECOND_OPINION:
+        inputs["second_energies"] = expand(
+            rules.second_opinion.output[0], potential=SECOND_OPINION
+        )[0]
+        inputs["second_references"] = hull_references(SECOND_OPINION)
+    return inputs
+
+
+def other_potentials_args(wildcards, input):
+    args = " ".join(
+        f"--consensus {p} {input[f'relaxed_{p}']} {input[f'references_{p}']}" for p in CONSENSUS
+    )
+    if SECOND_OPINION:
+        args += (
+            f" --second-opinion {SECOND_OPINION} {input.second_energies}"
+            f" {input.second_references}"
+        )
+    return args

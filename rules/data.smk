@@ -1,17 +1,3 @@
-def data_inputs(wildcards):
-    """Input files of fetch_data: the bundled set always (its phases are hull references
-    for user CIFs too), and the CIF folder's files for source cif_dir."""
-    inputs = {
-        "dataset": workflow_path(config["data"]["bundled"]["dataset"]),
-        "references": workflow_path(config["data"]["bundled"]["references"]),
-    }
-    if config["data"]["source"] == "cif_dir":
-        if not config["data"].get("cif_dir"):
-            raise ValueError("config: data.source is 'cif_dir' but data.cif_dir is not set")
-        inputs["cifs"] = sorted(Path(workflow_path(config["data"]["cif_dir"])).glob("*.cif"))
-    return inputs
-
-
 rule fetch_data:
     input:
         unpack(data_inputs),
@@ -31,22 +17,22 @@ rule fetch_data:
         ),
     params:
         source=config["data"]["source"],
-        chemsys=config["chemsys"],
+        chemsys=SETTINGS.chemsys,
         max_atoms=max_atoms_arg(),
         cif_dir=(
-            f"--cif-dir {workflow_path(config['data']['cif_dir'])}"
-            if config["data"].get("cif_dir")
-            else ""
+            f"--cif-dir {workflow_path(SETTINGS.data.cif_dir)}" if SETTINGS.data.cif_dir else ""
         ),
-        exclude=(
-            "--exclude-formulas " + " ".join(config["data"]["exclude_formulas"])
-            if config["data"].get("exclude_formulas")
-            else ""
-        ),
-        mp=(
-            ("--mp-require-all-elements" if config["data"]["mp"]["require_all_elements"] else "--no-mp-require-all-elements")
-            + f" --mp-reference-ehull {config['data']['mp']['reference_e_above_hull']}"
-            + f" --mp-thermo-type {config['data']['mp']['thermo_type']}"
+        exclude=" ".join(["--exclude-formulas", *SETTINGS.data.exclude_formulas])
+        if SETTINGS.data.exclude_formulas
+        else "",
+        mp=" ".join(
+            [
+                "--mp-require-all-elements"
+                if SETTINGS.data.mp.require_all_elements
+                else "--no-mp-require-all-elements",
+                f"--mp-reference-ehull {SETTINGS.data.mp.reference_e_above_hull}",
+                f"--mp-thermo-type {SETTINGS.data.mp.thermo_type}",
+            ]
         ),
     log:
         "logs/fetch_data.log",

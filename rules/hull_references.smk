@@ -14,8 +14,9 @@ rule hull_references:
         status="results/hull/{potential}/references_status.csv",
         provenance="results/hull/{potential}/references_provenance.json",
     params:
-        relax=lambda wildcards: potential_cli_args(wildcards.potential)
-        + f" --fmax {SCREEN.hull_relax.fmax} --max-steps {SCREEN.hull_relax.max_steps}",
+        relax=lambda wildcards: relax_cli_args(
+            wildcards.potential, SCREEN.hull_relax.fmax, SCREEN.hull_relax.max_steps
+        ),
         per_formula=SCREEN.hull_polymorphs_per_formula,
         shipped=(
             f"--shipped {workflow_path(SCREEN.hull_shipped)}" if SCREEN.hull_shipped else ""

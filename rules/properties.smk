@@ -2,15 +2,6 @@
 # the screen's band-gap window.
 
 
-def band_gap_args():
-    """--predictor/--gap-level/--pbe-to-hse from screen.band_gap."""
-    gap = SCREEN.band_gap
-    mapping = gap.pbe_to_hse
-    return f"--predictor {gap.predictor} --gap-level {gap.level}" + (
-        f" --pbe-to-hse {mapping.slope} {mapping.intercept}" if mapping else ""
-    )
-
-
 rule properties:
     input:
         relaxed=relaxed(),

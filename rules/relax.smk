@@ -10,8 +10,9 @@ rule relax:
         shard="results/screen/relax/{potential}/shard_{shard}.json.gz",
         status="results/screen/relax/{potential}/shard_{shard}.csv",
     params:
-        relax=lambda wildcards: potential_cli_args(wildcards.potential)
-        + f" --fmax {SCREEN.fmax} --max-steps {SCREEN.max_steps}",
+        relax=lambda wildcards: relax_cli_args(
+            wildcards.potential, SCREEN.fmax, SCREEN.max_steps
+        ),
         shards=SCREEN.shards,
         symmetrise=lambda wildcards: (
             "--symmetrise" if wildcards.potential == POTENTIAL and SCREEN.symmetrise else ""

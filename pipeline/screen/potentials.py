@@ -28,12 +28,8 @@ import torch
 from pipeline.errors import PipelineInputError
 from pipeline.screen.m3gnet import CHECKPOINT_NAME as M3GNET_PORT
 from pipeline.screen.potential_names import POTENTIALS
+from pipeline.settings import default_settings
 
-DEFAULT_CHECKPOINTS = {
-    "chgnet": "0.3.0",
-    "sevennet": "7net-0",
-    "m3gnet": M3GNET_PORT,
-}
 PACKAGES = {"chgnet": "chgnet", "sevennet": "sevenn", "m3gnet": "matgl"}
 BATCHED_POTENTIALS = ("chgnet", "sevennet", "m3gnet")
 
@@ -93,7 +89,9 @@ class PotentialSpec:
         if self.name not in POTENTIALS:
             raise PipelineInputError(f"unknown potential {self.name!r}; choose from {POTENTIALS}")
         if not self.checkpoint:
-            object.__setattr__(self, "checkpoint", DEFAULT_CHECKPOINTS[self.name])
+            # screen.checkpoints of config.yaml
+            checkpoint = default_settings().screen.checkpoints[self.name]
+            object.__setattr__(self, "checkpoint", checkpoint)
 
 
 def default_device() -> str:
