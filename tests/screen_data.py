@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.chemsys import ChemicalSystem
+from pipeline.datasets.summary import composition_summary, plot_composition_distribution
 from pipeline.records import CrystalRecord, read_records, write_records
 from pipeline.screen.criteria import Criteria
 from pipeline.screen.hull_table import hull_table
@@ -111,6 +112,12 @@ def write_screen_inputs(folder: Path) -> dict[str, Path]:
     write_records(data.references, paths["references"])
     write_records(data.training, paths["training"])
     write_records(data.training, paths["known"])
+    # the data stage's plot, which the workflow's report also holds
+    system = ChemicalSystem.parse("Mg-Mn-O")
+    summary = composition_summary(data.training, system)
+    plot_composition_distribution(
+        summary, system, folder / "results/data/composition_distribution.png"
+    )
     index = KnownIndex.build([*data.training, *data.references])
     index.write(paths["known_index"])
     raw = []
@@ -130,7 +137,6 @@ def write_screen_inputs(folder: Path) -> dict[str, Path]:
     hull_table(data.candidates, data.references, SCREEN.oxygen_reference).to_csv(
         paths["hull"], index=False
     )
-    system = ChemicalSystem.parse("Mg-Mn-O")
     _, verdicts = validate(raw, index, system, ValidityLimits.from_settings(SCREEN))
     pd.DataFrame([asdict(v) for v in verdicts], columns=COLUMNS).to_csv(
         paths["validation"], index=False
