@@ -43,7 +43,7 @@ from pipeline.models.base import (  # noqa: E402
 from pipeline.models.training import resolve_device  # noqa: E402
 from pipeline.records import read_records  # noqa: E402
 from pipeline.represent import crystens  # noqa: E402
-from pipeline.represent.training_sets import crystens_dataset  # noqa: E402
+from pipeline.represent.crystens import crystens_dataset  # noqa: E402
 
 MODELS = ("crystens_ddpm", "crystens_gan", "crystens_wgan")
 METRICS = (

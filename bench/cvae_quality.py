@@ -34,10 +34,9 @@ sys.path.insert(0, str(REPO))
 
 from pipeline.datasets.cgcnn_labels import predict_properties  # noqa: E402
 from pipeline.formats import load_labelled  # noqa: E402
-from pipeline.models.base import SampleJob, TrainJob  # noqa: E402
+from pipeline.models.base import SampleJob, TrainJob, read_targets  # noqa: E402
 from pipeline.models.cvae import CVAE, load_trained  # noqa: E402
 from pipeline.represent.pointcloud import DecodeError  # noqa: E402
-from pipeline.target_compositions import read_targets  # noqa: E402
 
 
 def round_trip(model_path: Path, labelled_path: Path) -> dict[str, float]:

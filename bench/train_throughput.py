@@ -30,7 +30,7 @@ from pipeline.models.base import TrainJob  # noqa: E402
 from pipeline.models.training import resolve_device  # noqa: E402
 from pipeline.records import read_records  # noqa: E402
 from pipeline.represent.pointcloud import PointCloudEncoding  # noqa: E402
-from pipeline.represent.training_sets import pointcloud_dataset  # noqa: E402
+from pipeline.represent.pointcloud_dataset import pointcloud_dataset  # noqa: E402
 
 
 def options(scale: str) -> dict:

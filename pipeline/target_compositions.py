@@ -13,7 +13,7 @@ the training set lacks) or ``new`` (a stoichiometry absent from the data set).
 ``new`` or ``all``, config ``sample.target_set``) at most ``max_targets``, known ones with
 the most structures in the data set first, then new ones (smallest cells first), then new
 cells; or exactly the compositions named explicitly (:func:`explicit_target_counts`, config
-``compositions.targets``). :func:`read_targets` reads the selected rows back for sampling.
+``compositions.targets``). :func:`pipeline.models.base.read_targets` reads the selected rows back for sampling.
 """
 
 from __future__ import annotations
@@ -21,14 +21,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 from pymatgen.core import Composition, Element
 
 from pipeline.chemsys import composition_label
 from pipeline.errors import PipelineInputError
-from pipeline.models.base import TargetComposition
 
 TARGET_SETS = ("known", "new", "all")
 STATUS_ORDER = {"known": 0, "new": 1, "new_cell": 2}
@@ -237,18 +235,3 @@ def select_targets(
     eligible = table["status"].isin(list(STATUS_ORDER) if target_set == "all" else [target_set])
     chosen = eligible.cumsum() <= (max_targets if max_targets else len(table))
     return table.assign(selected=eligible & chosen).reset_index(drop=True)
-
-
-def read_targets(path: Path) -> list[TargetComposition]:
-    """The ``selected`` rows of a targets table; element counts from its ``n_<El>`` columns."""
-    if not path.is_file():
-        raise PipelineInputError(f"targets file not found: {path}")
-    table = pd.read_csv(path)
-    missing = {"composition", "selected"} - set(table.columns)
-    if missing:
-        raise PipelineInputError(f"{path}: lacks columns {sorted(missing)}")
-    elements = [c[2:] for c in table.columns if c.startswith("n_") and c[2:3].isupper()]
-    return [
-        TargetComposition(row["composition"], {el: int(row[f"n_{el}"]) for el in elements})
-        for _, row in table[table["selected"].astype(bool)].iterrows()
-    ]

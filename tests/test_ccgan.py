@@ -22,7 +22,7 @@ from pipeline.formats import save_encoded
 from pipeline.models import registry
 from pipeline.models.base import SampleJob, TargetComposition, TrainJob
 from pipeline.represent.pointcloud import PointCloudEncoding
-from pipeline.represent.training_sets import pointcloud_dataset
+from pipeline.represent.pointcloud_dataset import pointcloud_dataset
 
 TINY = {"latent_dim": 8, "channels": [8, 16, 8], "batch_size": 8, "critic_steps": 2, "lr": 1e-3}
 CPU = torch.device("cpu")

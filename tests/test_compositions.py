@@ -15,6 +15,7 @@ from conftest import DEFAULT_CAPS, REPO
 from pipeline.config import check_config
 from pipeline.datasets.summary import composition_summary
 from pipeline.errors import PipelineInputError
+from pipeline.models.base import read_targets
 from pipeline.target_compositions import (
     OxidationRange,
     complete_oxidation_states,
@@ -23,7 +24,6 @@ from pipeline.target_compositions import (
     explicit_target_counts,
     is_charge_balanced,
     parse_oxidation_states,
-    read_targets,
     select_targets,
     target_table,
 )
@@ -146,7 +146,7 @@ def test_bad_oxidation_states_are_input_errors():
 def test_cli_writes_the_targets_table(tmp_path, bundled_records, mgmno, extra):
     from pipeline.formats import save_encoded
     from pipeline.represent.pointcloud import PointCloudEncoding
-    from pipeline.represent.training_sets import pointcloud_dataset
+    from pipeline.represent.pointcloud_dataset import pointcloud_dataset
 
     records = bundled_records[:200]
     save_encoded(

@@ -9,7 +9,7 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pipeline.formats import load_crystens
 from pipeline.records import CrystalRecord, write_records
 from pipeline.represent import crystens as ct
-from pipeline.represent.training_sets import crystens_dataset
+from pipeline.represent.crystens import crystens_dataset
 from pipeline.stages.encode_crystens import main
 
 ELEMENTS = ("Mg", "Mn", "O")

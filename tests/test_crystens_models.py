@@ -29,7 +29,7 @@ from pipeline.models.base import (
 from pipeline.models.crystens_sampling import sample_for_targets
 from pipeline.models.training import load_model, seed_everything
 from pipeline.represent import crystens
-from pipeline.represent.training_sets import crystens_dataset
+from pipeline.represent.crystens import crystens_dataset
 
 ELEMENTS = ("Mg", "Mn", "O")
 CPU = torch.device("cpu")

@@ -19,7 +19,7 @@ from pipeline.models.base import SampleJob, TargetComposition, TrainJob
 from pipeline.models.cvae import CVAE, load_trained, slerp
 from pipeline.records import read_records, write_records
 from pipeline.represent.pointcloud import ATOM_THRESHOLD, PointCloudEncoding
-from pipeline.represent.training_sets import pointcloud_dataset
+from pipeline.represent.pointcloud_dataset import pointcloud_dataset
 from pipeline.stages import training_properties
 
 CPU = torch.device("cpu")

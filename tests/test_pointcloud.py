@@ -7,7 +7,7 @@ from pipeline.errors import PipelineInputError
 from pipeline.formats import load_encoded, save_encoded
 from pipeline.records import CrystalRecord
 from pipeline.represent.pointcloud import ATOM_THRESHOLD, DecodeError, PointCloudEncoding
-from pipeline.represent.training_sets import pointcloud_dataset
+from pipeline.represent.pointcloud_dataset import pointcloud_dataset
 
 
 @pytest.fixture(scope="module")

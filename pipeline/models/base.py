@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import numpy as np
+import pandas as pd
 from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError
@@ -55,6 +56,23 @@ class TargetComposition:
 
     label: str
     counts: Mapping[str, int]
+
+
+def read_targets(path: Path) -> list[TargetComposition]:
+    """The targets a model is asked for: the ``selected`` rows of the compositions stage's
+    ``targets.csv`` (:func:`pipeline.target_compositions.target_table`), element counts
+    from its ``n_<El>`` columns."""
+    if not path.is_file():
+        raise PipelineInputError(f"targets file not found: {path}")
+    table = pd.read_csv(path)
+    missing = {"composition", "selected"} - set(table.columns)
+    if missing:
+        raise PipelineInputError(f"{path}: lacks columns {sorted(missing)}")
+    elements = [c[2:] for c in table.columns if c.startswith("n_") and c[2:3].isupper()]
+    return [
+        TargetComposition(row["composition"], {el: int(row[f"n_{el}"]) for el in elements})
+        for _, row in table[table["selected"].astype(bool)].iterrows()
+    ]
 
 
 @dataclass

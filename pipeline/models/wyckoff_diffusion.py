@@ -36,7 +36,8 @@ preference:
 
 This module holds the options, training, sampling and loading; the networks and the
 diffusion steps are in :mod:`~pipeline.models.wyckoff_diffusion_process`, the choice of
-templates and the reverse diffusion of a batch in :mod:`~pipeline.models.wyckoff_diffusion_sampling`.
+templates and the reverse diffusion of a batch in
+:mod:`~pipeline.models.wyckoff_diffusion_sampling`.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from pipeline.errors import exit_on_input_error
 from pipeline.formats import save_encoded
 from pipeline.records import read_records
 from pipeline.represent.pointcloud import PointCloudEncoding
-from pipeline.represent.training_sets import composition_table, pointcloud_dataset
+from pipeline.represent.pointcloud_dataset import composition_table, pointcloud_dataset
 
 
 def build_parser() -> argparse.ArgumentParser:

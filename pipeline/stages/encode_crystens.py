@@ -24,7 +24,7 @@ from pipeline.chemsys import ChemicalSystem
 from pipeline.errors import exit_on_input_error
 from pipeline.formats import save_crystens
 from pipeline.records import read_records
-from pipeline.represent.training_sets import crystens_dataset
+from pipeline.represent.crystens import crystens_dataset
 from pipeline.settings import default
 
 

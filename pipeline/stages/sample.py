@@ -4,7 +4,8 @@ Reads the ``selected`` rows of the compositions stage's ``targets.csv``, asks th
 (``--model``, see :mod:`pipeline.models.registry`) for ``--per-composition`` structures
 each, and writes what the model hands over as a dataset file (``source`` = model name,
 ``properties.latent_seed``) and a report with, per target, how many were asked for,
-decoded to a crystal of the target's composition and handed over (``kept``). Run ``python -m pipeline.stages.sample --help``.
+decoded to a crystal of the target's composition and handed over (``kept``).
+Run ``python -m pipeline.stages.sample --help``.
 """
 
 from __future__ import annotations
@@ -19,11 +20,10 @@ import pandas as pd
 
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.models import registry
-from pipeline.models.base import SampleJob
+from pipeline.models.base import SampleJob, read_targets
 from pipeline.models.training import DEVICES, resolve_device
 from pipeline.records import write_records
 from pipeline.settings import default, parse_options
-from pipeline.target_compositions import read_targets
 
 
 def build_parser() -> argparse.ArgumentParser:

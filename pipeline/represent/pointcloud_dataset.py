@@ -1,25 +1,21 @@
-"""Training sets of the point-cloud and CrysTens representations, built from records.
-
-:func:`pointcloud_dataset` (with :func:`composition_table`, its composition classes) and
-:func:`crystens_dataset` encode every record of a dataset into the arrays that
-:mod:`pipeline.formats` saves; the graph's and the Wyckoff representation's counterparts are
-:func:`pipeline.represent.graph.graph_dataset` and :func:`pipeline.represent.wyckoff.encode_record`.
+"""The point-cloud training set built from records: :func:`pointcloud_dataset` encodes every
+record (:class:`~pipeline.represent.pointcloud.PointCloudEncoding`) into the arrays that
+:func:`pipeline.formats.save_encoded` writes, and :func:`composition_table` lists its
+composition classes. (Apart from :mod:`pipeline.represent.pointcloud` because
+:mod:`pipeline.formats` imports that module.)
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
-from pipeline.chemsys import ChemicalSystem, composition_label
+from pipeline.chemsys import composition_label
 from pipeline.errors import PipelineInputError
-from pipeline.formats import CrysTensDataset, EncodedDataset
+from pipeline.formats import EncodedDataset
 from pipeline.records import CrystalRecord
-from pipeline.represent import crystens
 from pipeline.represent.pointcloud import PointCloudEncoding
 
 
@@ -60,30 +56,3 @@ def composition_table(data: EncodedDataset) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def crystens_dataset(
-    records: Sequence[CrystalRecord], system: ChemicalSystem, progress: bool = False
-) -> CrysTensDataset:
-    """Encode and normalise every record (space groups from spglib)."""
-    if not records:
-        raise PipelineInputError("nothing to encode: the dataset is empty")
-    x = np.zeros((len(records), *crystens.SHAPE), dtype=np.float32)
-    space_group = np.zeros(len(records), dtype=np.int64)
-    for i, record in enumerate(tqdm(records, desc="CrysTens", disable=not progress)):
-        foreign = system.foreign_elements(record.species)
-        if foreign:
-            raise PipelineInputError(f"{record.id}: elements {foreign} are not in {system}")
-        space_group[i] = crystens.space_group_number(record)
-        x[i] = crystens.normalize(crystens.encode(record, space_group=space_group[i]))
-    counts = np.array(
-        [[Counter(r.species).get(el, 0) for el in system.elements] for r in records], dtype=np.int64
-    )
-    return CrysTensDataset(
-        elements=tuple(system.elements),
-        x=x,
-        space_group=space_group,
-        counts=counts,
-        ids=[r.id for r in records],
-        parents=[r.parent or r.id for r in records],
-    )
