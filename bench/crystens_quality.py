@@ -43,7 +43,7 @@ from pipeline.models.base import (  # noqa: E402
 from pipeline.models.training import resolve_device  # noqa: E402
 from pipeline.records import read_records  # noqa: E402
 from pipeline.represent import crystens  # noqa: E402
-from pipeline.stages.encode_crystens import encode_records  # noqa: E402
+from pipeline.represent.crystens import crystens_dataset  # noqa: E402
 
 MODELS = ("crystens_ddpm", "crystens_gan", "crystens_wgan")
 METRICS = (
@@ -129,7 +129,7 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "crystens.npz"
-        save_crystens(encode_records(records, system), data)
+        save_crystens(crystens_dataset(records, system), data)
         for name in args.models:
             options = dict(config["train"][name])
             if args.steps:

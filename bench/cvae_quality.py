@@ -32,13 +32,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pipeline.datasets.cgcnn_labels import predict_properties  # noqa: E402
 from pipeline.formats import load_labelled  # noqa: E402
-from pipeline.models.base import SampleJob  # noqa: E402
+from pipeline.models.base import SampleJob, TrainJob, read_targets  # noqa: E402
 from pipeline.models.cvae import CVAE, load_trained  # noqa: E402
 from pipeline.represent.pointcloud import DecodeError  # noqa: E402
-from pipeline.stages import train as train_cli  # noqa: E402
-from pipeline.stages.sample import read_targets  # noqa: E402
-from pipeline.stages.training_properties import predict  # noqa: E402
 
 
 def round_trip(model_path: Path, labelled_path: Path) -> dict[str, float]:
@@ -94,7 +92,7 @@ def samples(
             for r in result.records
             if r.to_structure().distance_matrix[np.triu_indices(r.natoms, 1)].min() > 0.5
         ]
-        predicted = predict(result.records)[property_name]
+        predicted = predict_properties(result.records)[property_name]
         out[f"kept_{tag}"] = len(result.records) / asked
         out[f"min_distance_ok_{tag}"] = len(separated) / max(1, len(result.records))
         out[f"cgcnn_mean_{tag}"] = float(predicted.mean())
@@ -127,26 +125,17 @@ def main() -> int:
         model_path = args.model_path
         if model_path is None:
             start = time.perf_counter()
-            train_cli.main(
-                [
-                    "--model",
-                    "cvae",
-                    "--data",
-                    str(args.labelled),
-                    "--out-dir",
-                    tmp,
-                    "--options",
-                    json.dumps(options),
-                    "--device",
-                    "cpu",
-                    "--threads",
-                    "1",
-                    "--checkpoint-every",
-                    "1000",
-                ]
+            job = TrainJob(
+                data=args.labelled,
+                out_dir=Path(tmp),
+                options=options,
+                seed=0,
+                device=torch.device("cpu"),
+                checkpoint_every=1000,
             )
+            CVAE().train(job)
             figures["train_s"] = round(time.perf_counter() - start, 1)
-            model_path = Path(tmp) / "model.pt"
+            model_path = job.model_path
         property_name = load_trained(model_path, torch.device("cpu"))[0].options.property
         figures["property"] = property_name
         figures["round_trip"] = round_trip(model_path, args.labelled)

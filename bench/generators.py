@@ -66,7 +66,7 @@ def budget_config(
             **{m: {key: steps for key in STEP_KEYS.get(m, ("steps",))} for m in models},
         },
         "sample": {
-            "targets": "known",
+            "target_set": "known",
             "max_targets": targets,
             "per_composition": per_composition,
             **{m: {"max_draws": max_draws} for m in models if m in UNCONDITIONAL},

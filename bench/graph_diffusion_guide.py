@@ -24,7 +24,7 @@ from torch_geometric.data import Batch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.formats import load_graph_dataset  # noqa: E402
-from pipeline.models.graph_diffusion import load_model, training_graphs  # noqa: E402
+from pipeline.models.graph_diffusion import load_trained, training_graphs  # noqa: E402
 
 
 def minus_composition_means(values: np.ndarray, compositions: list[tuple]) -> np.ndarray:
@@ -51,7 +51,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    model, encoding = load_model(args.model, torch.device("cpu"))
+    model, encoding = load_trained(args.model, torch.device("cpu"))
     graphs = training_graphs(load_graph_dataset(args.data))
     chosen = np.random.default_rng(1).choice(
         len(graphs), min(args.crystals, len(graphs)), replace=False

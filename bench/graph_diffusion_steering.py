@@ -23,9 +23,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.datasets.cgcnn_labels import teacher_band_gaps  # noqa: E402
 from pipeline.models import registry  # noqa: E402
 from pipeline.models.base import SampleJob, TargetComposition  # noqa: E402
-from pipeline.stages.encode_graph import teacher_band_gaps  # noqa: E402
 
 
 def mean(values: list[float]) -> float | None:

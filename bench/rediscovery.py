@@ -10,7 +10,7 @@ an overlay config: ``data.exclude_formulas`` holds every structure of the held-o
 formulas out of training, ``compositions.targets`` asks each model for exactly the held-out
 cell compositions (every cell of the held-out structures within the encoding's caps; a
 cell written as its reduced formula stands for each of its multiples within the caps, see
-:func:`pipeline.stages.compositions.explicit_target_counts`: the cells sampled are printed as
+:func:`pipeline.target_compositions.explicit_target_counts`: the cells sampled are printed as
 ``targets``), ``--per-composition`` structures each; everything else (training budget, relaxation, symmetrisation, hull) is
 ``config.yaml``'s, except ``--steps`` (the learned models' optimiser steps) and the graph
 diffusion's guide steps, set to 0 (they train only the band-gap guide, which unguided sampling

@@ -30,7 +30,7 @@ from pipeline.models.base import TrainJob  # noqa: E402
 from pipeline.models.training import resolve_device  # noqa: E402
 from pipeline.records import read_records  # noqa: E402
 from pipeline.represent.pointcloud import PointCloudEncoding  # noqa: E402
-from pipeline.stages.encode import encode_records  # noqa: E402
+from pipeline.represent.pointcloud_dataset import pointcloud_dataset  # noqa: E402
 
 
 def options(scale: str) -> dict:
@@ -73,7 +73,7 @@ def main() -> None:
     encoding = PointCloudEncoding.for_system(system, {"Mg": 8, "Mn": 8, "O": 12})
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "pointcloud.npz"
-        save_encoded(encode_records(records, encoding), data)
+        save_encoded(pointcloud_dataset(records, encoding), data)
         short = max(1, args.steps // 5)
         t_short = timed_run(data, Path(tmp) / "short", opts, short, device)
         t_long = timed_run(data, Path(tmp) / "long", opts, args.steps, device)

@@ -18,7 +18,7 @@ rule compositions:
             if config["compositions"]["require_all_elements"]
             else "--no-require-all-elements"
         ),
-        select=config["sample"]["targets"],
+        target_set=config["sample"]["target_set"],
         max_targets=config["sample"]["max_targets"],
         # explicit compositions: exactly these are sampled
         targets=" ".join(["--targets", *config["compositions"]["targets"]])
@@ -35,5 +35,5 @@ rule compositions:
     shell:
         "python -m pipeline.stages.compositions --encoded {input.encoded} --summary {input.summary}"
         " {params.oxidation_states} {params.all_elements}"
-        " --select {params.select} --max-targets {params.max_targets} {params.targets}"
+        " --target-set {params.target_set} --max-targets {params.max_targets} {params.targets}"
         " --out {output.targets} > {log} 2>&1"

@@ -4,8 +4,14 @@ import pytest
 from conftest import DEFAULT_CAPS
 from pymatgen.analysis.structure_matcher import StructureMatcher
 
+from pipeline.datasets.augmentation import (
+    AugmentSettings,
+    augment,
+    composition_key,
+    supercell,
+    swap_axes,
+)
 from pipeline.errors import PipelineInputError
-from pipeline.stages.augment import AugmentSettings, augment, composition_key, supercell, swap_axes
 
 
 @pytest.fixture(scope="module")

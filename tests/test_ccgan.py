@@ -22,7 +22,7 @@ from pipeline.formats import save_encoded
 from pipeline.models import registry
 from pipeline.models.base import SampleJob, TargetComposition, TrainJob
 from pipeline.represent.pointcloud import PointCloudEncoding
-from pipeline.stages.encode import encode_records
+from pipeline.represent.pointcloud_dataset import pointcloud_dataset
 
 TINY = {"latent_dim": 8, "channels": [8, 16, 8], "batch_size": 8, "critic_steps": 2, "lr": 1e-3}
 CPU = torch.device("cpu")
@@ -38,7 +38,9 @@ def one_thread():
 
 
 def encoded_file(records, mgmno, path: Path) -> Path:
-    save_encoded(encode_records(records, PointCloudEncoding.for_system(mgmno, DEFAULT_CAPS)), path)
+    save_encoded(
+        pointcloud_dataset(records, PointCloudEncoding.for_system(mgmno, DEFAULT_CAPS)), path
+    )
     return path
 
 

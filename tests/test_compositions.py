@@ -1,17 +1,22 @@
-"""Target compositions: enumeration within the caps, charge balance, status and selection."""
+"""Target compositions: enumeration within the caps, charge balance, status and selection,
+the stage's table read back for sampling, and the config key that chooses the target set."""
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
+import yaml
 from conftest import DEFAULT_CAPS, REPO
 
+from pipeline.config import check_config
 from pipeline.datasets.summary import composition_summary
 from pipeline.errors import PipelineInputError
-from pipeline.stages.compositions import (
+from pipeline.models.base import read_targets
+from pipeline.target_compositions import (
     OxidationRange,
     complete_oxidation_states,
     default_oxidation_range,
@@ -139,12 +144,13 @@ def test_bad_oxidation_states_are_input_errors():
 
 @pytest.mark.parametrize("extra", [[], ["--targets", "MgMnO3", "Mn3O4"]])
 def test_cli_writes_the_targets_table(tmp_path, bundled_records, mgmno, extra):
+    from pipeline.formats import save_encoded
     from pipeline.represent.pointcloud import PointCloudEncoding
-    from pipeline.stages.encode import encode_records, save_encoded
+    from pipeline.represent.pointcloud_dataset import pointcloud_dataset
 
     records = bundled_records[:200]
     save_encoded(
-        encode_records(records, PointCloudEncoding.for_system(mgmno, DEFAULT_CAPS)),
+        pointcloud_dataset(records, PointCloudEncoding.for_system(mgmno, DEFAULT_CAPS)),
         tmp_path / "pointcloud.npz",
     )
     composition_summary(records, mgmno).to_csv(tmp_path / "summary.csv", index=False)
@@ -162,7 +168,7 @@ def test_cli_writes_the_targets_table(tmp_path, bundled_records, mgmno, extra):
             "Mg=2",
             "Mn=2:4",
             "O=-2",
-            "--select",
+            "--target-set",
             "known",
             "--max-targets",
             "3",
@@ -176,6 +182,11 @@ def test_cli_writes_the_targets_table(tmp_path, bundled_records, mgmno, extra):
     )
     assert run.returncode == 0, run.stderr
     table = pd.read_csv(out)
+    # What the sample stage reads: the selected rows, in order, with their atom counts.
+    targets = read_targets(out)
+    assert [t.label for t in targets] == list(table.loc[table["selected"], "composition"])
+    for target, (_, row) in zip(targets, table[table["selected"]].iterrows()):
+        assert dict(target.counts) == {el: row[f"n_{el}"] for el in ("Mg", "Mn", "O")}
     if extra:
         # Each cell of MgMnO3 within the caps (O 12: Z <= 4) and Mn3O4 in two cell sizes
         # (8, 8, 12 caps: Mn6O8 is the largest), charge balance not asked.
@@ -185,3 +196,19 @@ def test_cli_writes_the_targets_table(tmp_path, bundled_records, mgmno, extra):
     assert table["selected"].sum() == 3
     assert set(table.loc[table["selected"], "status"]) == {"known"}
     assert (table["n_Mg"] * 2 - table["n_O"] * 2 + table["n_Mn"] * 4 >= 0).all()
+
+
+def test_the_old_name_of_the_target_set_is_rejected_with_a_hint():
+    """``sample.targets`` (known | new | all) became ``sample.target_set``, beside
+    ``compositions.targets`` (explicit formulas): an old config fails, naming the new key."""
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert config["sample"]["target_set"] == "known"
+    check_config(config, REPO / "schemas" / "config.schema.yaml")
+    old = copy.deepcopy(config)
+    old["sample"]["targets"] = old["sample"].pop("target_set")
+    with pytest.raises(PipelineInputError) as error:
+        check_config(old, REPO / "schemas" / "config.schema.yaml")
+    message = str(error.value)
+    assert "\n" not in message
+    assert "sample.targets: 'renamed to sample.target_set'" in message
+    assert "'target_set' is a required property" in message

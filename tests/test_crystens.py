@@ -9,7 +9,8 @@ from pymatgen.analysis.structure_matcher import StructureMatcher
 from pipeline.formats import load_crystens
 from pipeline.records import CrystalRecord, write_records
 from pipeline.represent import crystens as ct
-from pipeline.stages.encode_crystens import encode_records, main
+from pipeline.represent.crystens import crystens_dataset
+from pipeline.stages.encode_crystens import main
 
 ELEMENTS = ("Mg", "Mn", "O")
 
@@ -180,7 +181,7 @@ def test_encode_crystens_stage(tmp_path, small_records, mgmno):
     assert data.x.shape == (12, 4, 64, 64) and data.x.dtype == np.float32
     assert data.elements == ELEMENTS and data.ids == [r.id for r in small_records]
     assert data.counts.sum(axis=1).tolist() == [r.natoms for r in small_records]
-    direct = encode_records(small_records[:2], mgmno)
+    direct = crystens_dataset(small_records[:2], mgmno)
     assert np.array_equal(direct.x, data.x[:2])
     assert (
         main(["--dataset", str(tmp_path / "missing.json.gz"), "--out", str(tmp_path / "x.npz")])

@@ -24,7 +24,7 @@ def test_opt_in_crystens_gan_trains_and_samples(tmp_path):
     config["train"]["crystens_gan"].update(
         {"steps": 300, "lr": 1.0e-3, "width": 4, "latent_dim": 16, "batch_size": 4}
     )
-    config["sample"].update({"targets": "known", "max_targets": 2, "per_composition": 2})
+    config["sample"].update({"target_set": "known", "max_targets": 2, "per_composition": 2})
     config["sample"]["crystens_gan"].update({"batch_size": 32, "max_draws": 64})
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(config))
 

@@ -19,8 +19,8 @@ from pipeline.models.base import SampleJob, TargetComposition, TrainJob
 from pipeline.models.cvae import CVAE, load_trained, slerp
 from pipeline.records import read_records, write_records
 from pipeline.represent.pointcloud import ATOM_THRESHOLD, PointCloudEncoding
+from pipeline.represent.pointcloud_dataset import pointcloud_dataset
 from pipeline.stages import training_properties
-from pipeline.stages.encode import encode_records
 
 CPU = torch.device("cpu")
 # Two short phases: seconds on a CPU.
@@ -50,7 +50,7 @@ def labelled_file(tmp_path_factory, training_records, mgmno):
     folder = tmp_path_factory.mktemp("labelled")
     write_records(training_records, folder / "dataset.json.gz")
     encoding = PointCloudEncoding.for_system(mgmno, DEFAULT_CAPS)
-    save_encoded(encode_records(training_records, encoding), folder / "pointcloud.npz")
+    save_encoded(pointcloud_dataset(training_records, encoding), folder / "pointcloud.npz")
     code = training_properties.main(
         [
             "--dataset",

@@ -27,7 +27,7 @@ TINY = {
         "checkpoint_every": 5,
         "ccgan": {"latent_dim": 8, "channels": [8, 16, 8], "batch_size": 8, "critic_steps": 1},
     },
-    "sample": {"targets": "known", "max_targets": 2, "per_composition": 4},
+    "sample": {"target_set": "known", "max_targets": 2, "per_composition": 4},
 }
 
 

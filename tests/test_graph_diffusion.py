@@ -3,6 +3,7 @@ interpolation and band-gap steering, on a small bundled set on CPU."""
 
 from __future__ import annotations
 
+import dataclasses
 from contextlib import contextmanager
 
 import numpy as np
@@ -14,17 +15,19 @@ from torch_geometric.data import Batch
 from pipeline.errors import PipelineInputError
 from pipeline.formats import load_graph_dataset, save_graph_dataset
 from pipeline.models import registry
-from pipeline.models.base import SampleJob, TargetComposition, TrainJob
+from pipeline.models.base import SampleJob, TargetComposition, TrainJob, options_from_mapping
 from pipeline.models.graph_diffusion import (
     CrystalDiffusion,
     LatticeScaler,
+    SampleOptions,
     TrainOptions,
     continues,
     interpolate_crystals,
-    load_model,
+    load_trained,
     training_graphs,
 )
 from pipeline.represent.graph import graph_dataset
+from pipeline.screen.validity import min_interatomic_distance
 
 CPU = torch.device("cpu")
 # Small enough for a few seconds of CPU training.
@@ -98,7 +101,7 @@ def trained(graph_data, tmp_path_factory):
 
 def fixed_noise_losses(model_path, graph_data) -> dict[str, float]:
     """The loss terms on the first 32 crystals, averaged over 8 fixed draws of t and noise."""
-    model, _ = load_model(model_path, CPU)
+    model, _ = load_trained(model_path, CPU)
     batch = Batch.from_data_list(training_graphs(load_graph_dataset(graph_data))[:32])
     torch.manual_seed(123)
     with torch.no_grad():
@@ -113,12 +116,23 @@ def rotation(seed: int) -> torch.Tensor:
     return q.float()
 
 
-def test_registered_with_options_from_the_config(repo):
+def test_registered_with_every_option_in_the_config(repo):
+    """config.yaml sets every option of the model, and no other; the options check their
+    values, and closeness is no sampling option (the screen judges it)."""
     import yaml
 
     assert registry.representation("graph_diffusion") == "graph"
     config = yaml.safe_load((repo / "config.yaml").read_text())
-    TrainOptions(**config["train"]["graph_diffusion"])
+    for section, cls in (("train", TrainOptions), ("sample", SampleOptions)):
+        values = config[section]["graph_diffusion"]
+        assert set(values) == {f.name for f in dataclasses.fields(cls)}, section
+        assert dataclasses.asdict(options_from_mapping(cls, values, section)) == values
+    with pytest.raises(PipelineInputError, match="unknown options.*min_distance"):
+        options_from_mapping(SampleOptions, {"min_distance": 0.5}, "sample.graph_diffusion")
+    with pytest.raises(PipelineInputError, match="sigma_min < sigma_max"):
+        options_from_mapping(TrainOptions, {"sigma_min": 0.6}, "train.graph_diffusion")
+    with pytest.raises(PipelineInputError, match="latent"):
+        options_from_mapping(SampleOptions, {"latent": "slerp"}, "sample.graph_diffusion")
 
 
 def test_denoiser_is_equivariant(graph_data):
@@ -253,7 +267,7 @@ def sample(model_path, targets=(MGMNO3,), per_composition=6, seed=0, **options):
 
 def test_sampling_returns_decodable_structures_of_the_target(trained):
     target = TargetComposition("Mg2Mn2O6", {"Mg": 2, "Mn": 2, "O": 6})
-    result = sample(trained, targets=(MGMNO3, target), per_composition=4, min_distance=0.0)
+    result = sample(trained, targets=(MGMNO3, target), per_composition=4)
     assert [(r.label, r.asked) for r in result.reports] == [("Mg1Mn1O3", 4), ("Mg2Mn2O6", 4)]
     assert all(r.decoded == r.kept == 4 for r in result.reports)
     assert sorted({r.formula for r in result.records}) == ["Mg1Mn1O3", "Mg2Mn2O6"]
@@ -266,20 +280,25 @@ def test_sampling_returns_decodable_structures_of_the_target(trained):
 
 
 def test_a_structure_depends_on_its_seed_only(trained):
-    small = sample(trained, per_composition=2, batch_size=1, min_distance=0.0).records
-    large = sample(trained, per_composition=3, batch_size=3, min_distance=0.0).records
+    small = sample(trained, per_composition=2, batch_size=1).records
+    large = sample(trained, per_composition=3, batch_size=3).records
     assert np.allclose(small[0].frac_coords, large[0].frac_coords, atol=1e-5)
     assert np.allclose(small[1].lattice, large[1].lattice, atol=1e-4)
     assert not np.allclose(small[0].frac_coords, small[1].frac_coords, atol=1e-3)
 
 
-def test_min_distance_drops_overlapping_atoms(trained):
-    result = sample(trained, per_composition=4, min_distance=50.0)
-    assert result.reports[0].decoded == 4 and result.reports[0].kept == 0
+def test_close_contacts_are_handed_over(trained, graph_data, tmp_path):
+    """A barely trained model places atoms too close; its samples are handed over all the
+    same (the screen's validate stage rejects them, for every model alike)."""
+    untrained = train(graph_data, tmp_path, steps=1)
+    result = sample(untrained, per_composition=8)
+    (report,) = result.reports
+    assert report.asked == report.decoded == report.kept == len(result.records) == 8
+    assert any(min_interatomic_distance(r.to_structure()) < 0.5 for r in result.records)
 
 
 def test_interpolation_between_two_noise_draws(trained):
-    records = sample(trained, per_composition=5, latent="interpolate", min_distance=0.0).records
+    records = sample(trained, per_composition=5, latent="interpolate").records
     assert [r.properties["latent_t"] for r in records] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert len({r.properties["latent_seed_end"] for r in records}) == 1
 
@@ -305,7 +324,7 @@ def test_guidance_moves_the_guide_prediction_away_from_the_unguided_one(trained)
     falls below (a wrong sign or a guidance too weak to matter fails this)."""
 
     def predicted(**options):
-        records = sample(trained, per_composition=8, min_distance=0.0, **options).records
+        records = sample(trained, per_composition=8, **options).records
         assert len(records) == 8
         return (
             np.array([r.properties["predicted_band_gap"] for r in records]),

@@ -8,6 +8,7 @@ import torch
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.io.vasp import Poscar
 
+from pipeline.datasets.cgcnn_labels import teacher_band_gaps
 from pipeline.errors import PipelineInputError
 from pipeline.formats import load_graph_dataset, save_graph_dataset
 from pipeline.records import CrystalRecord
@@ -20,7 +21,7 @@ from pipeline.represent.graph import (
     periodic_radius_graph,
     to_poscar,
 )
-from pipeline.stages.encode_graph import main, teacher_band_gaps
+from pipeline.stages.encode_graph import main
 
 ENCODING = GraphEncoding(("Mg", "Mn", "O"), cutoff=5.0)
 

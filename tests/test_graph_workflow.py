@@ -34,10 +34,9 @@ def test_graph_diffusion_runs_in_the_workflow(tmp_path):
             },
         },
         sample={
-            "targets": "known",
+            "target_set": "known",
             "max_targets": 2,
             "per_composition": 3,
-            "graph_diffusion": {"min_distance": 0.0},
         },
     )
     workdir = tmp_path / "run"

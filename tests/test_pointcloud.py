@@ -7,7 +7,7 @@ from pipeline.errors import PipelineInputError
 from pipeline.formats import load_encoded, save_encoded
 from pipeline.records import CrystalRecord
 from pipeline.represent.pointcloud import ATOM_THRESHOLD, DecodeError, PointCloudEncoding
-from pipeline.stages.encode import encode_records
+from pipeline.represent.pointcloud_dataset import pointcloud_dataset
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_layout_of_the_default_system(encoding):
 @pytest.mark.slow
 def test_decode_encode_gives_back_every_bundled_structure(encoding, bundled_records):
     matcher = StructureMatcher()
-    data = encode_records(bundled_records, encoding)  # float32, as saved for training
+    data = pointcloud_dataset(bundled_records, encoding)  # float32, as saved for training
     for record, x in zip(bundled_records, data.x):
         decoded = encoding.decode(x)
         assert sorted(decoded.species) == sorted(record.species)
@@ -94,7 +94,7 @@ def test_encode_refuses_what_does_not_fit(encoding, small_records):
 
 
 def test_encoded_dataset_labels_and_file_round_trip(encoding, small_records, tmp_path):
-    data = encode_records(small_records, encoding)
+    data = pointcloud_dataset(small_records, encoding)
     assert data.x.shape == (12, 30, 3) and data.x.dtype == np.float32
     for record, counts, cls in zip(small_records, data.counts, data.composition_class):
         assert data.compositions[cls] == record.formula

@@ -61,6 +61,8 @@ def test_an_augment_change_reruns_augment_and_encode_only(finished_run):
         ),
         ({"augment": {"per_composition": 3, "colour": "red"}}, "augment.colour: unknown key"),
         ({"data": {"source": "ftp"}}, "data.source: 'ftp' is not one of"),
+        # the old name of sample.target_set, beside compositions.targets
+        ({"sample": {"targets": "known"}}, "sample.targets: 'renamed to sample.target_set'"),
     ],
 )
 def test_a_bad_config_stops_the_run_naming_the_key(tmp_path, overrides, message):

@@ -13,15 +13,14 @@ import torch
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+from pipeline.errors import PipelineInputError
 from pipeline.models import registry
-from pipeline.models.base import SampleJob, TargetComposition, TrainJob
-from pipeline.models.wyckoff_diffusion import (
+from pipeline.models.base import SampleJob, TargetComposition, TrainJob, options_from_mapping
+from pipeline.models.wyckoff_diffusion import SampleOptions, TrainOptions, load_trained
+from pipeline.models.wyckoff_diffusion_sampling import (
     DrawnTemplate,
-    SampleOptions,
-    TrainOptions,
     draw_template,
     generate,
-    load_model,
     template_choices,
 )
 from pipeline.records import write_records
@@ -105,12 +104,12 @@ def test_loss_decreases_on_a_tiny_dataset(trained):
 
 
 def test_a_space_group_survives_sampling(trained, small_records):
-    model, elements, _, _ = load_model(trained.model_path, CPU)
+    loaded = load_trained(trained.model_path, CPU)
     symmetric = [r for r in small_records if encode_record(r, 0.1).space_group > 15]
     record = symmetric[0]
     template = encode_record(record, 0.1).template
     drawn = [DrawnTemplate(template, "conventional", "training")] * 6
-    samples = generate(model, elements, drawn, list(range(6)), SampleOptions(), CPU)
+    samples = generate(loaded.model, loaded.elements, drawn, list(range(6)), SampleOptions(), CPU)
     decoded = [s for s in samples if s is not None]
     assert len(decoded) >= 3
     for sample in decoded:
@@ -142,13 +141,16 @@ def unseen_but_substitutable(templates, parents) -> dict[str, int]:
 
 
 def choices_of(trained, counts, p1_weight=0.0):
-    _, _, templates, parents = load_model(trained.model_path, CPU)
+    loaded = load_trained(trained.model_path, CPU)
     target = TargetComposition("t", counts)
-    return template_choices(templates, parents, target, p1_weight, 0.25, np.random.default_rng(0))
+    return template_choices(
+        loaded.templates, loaded.parents, target, p1_weight, 0.25, np.random.default_rng(0)
+    )
 
 
 def test_samples_have_the_asked_composition_and_record_their_template(trained, small_records):
-    _, _, templates, parents = load_model(trained.model_path, CPU)
+    loaded = load_trained(trained.model_path, CPU)
+    templates, parents = loaded.templates, loaded.parents
     known = dict(next(t for t in templates if t.space_group > 1).conventional_counts())
     substitutable = unseen_but_substitutable(templates, parents)
     # No crystal of this small training set fits Mg5MnO6, substituted or not: PyXtal draws.
@@ -170,9 +172,32 @@ def test_samples_have_the_asked_composition_and_record_their_template(trained, s
             assert record.provenance["parent"] in {c.id for c in parents}
 
 
+def test_every_decoded_sample_is_handed_over_whatever_the_batch_size(trained):
+    """Sample ``i`` of a target depends on its seed only (same id, same structure in batches
+    of 1 or 4), and every sample that decodes to the target's composition is handed over,
+    close contacts included: the screen's validate stage judges those for every model."""
+    loaded = load_trained(trained.model_path, CPU)
+    known = dict(next(t for t in loaded.templates if t.space_group > 1).conventional_counts())
+    targets = [TargetComposition(label_of(known), known)]
+
+    def sample(batch_size):
+        job = SampleJob(trained.model_path, targets, 5, {"batch_size": batch_size}, 3, CPU)
+        return registry.create("wyckoff_diffusion").sample(job)
+
+    one, four = sample(1), sample(4)
+    assert [r.id for r in one.records] == [r.id for r in four.records]
+    assert [r.id for r in one.records][:1] == [f"wyckoff_diffusion-{label_of(known)}-00000"]
+    for a, b in zip(one.records, four.records):
+        assert np.allclose(a.frac_coords, b.frac_coords, atol=1e-5)
+        assert np.allclose(a.lattice, b.lattice, atol=1e-4)
+        assert a.properties == pytest.approx(b.properties)
+    (report,) = four.reports
+    assert report.asked == 5 and report.kept == report.decoded == len(four.records) >= 1
+
+
 def test_substitutions_are_drawn_nearest_first_and_start_from_their_parent(trained):
-    model, elements, templates, parents = load_model(trained.model_path, CPU)
-    counts = unseen_but_substitutable(templates, parents)
+    loaded = load_trained(trained.model_path, CPU)
+    counts = unseen_but_substitutable(loaded.templates, loaded.parents)
     choices = choices_of(trained, counts)
     assert choices.probabilities is None and choices.drawn
     changed = [d.changed for d in choices.drawn]
@@ -183,12 +208,12 @@ def test_substitutions_are_drawn_nearest_first_and_start_from_their_parent(train
     # parent_step 0: the sample is the substituted parent itself.
     kept = dataclasses.replace(SampleOptions(), parent_step=0)
     first = drawn[0]
-    (sample,) = generate(model, elements, [first], [0], kept, CPU)
+    (sample,) = generate(loaded.model, loaded.elements, [first], [0], kept, CPU)
     expected = decode(first.parent, primitive=first.cell == "primitive").to_structure()
     assert StructureMatcher().fit(sample.to_structure(), expected)
     # parent_step > 0: moved, in the same space group and composition.
     moved = dataclasses.replace(SampleOptions(), parent_step=5)
-    (sample,) = generate(model, elements, [first], [0], moved, CPU)
+    (sample,) = generate(loaded.model, loaded.elements, [first], [0], moved, CPU)
     structure = sample.to_structure()
     assert SpacegroupAnalyzer(structure, symprec=0.01).get_space_group_number() == (
         first.template.space_group
@@ -198,7 +223,7 @@ def test_substitutions_are_drawn_nearest_first_and_start_from_their_parent(train
 
 
 def test_p1_templates_are_drawn_only_when_weighted(trained):
-    _, _, templates, _ = load_model(trained.model_path, CPU)
+    templates = load_trained(trained.model_path, CPU).templates
     p1 = next(t for t in templates if t.space_group == 1)
     counts = dict(p1.conventional_counts())
     target = TargetComposition("t", counts)
@@ -220,11 +245,22 @@ def test_random_template_fits_the_primitive_cell():
         assert template.primitive_counts() == Counter(counts)
 
 
-def test_the_default_generator_with_options_from_the_config(repo):
+def test_the_default_generator_and_its_options_in_the_config(repo):
+    """config.yaml sets every option of the default generator, and no other; the options
+    check their values, and closeness is no sampling option (the screen judges it)."""
     import yaml
 
     assert registry.representation("wyckoff_diffusion") == "wyckoff"
     config = yaml.safe_load((repo / "config.yaml").read_text())
     assert config["train"]["models"] == ["wyckoff_diffusion"]
-    TrainOptions(**config["train"]["wyckoff_diffusion"])
-    SampleOptions(**config["sample"]["wyckoff_diffusion"])
+    for section, cls in (("train", TrainOptions), ("sample", SampleOptions)):
+        values = config[section]["wyckoff_diffusion"]
+        assert set(values) == {f.name for f in dataclasses.fields(cls)}, section
+        assert dataclasses.asdict(options_from_mapping(cls, values, section)) == values
+    where = "sample.wyckoff_diffusion"
+    with pytest.raises(PipelineInputError, match="unknown options.*min_distance"):
+        options_from_mapping(SampleOptions, {"min_distance": 0.5}, where)
+    with pytest.raises(PipelineInputError, match="max_vacancy_fraction"):
+        options_from_mapping(SampleOptions, {"max_vacancy_fraction": 1.0}, where)
+    with pytest.raises(PipelineInputError, match="sigma_min < sigma_max"):
+        options_from_mapping(TrainOptions, {"sigma_min": 0.6}, "train.wyckoff_diffusion")

@@ -1,5 +1,6 @@
 """Generative models of crystals behind one interface (:mod:`pipeline.models.base`).
 
-``python -m pipeline.stages.train --model NAME`` and ``python -m pipeline.stages.sample --model NAME``
-look ``NAME`` up in :mod:`pipeline.models.registry`.
+The train and sample stages (``--model NAME``) look ``NAME`` up in
+:mod:`pipeline.models.registry`; a model that draws each structure from its own seed writes
+only its batch step (:meth:`pipeline.models.base.GenerativeModel.sample_by_target`).
 """

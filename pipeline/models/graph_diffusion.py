@@ -16,7 +16,7 @@ number of atoms, are fixed by the target composition; diffusion runs over
 The denoiser is an E(n)-equivariant GNN (:class:`pipeline.models.egnn.Denoiser`) on the
 noisy crystal's cutoff graph, rebuilt at every step. A second EGNN, the band-gap
 predictor, is trained alongside (on the same batches, with its own optimiser) on crystals
-noised to every step, labelled with CGCNN's band gaps (:mod:`pipeline.stages.encode_graph`), and
+noised to every step, labelled with CGCNN's band gaps (the encode_graph stage), and
 then alone for ``guide_steps`` steps: a noise-aware regressor, as the noisy classifier of
 classifier guidance. Sampling with ``target_band_gap`` set adds
 ``guidance_scale * grad log p(gap = target | x_t)``, a Gaussian likelihood around the
@@ -41,17 +41,17 @@ import numpy as np
 import torch
 import torch.nn as nn
 from torch_geometric.data import Batch, Data
-from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError
 from pipeline.formats import load_graph_dataset
 from pipeline.models.base import (
+    BatchGenerator,
     GenerativeModel,
     SampleJob,
     SampleResult,
-    TargetReport,
+    TargetBatch,
+    TargetComposition,
     TrainJob,
-    latent_seed,
     options_from_mapping,
 )
 from pipeline.models.graph_diffusion_process import CrystalDiffusion, LatticeScaler
@@ -59,7 +59,6 @@ from pipeline.models.graph_diffusion_sampling import (
     crystals_of,
     decoded,
     denoise_from,
-    far_enough_apart,
     initial_noise,
     interpolate_states,
     interpolated_noise,
@@ -69,10 +68,10 @@ from pipeline.models.training import (
     ResumableBatches,
     batches,
     fit,
+    load_model,
     save_model,
     seed_everything,
 )
-from pipeline.models.training import load_model as load_model_file
 from pipeline.records import CrystalRecord
 from pipeline.represent.graph import GraphEncoding
 from pipeline.settings import defaults_from_config
@@ -136,15 +135,14 @@ class SampleOptions:
     batch_size: int
     target_band_gap: float | None  # eV; steer towards it with the band-gap predictor
     guidance_scale: float  # weight of the band-gap guidance
-    min_distance: float  # Å; structures with atoms closer are dropped
 
     def __post_init__(self) -> None:
         if self.sampler not in ("stochastic", "deterministic"):
             raise ValueError(f"sampler {self.sampler!r}: use stochastic or deterministic")
         if self.latent not in ("random", "interpolate"):
             raise ValueError(f"latent {self.latent!r}: use random or interpolate")
-        if self.batch_size < 1 or self.guidance_scale < 0 or self.min_distance < 0:
-            raise ValueError("batch_size must be >= 1, guidance_scale and min_distance >= 0")
+        if self.batch_size < 1 or self.guidance_scale < 0:
+            raise ValueError("batch_size must be >= 1, guidance_scale >= 0")
 
 
 # ----------------------------------------------------------------------------- the model
@@ -235,42 +233,39 @@ class GraphDiffusion(GenerativeModel):
 
     def sample(self, job: SampleJob) -> SampleResult:
         opts = options_from_mapping(SampleOptions, job.options, "sample.graph_diffusion")
-        model, encoding = load_model(job.model_path, job.device)
-        result = SampleResult()
-        for target_index, target in enumerate(tqdm(job.targets, desc="targets")):
+        model, encoding = load_trained(job.model_path, job.device)
+
+        def for_target(target: TargetComposition, target_index: int) -> BatchGenerator:
             species = target_species(target, encoding.elements)
-            seeds = [latent_seed(job.seed, target_index, i) for i in range(job.per_composition)]
-            report = TargetReport(target.label, asked=job.per_composition)
-            for start in range(0, job.per_composition, opts.batch_size):
-                chunk = range(start, min(start + opts.batch_size, job.per_composition))
+
+            def generate(batch: TargetBatch) -> list[CrystalRecord | None]:
                 if opts.latent == "interpolate":
-                    positions = [i / max(job.per_composition - 1, 1) for i in chunk]
+                    last = job.per_composition - 1
                     x, properties = interpolated_noise(
-                        model, species, seeds[0], seeds[-1], positions, job.device
+                        model,
+                        species,
+                        batch.target_seeds[0],
+                        batch.target_seeds[-1],
+                        [i / max(last, 1) for i in batch.indices],
+                        job.device,
                     )
                     generators = None
                 else:
-                    generators = [torch.Generator().manual_seed(seeds[i]) for i in chunk]
+                    generators = [torch.Generator().manual_seed(seed) for seed in batch.seeds]
                     x = initial_noise(model, species, generators, job.device)
-                    properties = [{"latent_seed": float(seeds[i])} for i in chunk]
+                    properties = [{"latent_seed": float(seed)} for seed in batch.seeds]
                 x = denoise_from(model, x, model.schedule.timesteps, opts, generators)
-                records = decoded(
-                    model, encoding, x, [f"{self.name}-{target.label}-{i:05d}" for i in chunk]
-                )
+                records = decoded(model, encoding, x, list(batch.ids))
                 for record, extra in zip(records, properties):
-                    if record is None:
-                        continue
-                    report.decoded += 1
-                    if not far_enough_apart(record, opts.min_distance):
-                        continue
-                    record.source = self.name
-                    record.properties.update(extra)
-                    if opts.target_band_gap is not None:
-                        record.properties["target_band_gap"] = float(opts.target_band_gap)
-                    result.records.append(record)
-                    report.kept += 1
-            result.reports.append(report)
-        return result
+                    if record is not None:
+                        record.properties.update(extra)
+                        if opts.target_band_gap is not None:
+                            record.properties["target_band_gap"] = float(opts.target_band_gap)
+                return records
+
+            return generate
+
+        return self.sample_by_target(job, opts.batch_size, for_target)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -306,9 +301,10 @@ def training_graphs(data) -> list[Data]:
     ]
 
 
-def load_model(path: Path, device: torch.device) -> tuple[CrystalDiffusion, GraphEncoding]:
-    """A trained model (eval mode) and the graph encoding of its elements."""
-    saved = load_model_file(path, GraphDiffusion.name, device)
+def load_trained(path: Path, device: torch.device) -> tuple[CrystalDiffusion, GraphEncoding]:
+    """The networks of a trained ``model.pt`` (eval mode, on ``device``) and the graph
+    encoding of its elements."""
+    saved = load_model(path, GraphDiffusion.name, device)
     opts = options_from_mapping(TrainOptions, saved.options, str(path))
     elements = tuple(saved.metadata["elements"])
     model = CrystalDiffusion(len(elements), opts, LatticeScaler())
@@ -333,7 +329,7 @@ def interpolate_crystals(
     both by element; ``t_start`` near T forgets more of the two ends.
     """
     device = torch.device(device)
-    model, encoding = load_model(model_path, device)
+    model, encoding = load_trained(model_path, device)
     if sorted(a.species) != sorted(b.species):
         raise PipelineInputError(
             f"{a.id} ({a.formula}) and {b.id} ({b.formula}) differ in composition"

@@ -1,5 +1,5 @@
 """Sampling with :mod:`pipeline.models.graph_diffusion`: starting noise (random or between two
-seeds), the reverse diffusion, decoding to crystals and the closeness check on the result."""
+seeds), the reverse diffusion and decoding to crystals."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch_geometric.data import Data
 
-from pipeline.errors import PipelineInputError
-from pipeline.models.base import TargetComposition
+from pipeline.models.base import TargetComposition, check_target_elements
 from pipeline.models.graph_diffusion_process import CrystalDiffusion, NoisyCrystals
-from pipeline.quality import structurally_valid
 from pipeline.records import CrystalRecord
 from pipeline.represent.graph import DecodeError, GraphEncoding
 
@@ -23,11 +21,7 @@ if TYPE_CHECKING:
 
 def target_species(target: TargetComposition, elements: Sequence[str]) -> list[int]:
     """Species indices of a target's atoms, grouped by element in the system's order."""
-    foreign = sorted(set(el for el, n in target.counts.items() if n) - set(elements))
-    if foreign or sum(target.counts.values()) == 0:
-        raise PipelineInputError(
-            f"target {target.label}: the model knows {list(elements)} (foreign elements {foreign})"
-        )
+    check_target_elements(target, elements)
     return [k for k, el in enumerate(elements) for _ in range(int(target.counts.get(el, 0)))]
 
 
@@ -154,8 +148,3 @@ def decoded(
         record.properties["predicted_band_gap"] = float(gaps[k])
         records.append(record)
     return records
-
-
-def far_enough_apart(record: CrystalRecord, min_distance: float) -> bool:
-    """No two atoms (periodic images included) closer than ``min_distance`` Å."""
-    return min_distance <= 0 or structurally_valid(record.to_structure(), min_distance)

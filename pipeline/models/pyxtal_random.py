@@ -12,8 +12,10 @@ PyXtal's atomic-radius tolerance.
 Every sample is in the conventional cell of its group and has exactly the target's cell
 composition; a draw whose structure shows a different space group than the one drawn (spglib
 at :data:`pipeline.symmetry.STRICT_SYMPREC`, e.g. atoms only on special positions that
-happen to form a supergroup) is redrawn, so each kept sample has its drawn group
-(``properties["space_group_drawn"]``).
+happen to form a supergroup) is redrawn, so each sample has its drawn group
+(``properties["space_group_drawn"]``). Every structure drawn is handed over: closeness is
+judged by the screen's validate stage, for every generator alike (PyXtal's own distance
+tolerance above is part of how it places atoms, not a filter on the result).
 
 Nothing is learned: :meth:`PyXtalRandom.train` reads no data and writes a ``model.pt`` that
 says so (the PyXtal version and ``learned: False``) and an empty ``losses.csv``, so the
@@ -28,20 +30,19 @@ from functools import cache
 from importlib.metadata import version
 
 import numpy as np
-from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError
 from pipeline.models.base import (
+    BatchGenerator,
     GenerativeModel,
     SampleJob,
     SampleResult,
-    TargetReport,
+    TargetBatch,
+    TargetComposition,
     TrainJob,
-    latent_seed,
     options_from_mapping,
 )
 from pipeline.models.training import LossLog, load_model, save_model, write_loss_log
-from pipeline.quality import structurally_valid
 from pipeline.records import CrystalRecord
 from pipeline.settings import defaults_from_config
 from pipeline.symmetry import STRICT_SYMPREC, space_group
@@ -59,7 +60,6 @@ class SampleOptions:
     volume_factor: float  # cell volume / sum of covalent atomic volumes (PyXtal's)
     tolerance_factor: float  # scales PyXtal's minimum interatomic distances (atomic radii)
     attempts: int  # space groups drawn per structure before it counts as not decoded
-    min_distance: float  # Å; a structure with closer atoms is dropped
 
     def __post_init__(self) -> None:
         low, high = self.space_groups
@@ -127,48 +127,39 @@ class PyXtalRandom(GenerativeModel):
     def sample(self, job: SampleJob) -> SampleResult:
         opts = options_from_mapping(SampleOptions, job.options, "sample.pyxtal_random")
         load_model(job.model_path, self.name)  # checks that it is this model's file
-        result = SampleResult()
-        for target_index, target in enumerate(tqdm(job.targets, desc="targets")):
-            result.reports.append(
-                self._sample_target(target_index, target.label, target.counts, job, opts, result)
-            )
-        return result
 
-    def _sample_target(
-        self,
-        target_index: int,
-        label: str,
-        counts: Mapping[str, int],
-        job: SampleJob,
-        opts: SampleOptions,
-        result: SampleResult,
-    ) -> TargetReport:
-        report = TargetReport(label, asked=job.per_composition)
-        elements = [el for el, n in counts.items() if n > 0]
-        groups = compatible_space_groups(
-            tuple(int(counts[el]) for el in elements), *opts.space_groups
-        )
-        if not groups:
-            return report
-        for i in range(job.per_composition):
-            seed = latent_seed(job.seed, target_index, i)
-            rng = np.random.default_rng(seed)
-            drawn = _draw(counts, groups, rng, opts)
-            if drawn is None:
-                continue
-            structure, group = drawn
-            report.decoded += 1
-            if _too_close(structure, opts.min_distance):
-                continue
-            record = CrystalRecord.from_structure(
-                structure,
-                id=f"{self.name}-{label}-{i:05d}",
-                source=self.name,
-                properties={"latent_seed": float(seed), "space_group_drawn": float(group)},
+        def for_target(target: TargetComposition, target_index: int) -> BatchGenerator:
+            counts = target.counts
+            elements = [el for el, n in counts.items() if n > 0]
+            groups = compatible_space_groups(
+                tuple(int(counts[el]) for el in elements), *opts.space_groups
             )
-            result.records.append(record)
-            report.kept += 1
-        return report
+
+            def generate(batch: TargetBatch) -> list[CrystalRecord | None]:
+                return [
+                    _record(counts, groups, seed, id_, opts)
+                    for seed, id_ in zip(batch.seeds, batch.ids)
+                ]
+
+            return generate
+
+        # Every structure is drawn from its own seed: no batching to gain.
+        return self.sample_by_target(job, job.per_composition, for_target)
+
+
+def _record(
+    counts: Mapping[str, int], groups: Sequence[int], seed: int, id_: str, opts: SampleOptions
+) -> CrystalRecord | None:
+    """The structure drawn from ``seed`` (:func:`_draw`) as a record; None when none was."""
+    drawn = _draw(counts, groups, np.random.default_rng(seed), opts) if groups else None
+    if drawn is None:
+        return None
+    structure, group = drawn
+    return CrystalRecord.from_structure(
+        structure,
+        id=id_,
+        properties={"latent_seed": float(seed), "space_group_drawn": float(group)},
+    )
 
 
 def _draw(counts: Mapping[str, int], groups: Sequence[int], rng: np.random.Generator, opts):
@@ -182,7 +173,3 @@ def _draw(counts: Mapping[str, int], groups: Sequence[int], rng: np.random.Gener
         if structure is not None and space_group(structure, STRICT_SYMPREC).number == group:
             return structure, group
     return None
-
-
-def _too_close(structure, min_distance: float) -> bool:
-    return min_distance > 0 and not structurally_valid(structure, min_distance)

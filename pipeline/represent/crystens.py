@@ -60,11 +60,14 @@ own coordinates and those from the relative channels; and, as the paper's Table 
 *sum* over atom pairs (both entries i, j and j, i of the channel) of the mismatch between
 the distance channel and the distances of the reconstructed coordinates, with its mean
 per entry beside it (``distance_mismatch_per_pair``; not the paper's).
+
+:func:`crystens_dataset` encodes and normalises a whole dataset for training.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -72,8 +75,11 @@ import numpy as np
 from pymatgen.core import Element, Lattice
 from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from sklearn.cluster import KMeans
+from tqdm import tqdm
 
+from pipeline.chemsys import ChemicalSystem
 from pipeline.errors import PipelineInputError
+from pipeline.formats import CrysTensDataset
 from pipeline.records import CrystalRecord
 from pipeline.represent import DecodeError, lattice_from_parameters
 
@@ -353,3 +359,30 @@ def _kmeans_1d(
             n_clusters=k, init=start, n_init=4 if isinstance(init, int) else 1, random_state=seed
         ).fit(values.reshape(-1, 1))
     return model.cluster_centers_[:, 0], model.labels_
+
+
+def crystens_dataset(
+    records: Sequence[CrystalRecord], system: ChemicalSystem, progress: bool = False
+) -> CrysTensDataset:
+    """Encode and normalise every record (space groups from spglib)."""
+    if not records:
+        raise PipelineInputError("nothing to encode: the dataset is empty")
+    x = np.zeros((len(records), *SHAPE), dtype=np.float32)
+    space_group = np.zeros(len(records), dtype=np.int64)
+    for i, record in enumerate(tqdm(records, desc="CrysTens", disable=not progress)):
+        foreign = system.foreign_elements(record.species)
+        if foreign:
+            raise PipelineInputError(f"{record.id}: elements {foreign} are not in {system}")
+        space_group[i] = space_group_number(record)
+        x[i] = normalize(encode(record, space_group=space_group[i]))
+    counts = np.array(
+        [[Counter(r.species).get(el, 0) for el in system.elements] for r in records], dtype=np.int64
+    )
+    return CrysTensDataset(
+        elements=tuple(system.elements),
+        x=x,
+        space_group=space_group,
+        counts=counts,
+        ids=[r.id for r in records],
+        parents=[r.parent or r.id for r in records],
+    )

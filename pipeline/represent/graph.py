@@ -19,7 +19,7 @@ so ``decode(encode(record))`` gives the record back exactly.
 
 A training set of graphs is stored without edges (they follow from the positions, the
 lattice and the cutoff) as concatenated node arrays: :class:`GraphDataset`,
-:func:`save_graph_dataset`, :func:`load_graph_dataset`; :mod:`pipeline.stages.encode_graph` writes it.
+:func:`save_graph_dataset`, :func:`load_graph_dataset`; the encode_graph stage writes it.
 """
 
 from __future__ import annotations

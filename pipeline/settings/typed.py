@@ -75,7 +75,7 @@ class TrainSettings:
 
 @dataclass(frozen=True)
 class SampleSettings:
-    targets: str  # known | new | all
+    target_set: str  # known | new | all: which rows of targets.csv are sampled
     max_targets: int
     per_composition: int
     options: Mapping[str, Mapping[str, Any]]  # sample.<model>

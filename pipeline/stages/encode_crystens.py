@@ -18,45 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 
-import numpy as np
-from tqdm import tqdm
-
 from pipeline.chemsys import ChemicalSystem
-from pipeline.errors import PipelineInputError, exit_on_input_error
-from pipeline.formats import CrysTensDataset, save_crystens
-from pipeline.records import CrystalRecord, read_records
-from pipeline.represent import crystens
+from pipeline.errors import exit_on_input_error
+from pipeline.formats import save_crystens
+from pipeline.records import read_records
+from pipeline.represent.crystens import crystens_dataset
 from pipeline.settings import default
-
-
-def encode_records(
-    records: list[CrystalRecord], system: ChemicalSystem, progress: bool = False
-) -> CrysTensDataset:
-    """Encode and normalise every record (space groups from spglib)."""
-    if not records:
-        raise PipelineInputError("nothing to encode: the dataset is empty")
-    x = np.zeros((len(records), *crystens.SHAPE), dtype=np.float32)
-    space_group = np.zeros(len(records), dtype=np.int64)
-    for i, record in enumerate(tqdm(records, desc="CrysTens", disable=not progress)):
-        foreign = system.foreign_elements(record.species)
-        if foreign:
-            raise PipelineInputError(f"{record.id}: elements {foreign} are not in {system}")
-        space_group[i] = crystens.space_group_number(record)
-        x[i] = crystens.normalize(crystens.encode(record, space_group=space_group[i]))
-    counts = np.array(
-        [[Counter(r.species).get(el, 0) for el in system.elements] for r in records], dtype=np.int64
-    )
-    return CrysTensDataset(
-        elements=tuple(system.elements),
-        x=x,
-        space_group=space_group,
-        counts=counts,
-        ids=[r.id for r in records],
-        parents=[r.parent or r.id for r in records],
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     system = ChemicalSystem.parse(args.chemsys)
-    data = encode_records(read_records(args.dataset), system, progress=True)
+    data = crystens_dataset(read_records(args.dataset), system, progress=True)
     save_crystens(data, args.out)
     print(
         json.dumps(

@@ -9,8 +9,9 @@ One ``.npz`` holds, for ``N`` crystals with ``M`` atoms in all,
   ``num_atoms`` ``(N,)`` (crystal ``k``'s atoms follow those of crystals ``0..k-1``),
   ``lattice`` ``(N, 3, 3)`` (rows are vectors, Å);
 * ``band_gap`` ``(N,)``: PBE band gaps (eV) predicted by the shipped CGCNN models
-  (:class:`pipeline.screen.predictors.CGCNNPredictor`; 0 where its classifier calls the
-  crystal a metal). The bundled data have no DFT gaps, so CGCNN is the teacher of the
+  (:class:`pipeline.screen.predictors.CGCNNPredictor`, via
+  :func:`pipeline.datasets.cgcnn_labels.teacher_band_gaps`; 0 where its classifier calls
+  the crystal a metal). The bundled data have no DFT gaps, so CGCNN is the teacher of the
   model's band-gap predictor. An augmented copy (supercell, translation, swap of axes)
   has the gap of its parent, which CGCNN predicts once;
 * ``ids``, ``parents``, ``elements`` (:func:`pipeline.formats.load_graph_dataset`).
@@ -25,31 +26,15 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from pipeline.chemsys import ChemicalSystem
+from pipeline.datasets.cgcnn_labels import teacher_band_gaps
 from pipeline.errors import exit_on_input_error
 from pipeline.formats import save_graph_dataset
-from pipeline.records import CrystalRecord, read_records
+from pipeline.records import read_records
 from pipeline.represent.graph import graph_dataset
 from pipeline.settings import default
-
-
-def teacher_band_gaps(records: list[CrystalRecord]) -> np.ndarray:
-    """CGCNN's PBE band gap of every record, predicted once per parent structure."""
-    from pipeline.screen.predictors import cgcnn_labels
-
-    first_of_parent: dict[str, CrystalRecord] = {}
-    for record in records:
-        first_of_parent.setdefault(record.parent or record.id, record)
-    labels = cgcnn_labels(
-        [record.to_structure() for record in first_of_parent.values()],
-        ["band_gap_pbe"],
-        desc="CGCNN band gaps",
-    )
-    gaps = {parent: label["band_gap_pbe"] for parent, label in zip(first_of_parent, labels)}
-    return np.array([gaps[r.parent or r.id] for r in records])
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,9 +2,10 @@
 
 Reads the ``selected`` rows of the compositions stage's ``targets.csv``, asks the model
 (``--model``, see :mod:`pipeline.models.registry`) for ``--per-composition`` structures
-each, and writes the kept ones as a dataset file (``source`` = model name,
+each, and writes what the model hands over as a dataset file (``source`` = model name,
 ``properties.latent_seed``) and a report with, per target, how many were asked for,
-decoded to a crystal and kept. Run ``python -m pipeline.stages.sample --help``.
+decoded to a crystal of the target's composition and handed over (``kept``).
+Run ``python -m pipeline.stages.sample --help``.
 """
 
 from __future__ import annotations
@@ -19,25 +20,10 @@ import pandas as pd
 
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.models import registry
-from pipeline.models.base import SampleJob, TargetComposition
+from pipeline.models.base import SampleJob, read_targets
 from pipeline.models.training import DEVICES, resolve_device
 from pipeline.records import write_records
 from pipeline.settings import default, parse_options
-
-
-def read_targets(path: Path) -> list[TargetComposition]:
-    """The ``selected`` rows of a targets table; element counts from its ``n_<El>`` columns."""
-    if not path.is_file():
-        raise PipelineInputError(f"targets file not found: {path}")
-    table = pd.read_csv(path)
-    missing = {"composition", "selected"} - set(table.columns)
-    if missing:
-        raise PipelineInputError(f"{path}: lacks columns {sorted(missing)}")
-    elements = [c[2:] for c in table.columns if c.startswith("n_") and c[2:3].isupper()]
-    return [
-        TargetComposition(row["composition"], {el: int(row[f"n_{el}"]) for el in elements})
-        for _, row in table[table["selected"].astype(bool)].iterrows()
-    ]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -101,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         reason = (
             f"no structure of a target's composition decoded ({asked} asked)"
             if decoded == 0
-            else f"{decoded} of {asked} decoded, none passed {model.name}'s checks"
-            " (the target's composition, the model's own filters)"
+            else f"{decoded} of {asked} decoded, none kept by {model.name}'s own filter"
         )
         print(f"nothing kept: {reason}", file=sys.stderr)
     return 0

@@ -3,7 +3,8 @@
 Predicts, with CGCNN's shipped models (:class:`pipeline.screen.predictors.CGCNNPredictor`,
 the screening stage's predictor, Materials Project 2017 PBE data), the formation energy per
 atom and the PBE band gap (0 where CGCNN's classifier calls the structure a metal) of every
-structure of the augmented training set, in the order of its point clouds.
+structure of the augmented training set, in the order of its point clouds
+(:func:`pipeline.datasets.cgcnn_labels.predict_properties`).
 
 Every structure is predicted, augmented copies included: they would get their original's
 values, but the bundled data set repeats ids (1,253 distinct ids for 2,627 structures), so
@@ -28,25 +29,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from pipeline.datasets.cgcnn_labels import UNITS, predict_properties
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.formats import CONDITION_PROPERTIES, load_encoded, save_labelled
 from pipeline.plotting import new_figure, save_figure
 from pipeline.records import CrystalRecord, read_records
-from pipeline.screen.predictors import cgcnn_labels
-
-# metal_probability is needed for the gap (0 for a metal).
-PREDICTED_COLUMNS = (*CONDITION_PROPERTIES, "metal_probability")
-UNITS = {"formation_energy_per_atom": "eV/atom", "band_gap_pbe": "eV", "metal_probability": ""}
-
-
-def predict(records: Sequence[CrystalRecord]) -> pd.DataFrame:
-    """CGCNN's formation energy, PBE band gap and metal probability of each record, in order."""
-    labels = cgcnn_labels([record.to_structure() for record in records], PREDICTED_COLUMNS)
-    rows = [
-        {"index": index, "id": record.id, "formula": record.formula, **label}
-        for index, (record, label) in enumerate(zip(records, labels))
-    ]
-    return pd.DataFrame(rows, columns=["index", "id", "formula", *PREDICTED_COLUMNS])
 
 
 def check_aligned(records: Sequence[CrystalRecord], encoded_ids: Sequence[str]) -> None:
@@ -112,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     check_aligned(records, encoded_ids)
 
     start = time.perf_counter()
-    table = predict(records)
+    table = predict_properties(records)
     elapsed = time.perf_counter() - start
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False, float_format="%.6g")
