@@ -10,7 +10,8 @@ from snakemake.utils import min_version, validate
 
 sys.path.insert(0, workflow.basedir)
 from pipeline.screen.criteria import Criteria
-from pipeline.settings import Settings, check_config, restrict_to_system
+from pipeline.settings import Settings
+from pipeline.settings.schema import check_config, restrict_to_system
 
 min_version("8.0")
 

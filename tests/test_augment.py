@@ -5,7 +5,8 @@ from conftest import DEFAULT_CAPS
 from pymatgen.analysis.structure_matcher import StructureMatcher
 
 from pipeline.datasets.augmentation import (
-    AugmentSettings,
+    OPERATIONS,
+    AugmentationPlan,
     augment,
     composition_key,
     supercell,
@@ -23,7 +24,7 @@ def parents(bundled_records):
 
 @pytest.fixture(scope="module")
 def augmented(parents, mgmno):
-    return augment(parents, mgmno, DEFAULT_CAPS, AugmentSettings(per_composition=12, seed=7))
+    return augment(parents, mgmno, DEFAULT_CAPS, AugmentationPlan(12, OPERATIONS, seed=7))
 
 
 def test_every_composition_is_topped_up_to_the_target(augmented, parents, mgmno):
@@ -65,20 +66,20 @@ def test_supercell_and_swap_do_what_they_say(parents):
 
 
 def test_seeded_and_deterministic(parents, mgmno, augmented):
-    again = augment(parents, mgmno, DEFAULT_CAPS, AugmentSettings(per_composition=12, seed=7))
+    again = augment(parents, mgmno, DEFAULT_CAPS, AugmentationPlan(12, OPERATIONS, seed=7))
     assert [(r.id, r.frac_coords) for r in again] == [(r.id, r.frac_coords) for r in augmented]
-    other = augment(parents, mgmno, DEFAULT_CAPS, AugmentSettings(per_composition=12, seed=8))
+    other = augment(parents, mgmno, DEFAULT_CAPS, AugmentationPlan(12, OPERATIONS, seed=8))
     assert [r.frac_coords for r in other] != [r.frac_coords for r in augmented]
 
 
 def test_large_compositions_are_subsampled_originals_first(bundled_records, mgmno):
     big = [r for r in bundled_records if r.formula == "Mg4Mn4O8"]  # 406 structures
-    out = augment(big, mgmno, DEFAULT_CAPS, AugmentSettings(per_composition=20, seed=0))
+    out = augment(big, mgmno, DEFAULT_CAPS, AugmentationPlan(20, OPERATIONS, seed=0))
     assert len(out) == 20 and all(r.parent is None for r in out)
 
 
 def test_bad_settings_are_clear_errors():
     with pytest.raises(PipelineInputError, match="unknown augmentation operations"):
-        AugmentSettings(operations=("rotate",))
+        AugmentationPlan(12, ("rotate",), seed=0)
     with pytest.raises(PipelineInputError, match="at least 1"):
-        AugmentSettings(per_composition=0)
+        AugmentationPlan(0, OPERATIONS, seed=0)

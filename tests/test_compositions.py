@@ -12,10 +12,10 @@ import pytest
 import yaml
 from conftest import DEFAULT_CAPS, REPO
 
-from pipeline.config import check_config
 from pipeline.datasets.summary import composition_summary
 from pipeline.errors import PipelineInputError
 from pipeline.models.base import read_targets
+from pipeline.settings.schema import check_config
 from pipeline.target_compositions import (
     OxidationRange,
     complete_oxidation_states,

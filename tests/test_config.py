@@ -7,7 +7,7 @@ import yaml
 from conftest import REPO
 
 from pipeline.errors import PipelineInputError
-from pipeline.settings import check_config, config_problems, load_schema, restrict_to_system
+from pipeline.settings.schema import check_config, config_problems, load_schema, restrict_to_system
 
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
 

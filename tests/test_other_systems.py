@@ -25,8 +25,8 @@ from pipeline.screen.pourbaix_scheme import (
     fit_chemical_potentials,
     pourbaix_obstacle,
 )
-from pipeline.stages.compositions import complete_oxidation_states, enumerate_compositions
 from pipeline.stages.data import main as data_main
+from pipeline.target_compositions import complete_oxidation_states, enumerate_compositions
 
 
 @pytest.mark.parametrize(

@@ -33,8 +33,8 @@ from pipeline.settings import (
     default,
     default_config,
     default_settings,
-    load_schema,
 )
+from pipeline.settings.schema import load_schema
 
 STAGES = sorted(m.name for m in pkgutil.iter_modules(pipeline.stages.__path__))
 

@@ -21,7 +21,8 @@ from pipeline.screen.criteria import Criteria
 from pipeline.screen.experimental_check import check_hull, experimentally_stable
 from pipeline.screen.hull_agreement import pairwise_agreement
 from pipeline.screen.modes import single_point_records
-from pipeline.screen.potentials import PotentialSpec, describe, energy_scale
+from pipeline.screen.potential_names import energy_scale
+from pipeline.screen.potentials import PotentialSpec, describe
 from pipeline.screen.thermochemistry import (
     fit_oxygen,
     is_binary_oxide,

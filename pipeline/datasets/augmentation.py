@@ -36,12 +36,13 @@ AXIS_PAIRS = [(0, 1), (0, 2), (1, 2)]
 
 
 @dataclass(frozen=True)
-class AugmentSettings:
-    """How many structures per composition, which operations, and the seed."""
+class AugmentationPlan:
+    """How many structures per composition, which operations (``augment`` of config.yaml),
+    and the seed."""
 
-    per_composition: int = 50
-    operations: tuple[str, ...] = OPERATIONS
-    seed: int = 0
+    per_composition: int
+    operations: tuple[str, ...]
+    seed: int
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.operations) - set(OPERATIONS))
@@ -98,7 +99,7 @@ def augment(
     records: Sequence[CrystalRecord],
     system: ChemicalSystem,
     caps: Mapping[str, int],
-    settings: AugmentSettings,
+    settings: AugmentationPlan,
     progress: bool = False,
 ) -> list[CrystalRecord]:
     """Augment ``records`` to ``settings.per_composition`` structures per composition.

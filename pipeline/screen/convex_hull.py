@@ -30,7 +30,7 @@ from pymatgen.io.vasp.sets import MPRelaxSet
 
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
-from pipeline.screen.potentials import energy_scale
+from pipeline.screen.potential_names import energy_scale
 from pipeline.screen.thermochemistry import (
     OxygenFit,
     fit_oxygen,

@@ -27,7 +27,7 @@ from pipeline.screen.coverage import (
     uncovered_subsystems_of,
     with_nonmetal,
 )
-from pipeline.screen.potentials import energy_scale
+from pipeline.screen.potential_names import energy_scale
 
 HULL_COLUMNS = [
     "id",

@@ -23,10 +23,10 @@ from collections import Counter
 from pathlib import Path
 
 from pipeline.cli import add_system_arguments, system_and_caps
-from pipeline.datasets.augmentation import OPERATIONS, AugmentSettings, augment
+from pipeline.datasets.augmentation import OPERATIONS, AugmentationPlan, augment
 from pipeline.errors import exit_on_input_error
 from pipeline.records import read_records, write_records
-from pipeline.settings import default
+from pipeline.settings import setting_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,11 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--dataset", type=Path, required=True, help="input dataset (.json.gz)")
     add_system_arguments(parser)
-    parser.add_argument("--per-composition", type=int, default=default("augment.per_composition"))
-    parser.add_argument(
-        "--operations", nargs="+", default=default("augment.operations"), choices=OPERATIONS
-    )
-    parser.add_argument("--seed", type=int, default=default("seed"))
+    setting_argument(parser, "--per-composition", "augment.per_composition", type=int)
+    setting_argument(parser, "--operations", "augment.operations", nargs="+", choices=OPERATIONS)
+    setting_argument(parser, "--seed", "seed", type=int)
     parser.add_argument("--out", type=Path, required=True, help="augmented dataset (.json.gz)")
     return parser
 
@@ -51,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     records = read_records(args.dataset)
     system, caps = system_and_caps(args, (r.species for r in records))
-    settings = AugmentSettings(args.per_composition, tuple(args.operations), args.seed)
+    settings = AugmentationPlan(args.per_composition, tuple(args.operations), args.seed)
     augmented = augment(records, system, caps, settings, progress=True)
     write_records(augmented, args.out)
     by_source = Counter(r.source for r in augmented)

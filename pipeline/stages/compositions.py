@@ -30,7 +30,7 @@ import pandas as pd
 
 from pipeline.chemsys import composition_label
 from pipeline.errors import PipelineInputError, exit_on_input_error
-from pipeline.settings import default
+from pipeline.settings import setting_argument
 from pipeline.target_compositions import (
     TARGET_SETS,
     complete_oxidation_states,
@@ -63,30 +63,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--oxidation-states",
         nargs="*",
-        default=[],
         metavar="EL=LOW:HIGH",
         help="e.g. Mg=2 Mn=2:4 O=-2; elements left out get their common oxidation states"
         " (pymatgen, else SMACT)",
     )
-    parser.add_argument(
+    setting_argument(
+        parser,
         "--require-all-elements",
+        "compositions.require_all_elements",
         action=argparse.BooleanOptionalAction,
-        default=True,
         help="only compositions containing every element",
     )
-    parser.add_argument(
+    setting_argument(
+        parser,
         "--target-set",
+        "sample.target_set",
         choices=TARGET_SETS,
-        default=default("sample.target_set"),
         help="which compositions to sample, by status (all: any)",
     )
-    parser.add_argument(
-        "--max-targets", type=int, default=default("sample.max_targets"), help="0: no limit"
-    )
-    parser.add_argument(
+    setting_argument(parser, "--max-targets", "sample.max_targets", type=int, help="0: no limit")
+    setting_argument(
+        parser,
         "--targets",
+        "compositions.targets",
         nargs="*",
-        default=[],
         metavar="FORMULA",
         help="sample exactly these compositions (overrides --target-set and --max-targets): a"
         " reduced formula means each of its cells within the caps, a cell composition that cell",
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         training_counts = Counter(map(tuple, encoded["counts"].tolist()))
     summary = pd.read_csv(args.summary)
     ranges, notes = complete_oxidation_states(
-        elements, parse_oxidation_states(args.oxidation_states)
+        elements, parse_oxidation_states(args.oxidation_states or [])
     )
     for note in notes:
         print(f"note: {note}")

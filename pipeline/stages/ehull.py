@@ -31,7 +31,7 @@ from pipeline.screen.hull_table import (
     add_second_opinion,
     hull_table,
 )
-from pipeline.screen.potentials import energy_scale
+from pipeline.screen.potential_names import energy_scale
 from pipeline.screen.reference_hull import hull_phase_table
 from pipeline.screen.thermochemistry import OXYGEN_REFERENCES
 from pipeline.settings import setting_argument

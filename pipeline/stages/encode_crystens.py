@@ -25,7 +25,7 @@ from pipeline.errors import exit_on_input_error
 from pipeline.formats import save_crystens
 from pipeline.records import read_records
 from pipeline.represent.crystens import crystens_dataset
-from pipeline.settings import default
+from pipeline.settings import setting_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--dataset", type=Path, required=True, help="records (.json.gz)")
-    parser.add_argument("--chemsys", default=default("chemsys"))
+    setting_argument(parser, "--chemsys", "chemsys", help="chemical system, e.g. Mg-Mn-O")
     parser.add_argument("--out", type=Path, required=True, help="CrysTens tensors (.npz)")
     return parser
 

@@ -34,7 +34,7 @@ from pipeline.errors import exit_on_input_error
 from pipeline.formats import save_graph_dataset
 from pipeline.records import read_records
 from pipeline.represent.graph import graph_dataset
-from pipeline.settings import default
+from pipeline.settings import setting_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,13 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--dataset", type=Path, required=True, help="augmented dataset (.json.gz)")
-    parser.add_argument(
-        "--chemsys", default=default("chemsys"), help="chemical system, e.g. Mg-Mn-O"
-    )
+    setting_argument(parser, "--chemsys", "chemsys", help="chemical system, e.g. Mg-Mn-O")
     parser.add_argument(
         "--threads",
         type=int,
-        default=1,
+        required=True,
         help="CPU threads for torch (CGCNN's small layers run fastest on one)",
     )
     parser.add_argument("--out", type=Path, required=True, help="graph dataset (.npz)")

@@ -30,7 +30,8 @@ from pipeline.screen.modes import (
     relax_records,
     single_point_records,
 )
-from pipeline.screen.potentials import describe, energy_scale
+from pipeline.screen.potential_names import energy_scale
+from pipeline.screen.potentials import describe
 from pipeline.screen.reference_hull import (
     PROVENANCE_SUFFIX,
     RECORDS_SUFFIX,

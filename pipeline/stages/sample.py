@@ -23,7 +23,7 @@ from pipeline.models import registry
 from pipeline.models.base import SampleJob, read_targets
 from pipeline.models.training import DEVICES, resolve_device
 from pipeline.records import write_records
-from pipeline.settings import default, parse_options
+from pipeline.settings import parse_options, setting_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,14 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", required=True, help=f"one of {sorted(registry.MODELS)}")
     parser.add_argument("--model-path", type=Path, required=True, help="trained model.pt")
     parser.add_argument("--targets", type=Path, required=True, help="targets.csv")
-    parser.add_argument("--per-composition", type=int, default=default("sample.per_composition"))
+    setting_argument(parser, "--per-composition", "sample.per_composition", type=int)
     parser.add_argument(
         "--options",
-        default="{}",
-        help="the model's sampling options as a JSON object (config sample.<model>)",
+        help="the model's sampling options as a JSON object (config sample.<model>);"
+        " default: config.yaml's",
     )
-    parser.add_argument("--seed", type=int, default=default("seed"))
-    parser.add_argument("--device", choices=DEVICES, default=default("train.device"))
+    setting_argument(parser, "--seed", "seed", type=int)
+    setting_argument(parser, "--device", "train.device", choices=DEVICES)
     parser.add_argument("--out", type=Path, required=True, help="samples (.json.gz)")
     parser.add_argument("--out-report", type=Path, required=True, help="per-target counts (.csv)")
     return parser
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         model_path=args.model_path,
         targets=read_targets(args.targets),
         per_composition=args.per_composition,
-        options=parse_options(args.options),
+        options=parse_options(args.options or "{}"),
         seed=args.seed,
         device=resolve_device(args.device),
     )

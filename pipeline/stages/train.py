@@ -19,7 +19,7 @@ from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.models import registry
 from pipeline.models.base import TrainJob
 from pipeline.models.training import DEVICES, resolve_device
-from pipeline.settings import default, parse_options
+from pipeline.settings import parse_options, setting_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,16 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument(
         "--options",
-        default="{}",
-        help="the model's hyperparameters as a JSON object (config train.<model>)",
+        help="the model's hyperparameters as a JSON object (config train.<model>);"
+        " default: config.yaml's",
     )
-    parser.add_argument("--seed", type=int, default=default("seed"))
-    parser.add_argument("--device", choices=DEVICES, default=default("train.device"))
-    parser.add_argument(
-        "--threads", type=int, default=0, help="CPU threads for torch (0: torch's default)"
-    )
-    parser.add_argument(
-        "--checkpoint-every", type=int, default=default("train.checkpoint_every"), metavar="STEPS"
+    setting_argument(parser, "--seed", "seed", type=int)
+    setting_argument(parser, "--device", "train.device", choices=DEVICES)
+    setting_argument(parser, "--threads", "train.threads", type=int, help="CPU threads for torch")
+    setting_argument(
+        parser, "--checkpoint-every", "train.checkpoint_every", type=int, metavar="STEPS"
     )
     return parser
 
@@ -65,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     job = TrainJob(
         data=args.data,
         out_dir=args.out_dir,
-        options=parse_options(args.options),
+        options=parse_options(args.options or "{}"),
         seed=args.seed,
         device=resolve_device(args.device),
         checkpoint_every=args.checkpoint_every,

@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threads",
         type=int,
-        default=1,
+        required=True,
         help="CPU threads for torch; CGCNN's graphs are small, so more than"
         " one thread rarely helps and hurts on a busy machine",
     )
