@@ -9,6 +9,7 @@ session (CHGNet loads in a few seconds and each energy takes a fraction of a sec
 from __future__ import annotations
 
 import copy
+import gzip
 import dataclasses
 import functools
 from dataclasses import asdict, dataclass
@@ -112,6 +113,8 @@ def write_screen_inputs(folder: Path) -> dict[str, Path]:
     write_records(data.references, paths["references"])
     write_records(data.training, paths["training"])
     write_records(data.training, paths["known"])
+    # the data stage's Materials Project entries: none for the bundled source
+    (folder / "results/data/mp_entries.json.gz").write_bytes(gzip.compress(b"[]"))
     # the data stage's plot, which the workflow's report also holds
     system = ChemicalSystem.parse("Mg-Mn-O")
     summary = composition_summary(data.training, system)

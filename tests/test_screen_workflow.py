@@ -112,7 +112,15 @@ def test_consensus_changes_what_passes_and_what_is_exported(finished_run):
         workdir / "consensus.yaml",
         **deep_merge(CGCNN_GAPS, nested("screen.consensus", ["m3gnet"])),
     )
-    run_snakemake(workdir, consensus, "results/candidates.csv", "--allowed-rules", *ALLOWED)
+    run_snakemake(
+        workdir,
+        consensus,
+        "results/candidates.csv",
+        "--allowed-rules",
+        *ALLOWED,
+        "--forcerun",
+        "ehull",
+    )
     after = pd.read_csv(workdir / "results/candidates.csv", dtype={"id": str})
     assert not after["passes"].any()
     assert after["failed"].str.contains("consensus:m3gnet").all()
