@@ -79,7 +79,12 @@ def main() -> None:
     parser.add_argument(
         "--references", type=Path, required=True, help="the main potential's relaxed hull"
     )
-    parser.add_argument("--limit", type=int, default=None, help="the first N structures only")
+    parser.add_argument(
+        "--take",
+        default="0/1",
+        help="K/N: every N-th structure from the K-th (0/1: all); N > 1 measures a sample,"
+        " and runs with different K can share the machine's cores",
+    )
     parser.add_argument("--batch-atoms", type=int, default=None)
     parser.add_argument("--rows", type=Path, default=None, help="per-structure CSV")
     parser.add_argument(
@@ -91,7 +96,8 @@ def main() -> None:
 
     use_cpu_threads(1)
     reuse_freed_memory()
-    records = read_records(args.structures)[: args.limit]
+    offset, step = (int(part) for part in args.take.split("/"))
+    records = read_records(args.structures)[offset::step]
     diagram = phase_diagram(read_records(args.references))
     thresholds = HullThresholds(
         default("screen.e_hull.synthesizable"), default("screen.e_hull.metastable")
@@ -154,6 +160,7 @@ def main() -> None:
         json.dumps(
             {
                 "structures": n,
+                "take": args.take,
                 "potential": describe(spec),
                 "first_potential": describe(
                     PotentialSpec(

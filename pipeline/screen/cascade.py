@@ -38,20 +38,22 @@ from pipeline.screen.potentials import PotentialSpec
 from pipeline.screen.relaxation import FAILED, RelaxResult, RelaxSettings
 from pipeline.screen.symmetrise import symmetrise_and_rerelax
 from pipeline.screen.verdicts import hull_energy
+from pipeline.settings import defaults_from_config
 
 PROMOTED, REJECTED, RESTARTED = "promoted", "rejected", "restarted"
 
 
 @dataclass(frozen=True)
+@defaults_from_config("screen.cascade")
 class CascadeSettings:
-    """The first pass, the gate and the main pass's step limit."""
+    """``config["screen"]["cascade"]``: the first pass, the gate, the main pass's step limit."""
 
-    first_potential: str = "m3gnet"
-    first_checkpoint: str = ""
-    first_fmax: float = 0.1  # eV/Å
-    first_max_steps: int = 100
-    margin: float = 0.3  # eV/atom above the largest E_hull threshold
-    main_max_steps: int = 150
+    first_potential: str  # chgnet | sevennet | m3gnet
+    first_checkpoint: str  # "": the potential's default checkpoint
+    first_fmax: float  # eV/Å
+    first_max_steps: int
+    margin: float  # eV/atom above the largest E_hull threshold
+    main_max_steps: int
 
     def __post_init__(self) -> None:
         if self.first_fmax <= 0 or self.first_max_steps < 1 or self.main_max_steps < 1:
