@@ -10,8 +10,8 @@ ways in one process, one after the other, on one CPU thread:
   promoted ones.
 
 The verdict of each structure on each path: its E_hull within ``screen.e_hull.synthesizable``
-(the pass) and within ``screen.e_hull.metastable`` (the wider rate), a failed relaxation
-within neither. Prints ONE JSON line: CPU time (core-hours, ``time.process_time`` of this
+(the pass, ``same_pass``) and within ``screen.e_hull.metastable`` (the wider rate,
+``same_metastable``; ``same_verdict``: both), a failed relaxation within neither. Prints ONE JSON line: CPU time (core-hours, ``time.process_time`` of this
 process) and structures per core-hour of each path, their ratio, the verdicts' agreement,
 the passes the cascade lost or gained, and what the cascade rejected (by the full path's
 verdict). ``--rows`` writes the per-structure figures as CSV.
@@ -173,6 +173,9 @@ def main() -> None:
                 "speedup": round(full_cpu / cascade_cpu, 2),
                 "same_verdict": round(
                     sum(f == c for f, c in zip(full_within, cascade_within)) / n, 4
+                ),
+                "same_metastable": round(
+                    sum(f[1] == c[1] for f, c in zip(full_within, cascade_within)) / n, 4
                 ),
                 "same_pass": round(
                     sum(f[0] == c[0] for f, c in zip(full_within, cascade_within)) / n, 4
