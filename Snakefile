@@ -46,6 +46,7 @@ include: "rules/screen_properties.smk"
 include: "rules/export.smk"
 include: "rules/report.smk"
 include: "rules/explorer.smk"
+include: "rules/environment.smk"
 
 
 rule all:

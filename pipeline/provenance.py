@@ -147,34 +147,37 @@ def thread_pools() -> list[dict[str, object]]:
     ]
 
 
+def canonical_name(name: str) -> str:
+    """A distribution name as pip compares them (PEP 503): ``Torch_Sim`` -> ``torch-sim``."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def read_lock(path: Path) -> dict[str, str]:
     """``{canonical name: version}`` of a constraints file's ``name==version`` lines."""
-    from packaging.utils import canonicalize_name
-
     pins = {}
     for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if "==" in line:
             name, pinned = line.split("==", 1)
-            pins[canonicalize_name(name.strip())] = pinned.strip()
+            pins[canonical_name(name.strip())] = pinned.strip()
     return pins
 
 
+def meets_pin(installed: str, pinned: str) -> bool:
+    """Whether ``installed`` meets ``==pinned``: a pin without a local label (``2.13.0``) is
+    met by any build of that release (``2.13.0+cpu``), as pip meets it."""
+    return installed == pinned or ("+" not in pinned and installed.split("+", 1)[0] == pinned)
+
+
 def lock_differences(path: Path) -> dict[str, dict[str, str]]:
-    """The pinned packages of ``path`` installed at another release (or not installed).
-
-    A pin without a local label (``torch==2.13.0``) is met by any build of that release
-    (``2.13.0+cpu``), as pip meets it.
-    """
-    from packaging.specifiers import SpecifierSet
-
+    """The pinned packages of ``path`` installed at another release (or not installed)."""
     differences = {}
     for name, pinned in read_lock(path).items():
         try:
             installed = version(name)
         except PackageNotFoundError:
             installed = "not installed"
-        if installed == "not installed" or installed not in SpecifierSet(f"=={pinned}"):
+        if not meets_pin(installed, pinned):
             differences[name] = {"pinned": pinned, "installed": installed}
     return differences
 
