@@ -58,6 +58,7 @@ include: "rules/export.smk"
 include: "rules/report.smk"
 include: "rules/evaluate.smk"
 include: "rules/explorer.smk"
+include: "rules/environment.smk"
 
 
 rule all:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import math
 import platform
 
+import numpy as np
 import pytest
+import torch
 from screen_helpers import perturbed
 
 from pipeline.errors import PipelineInputError
@@ -73,9 +77,47 @@ def test_cpu_threads_bind_torch_and_the_blas_of_numpy():
         use_cpu_threads(0)
 
 
+class MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2`` (malloc.h): the main arena's heap and mmapped bytes."""
+
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena",
+            "ordblks",
+            "smblks",
+            "hblks",
+            "hblkhd",
+            "usmblks",
+            "fsmblks",
+            "uordblks",
+            "fordblks",
+            "keepcost",
+        )
+    ]
+
+
 @pytest.mark.skipif(not platform.libc_ver()[0] == "glibc", reason="mallopt is glibc's")
-def test_glibc_takes_the_allocator_setting_of_the_relax_jobs():
+def test_large_allocations_come_from_the_heap_and_stay_there_after_free():
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    if not hasattr(libc, "mallinfo2"):
+        pytest.skip("glibc before 2.33 has no mallinfo2")
+    libc.mallinfo2.restype = MallInfo2
+    libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+    libc.free.argtypes = [ctypes.c_void_p]
+    size = 64 << 20  # above glibc's largest dynamic mmap threshold (32 MiB on 64-bit)
+
     assert reuse_freed_memory() is True
+    before = libc.mallinfo2()
+    block = libc.malloc(size)
+    held = libc.mallinfo2()
+    libc.free(block)
+    after = libc.mallinfo2()
+    # Served from the heap, not by a fresh mmap (which glibc's defaults would do) ...
+    assert held.hblkhd - before.hblkhd < size
+    assert held.arena >= size
+    # ... and kept in the heap for the next model call instead of being trimmed.
+    assert after.arena == held.arena
 
 
 @pytest.mark.slow
@@ -167,3 +209,52 @@ def test_m3gnet_code_path_relaxes_with_a_locally_built_model(tmp_path, reference
     # Untrained, its forces on rock salt are nearly zero: relaxed at once.
     assert result.ok and math.isfinite(result.energy_per_atom)
     assert "matgl" in describe(spec)
+
+
+def seeded_starts(records, count: int) -> list:
+    """``count`` small bundled structures, atoms moved 0.15 Å and axes strained up to 5 %,
+    the same on every call (pymatgen's ``perturb`` draws from its own seed)."""
+    from pipeline.records import CrystalRecord
+
+    starts = []
+    for k, record in enumerate(r for r in records if r.natoms <= 14):
+        structure = record.to_structure()
+        structure.perturb(0.15, seed=k)
+        structure.apply_strain(np.random.default_rng(k).uniform(-0.05, 0.05, 3))
+        starts.append(CrystalRecord.from_structure(structure, id=f"start-{k}"))
+        if len(starts) == count:
+            return starts
+    raise AssertionError("too few small structures")
+
+
+@pytest.mark.slow
+def test_a_relaxation_is_independent_of_its_batch_shard_and_threads(small_records, chgnet_batched):
+    from threadpoolctl import threadpool_limits
+
+    records = seeded_starts(small_records, 8)
+    # 40 steps: most stop unconverged, where the energy still follows every step of the path.
+    settings = RelaxSettings(fmax=0.05, max_steps=40)
+
+    def relax(group, batch_atoms=None):
+        return relax_batched(group, chgnet_batched, settings, batch_atoms, progress=False)
+
+    threads = torch.get_num_threads()
+    with threadpool_limits(limits=None):  # puts the BLAS pools back afterwards
+        use_cpu_threads(1)
+        alone = [relax([record])[0] for record in records]
+        one_batch = relax(records, batch_atoms=512)
+        # Batches of at most 24 atoms: structures leave and enter the batch while others
+        # are half-way (in-flight swapping), in a different company in each shard.
+        in_shards = relax(records[0::2], batch_atoms=24) + relax(records[1::2], batch_atoms=24)
+        shards = sorted(in_shards, key=lambda r: int(r.id.split("-")[1]))
+        use_cpu_threads(2)
+        two_threads = relax(records, batch_atoms=24)
+    torch.set_num_threads(threads)
+
+    # The structures leave their batches at different steps.
+    assert len({r.steps for r in alone}) > 2
+    for way in (one_batch, shards, two_threads):
+        for single, other in zip(alone, way):
+            assert other.id == single.id
+            assert other.steps == single.steps, single.id
+            assert abs(other.energy_per_atom - single.energy_per_atom) < 1e-6, single.id

@@ -8,6 +8,16 @@ that has converged or failed leaves, the next one enters. The batch holds at mos
 
 Convergence and divergence are judged per structure by the same rules as the sequential
 relaxer (:func:`pipeline.screen.relaxation.divergence_reason`).
+
+A structure's relaxation does not depend on its batch partners. torch-sim 0.3.0's ASE-FIRE
+step marks a structure that has not moved yet by NaN velocities, and while any structure
+of the batch has them it takes ASE's first step (zero velocity, no FIRE mixing, no update
+of the time step) for *every* structure of the batch. With in-flight swapping, each entry
+of a new structure therefore reset the FIRE state of the others in the batch, so a path
+depended on who travelled with it. Here every structure starts with zero velocities and a
+time step of ``dt_start / f_dec``: its first ordinary FIRE step sees no power, halves the
+step to ``dt_start`` and zeroes the velocities, which is ASE's first step exactly, and the
+batch-wide branch is never taken (:func:`start_independently`).
 """
 
 from __future__ import annotations
@@ -23,6 +33,7 @@ from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
 from pipeline.screen.relaxation import (
     FAILED,
+    NOT_CONVERGED,
     OK,
     RelaxResult,
     RelaxSettings,
@@ -31,6 +42,9 @@ from pipeline.screen.relaxation import (
 )
 
 CPU_BATCH_ATOMS = 512
+# torch-sim's (and ASE's) FIRE defaults, named because the start depends on them.
+FIRE_DT_START = 0.1
+FIRE_F_DEC = 0.5
 
 
 def relax_batched(
@@ -39,6 +53,7 @@ def relax_batched(
     settings: RelaxSettings,
     batch_atoms: int | None = None,
     progress: bool = True,
+    keep_unconverged: bool = False,
 ) -> list[RelaxResult]:
     """Relax ``records`` in batches with a torch-sim ``model``; results in input order.
 
@@ -53,12 +68,14 @@ def relax_batched(
     batch_atoms
         Most atoms relaxed together. ``None``: measured from GPU memory on a GPU,
         :data:`CPU_BATCH_ATOMS` on a CPU.
+    keep_unconverged
+        A relaxation that reached the step limit keeps its last structure (still failed).
     """
     if not records:
         return []
     batch_atoms = batch_atoms_limit(model, batch_atoms, max(r.natoms for r in records))
     batcher_options = {"memory_scales_with": "n_atoms", "max_memory_scaler": batch_atoms}
-    init_fn, update_fn = ts.frechet_cell_fire(model=model)
+    init_fn, update_fn = ts.frechet_cell_fire(model=model, dt_start=FIRE_DT_START, f_dec=FIRE_F_DEC)
     structures = [r.to_structure() for r in records]
     state = ts.initialize_state(structures, model.device, model.dtype)
 
@@ -66,6 +83,7 @@ def relax_batched(
     binning = BinningAutoBatcher(model=model, **batcher_options)
     binning.load_states(state)
     state = ts.concatenate_states(binning.restore_original_order([init_fn(b) for b in binning]))
+    start_independently(state)
 
     atoms_per_system = torch.bincount(state.system_idx).to(state.energy.dtype)
     start_energy = (state.energy / atoms_per_system).tolist()
@@ -88,9 +106,21 @@ def relax_batched(
             finished_states.extend(finished)
 
     for result, final in zip(results, in_flight.restore_original_order(finished_states)):
-        if result.status == OK:
+        if result.status == OK or (keep_unconverged and result.reason.startswith(NOT_CONVERGED)):
             result.structure = ts.io.state_to_structures(final)[0]
     return results
+
+
+def start_independently(state) -> None:
+    """Give every structure of a fresh FIRE ``state`` a start its batch partners cannot reset.
+
+    Zero velocities (atoms and cell) instead of torch-sim's NaN markers, and a time step of
+    ``FIRE_DT_START / FIRE_F_DEC``, so that the first FIRE step, finding no power, halves it
+    to ``FIRE_DT_START`` and takes ASE's first step (see the module docstring). In place.
+    """
+    state.velocities = torch.zeros_like(state.positions)
+    state.cell_velocities = torch.zeros_like(state.cell_forces)
+    state.dt = torch.full_like(state.dt, FIRE_DT_START / FIRE_F_DEC)
 
 
 def _judge(

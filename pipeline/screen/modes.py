@@ -25,11 +25,13 @@ def relax_records(
     batch_atoms: int | None = None,
     progress: bool = True,
     keep_symmetry: float | None = None,
+    keep_unconverged: bool = False,
 ) -> list[RelaxResult]:
     """Relax ``records`` with the potential ``spec``; one result per record, same order.
 
     ``keep_symmetry`` (sequential mode only): constrain each relaxation to the space group
-    its start has at this tolerance (Å; ASE's ``FixSymmetry``).
+    its start has at this tolerance (Å; ASE's ``FixSymmetry``). ``keep_unconverged``: a
+    relaxation that reached the step limit keeps its last structure (still failed).
     """
     if mode not in RELAX_MODES:
         raise PipelineInputError(f"unknown relax mode {mode!r}; choose from {RELAX_MODES}")
@@ -38,10 +40,14 @@ def relax_records(
     if not records:
         return []
     if mode == "sequential":
-        return relax_sequential(records, ase_calculator(spec), settings, progress, keep_symmetry)
+        return relax_sequential(
+            records, ase_calculator(spec), settings, progress, keep_symmetry, keep_unconverged
+        )
     from pipeline.screen.batched import relax_batched
 
-    return relax_batched(records, batched_model(spec), settings, batch_atoms, progress)
+    return relax_batched(
+        records, batched_model(spec), settings, batch_atoms, progress, keep_unconverged
+    )
 
 
 def single_point_records(

@@ -124,9 +124,12 @@ def divergence_reason(
     return ""
 
 
+NOT_CONVERGED = "not converged"
+
+
 def not_converged_reason(settings: RelaxSettings, max_force: float) -> str:
     return (
-        f"not converged in {settings.max_steps} steps"
+        f"{NOT_CONVERGED} in {settings.max_steps} steps"
         f" (max force {max_force:.3f} > {settings.fmax} eV/Å)"
     )
 
@@ -136,11 +139,14 @@ def relax_one(
     calculator,
     settings: RelaxSettings,
     keep_symmetry: float | None = None,
+    keep_unconverged: bool = False,
 ) -> RelaxResult:
     """Relax one structure with ASE's FIRE on a FrechetCellFilter.
 
     ``keep_symmetry``: constrain the relaxation to the space group the start has at this
     tolerance (Å), with ASE's ``FixSymmetry`` (forces and stress symmetrised every step).
+    ``keep_unconverged``: a relaxation that reached the step limit keeps its last structure
+    (still failed), e.g. as the start of another relaxation.
     """
     atoms = AseAtomsAdaptor.get_atoms(record.to_structure())
     atoms.calc = calculator
@@ -178,6 +184,8 @@ def relax_one(
         result.reason = f"potential error: {type(exc).__name__}: {str(exc)[:200]}"
         return result
     result.reason = not_converged_reason(settings, result.max_force)
+    if keep_unconverged:
+        result.structure = AseAtomsAdaptor.get_structure(atoms)
     return result
 
 
@@ -187,10 +195,11 @@ def relax_sequential(
     settings: RelaxSettings,
     progress: bool = True,
     keep_symmetry: float | None = None,
+    keep_unconverged: bool = False,
 ) -> list[RelaxResult]:
     """Relax ``records`` one after the other with the same ASE calculator."""
     return [
-        relax_one(record, calculator, settings, keep_symmetry)
+        relax_one(record, calculator, settings, keep_symmetry, keep_unconverged)
         for record in tqdm(records, desc="relax", unit="structure", disable=not progress)
     ]
 
