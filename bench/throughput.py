@@ -9,8 +9,8 @@ ways in one process, one after the other, on one CPU thread:
   a gate on the main potential's E_hull at the reached geometry, the main relaxation of the
   promoted ones.
 
-The verdict of each structure on each path: its E_hull within ``screen.e_hull.synthesizable``
-(the pass, ``same_pass``) and within ``screen.e_hull.metastable`` (the wider rate,
+The verdict of each structure on each path, by the screen's criteria: its E_hull within the
+synthesizable threshold (the pass, ``same_pass``) and within the metastable one (the wider rate,
 ``same_metastable``; ``same_verdict``: both), a failed relaxation within neither. Prints ONE JSON line: CPU time (core-hours, ``time.process_time`` of this
 process) and structures per core-hour of each path, their ratio, the verdicts' agreement,
 the passes the cascade lost or gained, and what the cascade rejected (by the full path's
@@ -37,12 +37,12 @@ sys.path.insert(0, str(REPO))
 
 from pipeline.records import read_records  # noqa: E402
 from pipeline.screen.cascade import CascadeSettings, run_cascade, summary  # noqa: E402
-from pipeline.screen.convex_hull import phase_diagram  # noqa: E402
+from pipeline.screen.convex_hull import e_above_hull_of, phase_diagram  # noqa: E402
+from pipeline.screen.criteria import Criteria  # noqa: E402
 from pipeline.screen.modes import relax_records, reuse_freed_memory, use_cpu_threads  # noqa: E402
 from pipeline.screen.potentials import PotentialSpec, describe  # noqa: E402
 from pipeline.screen.relaxation import RelaxSettings  # noqa: E402
 from pipeline.screen.symmetrise import symmetrise_and_rerelax  # noqa: E402
-from pipeline.screen.verdicts import HullThresholds, result_e_hull  # noqa: E402
 from pipeline.settings import default  # noqa: E402
 
 
@@ -59,8 +59,16 @@ def timed(function, *args, **kwargs):
     return out, time.process_time() - cpu, time.perf_counter() - wall
 
 
-def path_figures(e_hull, thresholds, cpu_s, wall_s) -> dict:
-    within = [thresholds.within(e) for e in e_hull]
+def relaxed_e_hull(diagram, records, results, potential) -> list[float]:
+    """E_hull of each relaxation's result on the hull; NaN unless it converged."""
+    return [
+        e_above_hull_of(diagram, r, res.energy_per_atom if res.ok else math.nan, potential)
+        for r, res in zip(records, results)
+    ]
+
+
+def path_figures(e_hull, criteria, cpu_s, wall_s) -> dict:
+    within = [criteria.within(e) for e in e_hull]
     return {
         "cpu_s": round(cpu_s, 1),
         "wall_s": round(wall_s, 1),
@@ -98,10 +106,8 @@ def main() -> None:
     reuse_freed_memory()
     offset, step = (int(part) for part in args.take.split("/"))
     records = read_records(args.structures)[offset::step]
-    diagram = phase_diagram(read_records(args.references))
-    thresholds = HullThresholds(
-        default("screen.e_hull.synthesizable"), default("screen.e_hull.metastable")
-    )
+    diagram = phase_diagram(read_records(args.references), default("screen.oxygen_reference"))
+    criteria = Criteria.default()
     potential = default("screen.potential")
     spec = PotentialSpec(potential, default("screen.checkpoints")[potential])
     settings = RelaxSettings(fmax=default("screen.fmax"), max_steps=default("screen.max_steps"))
@@ -117,13 +123,13 @@ def main() -> None:
         spec,
         settings,
         diagram,
-        thresholds.largest,
+        max(criteria.metastable, criteria.synthesizable),
         cascade_settings,
         batch_atoms=args.batch_atoms,
         symmetrise=symmetrise,
     )
-    full_e = [result_e_hull(diagram, r, res) for r, res in zip(records, full)]
-    cascade_e = [result_e_hull(diagram, r, res) for r, res in zip(records, cascade)]
+    full_e = relaxed_e_hull(diagram, records, full, describe(spec))
+    cascade_e = relaxed_e_hull(diagram, records, cascade, describe(spec))
 
     rows = pd.DataFrame(
         {
@@ -142,8 +148,8 @@ def main() -> None:
     )
     if args.rows:
         rows.to_csv(args.rows, index=False)
-    full_within = [thresholds.within(e) for e in full_e]
-    cascade_within = [thresholds.within(e) for e in cascade_e]
+    full_within = [criteria.within(e) for e in full_e]
+    cascade_within = [criteria.within(e) for e in cascade_e]
     n = len(records)
     lost = [r.id for r, f, c in zip(records, full_within, cascade_within) if f[0] and not c[0]]
     lost_meta = [r.id for r, f, c in zip(records, full_within, cascade_within) if f[1] and not c[1]]
@@ -151,11 +157,11 @@ def main() -> None:
     rejected = rows[rows["fate"] == "rejected"]
     full_verdict_of_rejected = {
         "failed": int(rejected["e_hull_full"].isna().sum()),
-        "above_metastable": int((rejected["e_hull_full"] > thresholds.metastable).sum()),
-        "within_metastable": int((rejected["e_hull_full"] <= thresholds.metastable).sum()),
+        "above_metastable": int((rejected["e_hull_full"] > criteria.metastable).sum()),
+        "within_metastable": int((rejected["e_hull_full"] <= criteria.metastable).sum()),
     }
-    full_figures = path_figures(full_e, thresholds, full_cpu, full_wall)
-    cascade_figures = path_figures(cascade_e, thresholds, cascade_cpu, cascade_wall)
+    full_figures = path_figures(full_e, criteria, full_cpu, full_wall)
+    cascade_figures = path_figures(cascade_e, criteria, cascade_cpu, cascade_wall)
     print(
         json.dumps(
             {

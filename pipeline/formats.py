@@ -285,6 +285,10 @@ def read_table(path: str | Path, required: Sequence[str]) -> pd.DataFrame:
     return table
 
 
+# hull.csv's column of the main potential's E_hull of a repeated relaxation (rattled start)
+REPEAT_E_HULL = "e_above_hull_repeat"
+
+
 def second_opinion_column(potential: str) -> str:
     """hull.csv's column of another potential's E_hull at the main potential's geometry."""
     return f"e_above_hull_{potential}"

@@ -133,6 +133,10 @@ class ModelQuality:
     fraction_new_e_hull_le_metastable: float  # of n_new, as Kim et al. (2020) counted
     fraction_new_e_hull_le_synthesizable: float
     sun_rate: float  # synthesizable, unique and new / generated
+    # verdicts a repeated relaxation (rattled start) contradicts: among the relaxed, and among
+    # those counted in count_new_e_hull_le_synthesizable (and so in the S.U.N. rate)
+    n_verdict_unstable: int
+    count_new_e_hull_le_synthesizable_verdict_unstable: int
     lattice_ks: dict[str, float] = field(default_factory=dict)
 
 
@@ -165,6 +169,11 @@ def evaluate_model(
     new = as_flag(candidates["new"])
     unique = is_blank(candidates["duplicate_of"])
     n_new = int(new.sum())
+    unstable = (
+        ~as_flag(candidates["verdict_stable"])
+        if "verdict_stable" in candidates
+        else pd.Series(False, index=candidates.index)
+    )
 
     def rate(count: float, total: int = n) -> float:
         return float(count) / total if total else float("nan")
@@ -193,5 +202,9 @@ def evaluate_model(
         fraction_new_e_hull_le_metastable=rate((new & metastable).sum(), n_new),
         fraction_new_e_hull_le_synthesizable=rate((new & synthesizable).sum(), n_new),
         sun_rate=rate((new & synthesizable).sum()),
+        n_verdict_unstable=int(unstable.sum()),
+        count_new_e_hull_le_synthesizable_verdict_unstable=int(
+            (new & synthesizable & unstable).sum()
+        ),
         lattice_ks=ks_statistics(relaxed, training),
     )

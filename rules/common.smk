@@ -120,6 +120,7 @@ def final_outputs():
             rules.evaluate.output.plot,
             rules.explorer.output.page,
             rules.explorer.output.database,
+            rules.environment.output[0],
         ]
     return outputs
 
@@ -153,6 +154,7 @@ def ehull_inputs(wildcards):
         "relaxed": relaxed(),
         "references": hull_references(),
         "mp_entries": rules.fetch_data.output.mp_entries,
+        "repeats": rules.repeat.output.repeats,
     }
     for potential in CONSENSUS:
         inputs[f"relaxed_{potential}"] = relaxed(potential)

@@ -23,4 +23,5 @@ rule ehull:
     shell:
         "python -m pipeline.stages.ehull --relaxed {input.relaxed}"
         " --references-relaxed {input.references} --mp-entries {input.mp_entries}"
+        " --repeat {input.repeats}"
         " {params.others} --oxygen-reference {params.oxygen} --out {output.table} --out-phases {output.phases} > {log} 2>&1"

@@ -54,3 +54,36 @@ rule gather_relaxed:
         "python -m pipeline.stages.relax gather --shard-files {input.shards}"
         " --status-files {input.status} --out {output.relaxed}"
         " --out-status {output.status} > {log} 2>&1"
+
+
+# Is a verdict robust? The candidates near a threshold relaxed again along the same path from a
+# start rattled by screen.verdict_check.rattle Å (pipeline/screen/verdicts.py).
+rule repeat:
+    input:
+        starts=rules.prescreen.output.prescreened,
+        relaxed=relaxed(),
+        references=hull_references(),
+    output:
+        repeats="results/screen/relax/repeat/relaxed.json.gz",
+        status="results/screen/relax/repeat/relax_status.csv",
+    params:
+        relax=relax_cli_args(POTENTIAL, SCREEN.fmax, SCREEN.max_steps),
+        symmetrise="--symmetrise" if SCREEN.symmetrise else "",
+        criteria=Criteria.from_settings(SCREEN).to_json(),
+        check=f"--window {SCREEN.verdict_check.window} --rattle {SCREEN.verdict_check.rattle}",
+        oxygen=SCREEN.oxygen_reference,
+        seed=SETTINGS.seed,
+    log:
+        "logs/screen/relax/repeat.log",
+    conda:
+        "../envs/screen.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=120,
+    shell:
+        "python -m pipeline.stages.relax repeat --input {input.starts} --relaxed {input.relaxed}"
+        " --references-relaxed {input.references} --oxygen-reference {params.oxygen}"
+        " --criteria {params.criteria:q} {params.check} --seed {params.seed} {params.relax}"
+        " {params.symmetrise} --threads {threads} --out {output.repeats}"
+        " --out-status {output.status} > {log} 2>&1"

@@ -137,3 +137,17 @@ def test_the_e_hull_thresholds_live_in_config_schema_and_the_criteria_module_onl
         and pattern.search((REPO / path).read_text(encoding="utf-8"))
     )
     assert readers == ["pipeline/screen/criteria.py"]
+
+
+def test_one_e_hull_within_each_threshold():
+    assert CRITERIA.within(0.05) == (True, True)
+    assert CRITERIA.within(0.1) == (False, True)
+    assert CRITERIA.within(float("nan")) == (False, False)
+
+
+def test_a_verdict_the_repeat_contradicts_is_not_stable_and_one_not_repeated_is():
+    verdict = CRITERIA.apply(table(e_above_hull_repeat=[0.06, 0.09, np.nan, np.nan])).set_index(
+        "id"
+    )
+    # a: 0.05 and 0.06 on the same sides; b: 0.01 then 0.09 across 0.08; c, d: not repeated
+    assert list(verdict["verdict_stable"]) == [True, False, True, True]

@@ -27,6 +27,7 @@ from pipeline.screen.m3gnet import (
 )
 from pipeline.screen.potentials import PotentialSpec, ase_calculator, batched_model, describe
 from pipeline.screen.relaxation import RelaxSettings, relax_sequential
+from pipeline.settings import default_settings
 
 REFERENCE = Path(__file__).parent / "data" / "m3gnet_tf_reference.json"
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -131,7 +132,10 @@ def test_ase_calculator_and_torch_sim_model_agree(recorded):
 def test_relaxed_rock_salt_lattice_constants_within_three_percent(reference_records):
     rock_salts = [r for r in reference_records if r.id in EXPERIMENT]
     results = relax_sequential(
-        rock_salts, ase_calculator(PotentialSpec("m3gnet")), RelaxSettings(), progress=False
+        rock_salts,
+        ase_calculator(PotentialSpec("m3gnet")),
+        RelaxSettings.from_settings(default_settings().screen),
+        progress=False,
     )
     for result in results:
         assert result.ok, result.reason

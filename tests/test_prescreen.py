@@ -97,6 +97,8 @@ def test_cli_writes_the_best_candidates_in_rank_order(tmp_path, candidates, refe
             str(tmp_path / "references.json.gz"),
             "--max-candidates",
             "2",
+            "--threads",
+            "1",
             "--out",
             str(tmp_path / "prescreened.json.gz"),
             "--out-table",

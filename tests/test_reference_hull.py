@@ -19,6 +19,7 @@ from pipeline.screen.reference_hull import (
     lowest_distinct_per_formula,
 )
 from pipeline.screen.relaxation import RelaxSettings
+from pipeline.settings import default_settings
 from pipeline.stages.hull_references import main
 
 # Materials Project, mp-1265 (MgO, rock salt), GGA/GGA+U thermo data with the MP2020
@@ -64,7 +65,13 @@ def test_the_hull_holds_the_lowest_relaxed_polymorph_of_a_formula(reference_reco
     spec = PotentialSpec("chgnet")
     elements = [r for r in reference_records if r.id in ("Mg", "O2")]
     records = elements + [mgo("blende", 4.6), mgo("rocksalt", 4.25)]
-    results = relax_records(records, spec, RelaxSettings(), "batched", progress=False)
+    results = relax_records(
+        records,
+        spec,
+        RelaxSettings.from_settings(default_settings().screen),
+        "batched",
+        progress=False,
+    )
     assert all(r.ok for r in results)
     relaxed = [res.to_record(rec, describe(spec)) for rec, res in zip(records, results)]
     phases = hull_phase_table(relaxed, "fitted").set_index("id")
@@ -120,7 +127,7 @@ def test_references_cli_relaxes_once_then_reuses_the_shipped_hull(tmp_path, refe
     def run(out: str, *extra: str) -> dict:
         args = ["--references", str(tmp_path / "refs.json"),
                 "--dataset", str(tmp_path / "train.json.gz"), "--per-formula", "1",
-                "--potential", "chgnet", "--max-steps", "200", *extra,
+                "--potential", "chgnet", "--max-steps", "200", "--threads", "1", *extra,
                 "--out", str(out + ".json.gz"), "--out-status", str(out + ".status.csv"),
                 "--out-provenance", str(out + ".provenance.json")]  # fmt: skip
         assert main(args) == 0
@@ -147,7 +154,13 @@ def test_references_cli_relaxes_once_then_reuses_the_shipped_hull(tmp_path, refe
 def relaxed_mgo(potential: str, checkpoint: str) -> CrystalRecord:
     spec = PotentialSpec(potential, checkpoint)
     record = mgo("rocksalt", 4.25)
-    (result,) = relax_records([record], spec, RelaxSettings(), "sequential", progress=False)
+    (result,) = relax_records(
+        [record],
+        spec,
+        RelaxSettings.from_settings(default_settings().screen),
+        "sequential",
+        progress=False,
+    )
     assert result.ok
     return result.to_record(record, describe(spec))
 

@@ -18,6 +18,7 @@ from pipeline.screen.hull_table import add_second_opinion, hull_table
 from pipeline.screen.modes import relax_records
 from pipeline.screen.potentials import PotentialSpec, describe
 from pipeline.screen.relaxation import RelaxSettings
+from pipeline.settings import default_settings
 from pipeline.stages.ehull import main
 
 
@@ -25,7 +26,13 @@ from pipeline.stages.ehull import main
 def relaxed_references(reference_records):
     """The nine bundled reference phases relaxed with CHGNet (batched)."""
     spec = PotentialSpec("chgnet")
-    results = relax_records(reference_records, spec, RelaxSettings(), "batched", progress=False)
+    results = relax_records(
+        reference_records,
+        spec,
+        RelaxSettings.from_settings(default_settings().screen),
+        "batched",
+        progress=False,
+    )
     assert all(r.ok for r in results), [r.reason for r in results if not r.ok]
     return [res.to_record(rec, describe(spec)) for rec, res in zip(reference_records, results)]
 

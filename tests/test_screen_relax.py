@@ -17,6 +17,7 @@ from pipeline.screen.batched import relax_batched
 from pipeline.screen.modes import reuse_freed_memory, use_cpu_threads
 from pipeline.screen.potentials import PotentialSpec, ase_calculator, batched_model, describe
 from pipeline.screen.relaxation import RelaxSettings, divergence_reason, relax_one, relax_sequential
+from pipeline.settings import default_settings
 
 # Experimental room-temperature lattice constants (Å) of the rock-salt oxides.
 EXPERIMENT = {"MgO": 4.212, "MnO": 4.445}
@@ -38,7 +39,7 @@ def by_id(records, *ids):
 
 
 def test_divergence_reasons():
-    settings = RelaxSettings()
+    settings = RelaxSettings.from_settings(default_settings().screen)
     assert divergence_reason(-7.0, -7.1, 1.1, True, settings) == ""
     assert divergence_reason(math.nan, -7.0, 1.0, True, settings) == "non-finite energy or forces"
     assert divergence_reason(-7.0, -7.0, 1.0, False, settings) == "non-finite energy or forces"

@@ -33,11 +33,11 @@ from pymatgen.analysis.phase_diagram import PhaseDiagram
 
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
+from pipeline.screen.convex_hull import e_above_hull_of
 from pipeline.screen.modes import relax_records, single_point_records
-from pipeline.screen.potentials import PotentialSpec
+from pipeline.screen.potentials import PotentialSpec, describe
 from pipeline.screen.relaxation import FAILED, RelaxResult, RelaxSettings
 from pipeline.screen.symmetrise import symmetrise_and_rerelax
-from pipeline.screen.verdicts import hull_energy
 from pipeline.settings import defaults_from_config
 
 PROMOTED, REJECTED, RESTARTED = "promoted", "rejected", "restarted"
@@ -118,8 +118,9 @@ def run_cascade(
     energies = single_point_records(reached, main, mode, batch_atoms, progress)
     outcomes = []
     gate = largest_threshold + settings.margin
+    main_potential = describe(main)
     for record, result, energy in zip(records, first, energies):
-        e_hull = hull_energy(diagram, record.formula, energy, record.id)
+        e_hull = e_above_hull_of(diagram, record, energy, main_potential)
         outcome = CascadeOutcome(record.id, PROMOTED, result.steps, result.reason, e_hull)
         if result.structure is None:
             outcome.fate = RESTARTED

@@ -18,6 +18,8 @@ Project hull, whose GGA/GGA+U entries carry the same MP2020 corrections.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -107,6 +109,22 @@ def e_above_hull(diagram: PhaseDiagram, entry: PDEntry) -> HullResult:
     decomposition, e_hull = diagram.get_decomp_and_e_above_hull(entry, allow_negative=True)
     names = sorted(d.composition.reduced_formula for d in decomposition)
     return HullResult(float(e_hull), " + ".join(names))
+
+
+def e_above_hull_of(
+    diagram: PhaseDiagram, record: CrystalRecord, energy_per_atom: float, potential: str
+) -> float:
+    """E_hull (eV/atom) of ``record`` with ``energy_per_atom`` from ``potential`` (as
+    :func:`pipeline.screen.potentials.describe` names it), on that potential's energy scale;
+    NaN for a NaN energy (a failed evaluation)."""
+    if not math.isfinite(energy_per_atom):
+        return math.nan
+    evaluated = dataclasses.replace(
+        record,
+        properties={**record.properties, ENERGY: float(energy_per_atom)},
+        provenance={**record.provenance, "potential": potential},
+    )
+    return e_above_hull(diagram, pd_entry(evaluated)).e_above_hull
 
 
 def potential_name(record: CrystalRecord) -> str:

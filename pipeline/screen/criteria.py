@@ -13,6 +13,9 @@ Verdict columns (:meth:`Criteria.apply`):
 * ``metastable``, ``synthesizable``: E_hull with the main potential within the two
   thresholds of Kim et al. (2020);
 * ``in_band_gap_window``: the band gap (at the window's level of theory) within the window;
+* ``verdict_stable``: where the E_hull stage has ``e_above_hull_repeat`` (the candidate relaxed
+  again from a start rattled by 1e-4 Å, for those near a threshold), both on the same side of
+  both thresholds; a verdict that flips is not robust to the last bits of a number;
 * ``agrees``: with a second opinion, its E_hull on the same side of both thresholds as the
   main potential's (NaN on either side: no agreement); informs, never filters;
 * ``new``: the relaxed candidate is no known structure (``known_as`` empty) and duplicates
@@ -32,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.errors import PipelineInputError
-from pipeline.formats import consensus_column, is_blank, second_opinion_column
+from pipeline.formats import REPEAT_E_HULL, consensus_column, is_blank, second_opinion_column
 from pipeline.settings import default_settings
 from pipeline.settings.typed import ScreenSettings
 
@@ -126,6 +129,11 @@ class Criteria:
         out["synthesizable"] = e_hull.le(self.synthesizable)
         gap = out["band_gap"].astype(float)
         out["in_band_gap_window"] = gap.ge(self.band_gap_min) & gap.le(self.band_gap_max)
+        if REPEAT_E_HULL in out.columns:
+            # the repeat (a near-threshold candidate relaxed again from a rattled start) on the
+            # same side of both thresholds; a candidate far from both was not repeated
+            repeat = out[REPEAT_E_HULL].astype(float)
+            out["verdict_stable"] = repeat.isna() | self.agreement(e_hull, repeat)
         if self.second_opinion:
             out["agrees"] = self.agreement(
                 e_hull, out[second_opinion_column(self.second_opinion)].astype(float)
@@ -144,6 +152,19 @@ class Criteria:
         ]
         out["passes"] = passed.all(axis=1)
         return out
+
+    def within(self, e_hull: float) -> tuple[bool, bool]:
+        """One E_hull (eV/atom; NaN: none) within (synthesizable, metastable)."""
+        known = e_hull == e_hull  # NaN is unequal to itself
+        return known and e_hull <= self.synthesizable, known and e_hull <= self.metastable
+
+    def near_threshold(self, e_hull: pd.Series, window: float) -> pd.Series:
+        """E_hull known and within ``window`` eV/atom of either threshold: the candidates
+        whose verdict a repeated relaxation checks (``verdict_stable``)."""
+        distance = pd.concat(
+            [(e_hull - t).abs() for t in (self.metastable, self.synthesizable)], axis=1
+        ).min(axis=1)
+        return e_hull.notna() & distance.le(window)
 
     def agreement(self, e_hull: pd.Series, other: pd.Series) -> pd.Series:
         """Both E_hull known and on the same side of each threshold."""

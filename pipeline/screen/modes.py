@@ -12,7 +12,7 @@ from pipeline.records import CrystalRecord
 from pipeline.screen.potential_names import POTENTIALS
 from pipeline.screen.potentials import PotentialSpec, ase_calculator, batched_model
 from pipeline.screen.relaxation import RelaxResult, RelaxSettings, relax_sequential
-from pipeline.settings import default
+from pipeline.settings import setting_argument
 
 RELAX_MODES = ("batched", "sequential")
 
@@ -72,27 +72,27 @@ def single_point_records(
 def add_relax_arguments(parser) -> None:
     """The potential and relaxation options shared by the relax and hull CLIs."""
     group = parser.add_argument_group("potential and relaxation")
-    group.add_argument("--potential", choices=POTENTIALS, default=default("screen.potential"))
+    setting_argument(group, "--potential", "screen.potential", choices=POTENTIALS)
     group.add_argument(
         "--checkpoint",
-        default="",
         help="the potential's checkpoint: a name it ships or a path"
-        " (default: chgnet 0.3.0, sevennet 7net-0, m3gnet MP-2021.2.8-EFS)",
+        " (default: screen.checkpoints of config.yaml)",
     )
-    group.add_argument("--mode", choices=RELAX_MODES, default=default("screen.relax_mode"))
-    group.add_argument("--fmax", type=float, default=default("screen.fmax"), help="eV/Å")
-    group.add_argument("--max-steps", type=int, default=default("screen.max_steps"))
-    group.add_argument(
+    setting_argument(group, "--mode", "screen.relax_mode", choices=RELAX_MODES)
+    setting_argument(group, "--fmax", "screen.fmax", type=float, help="eV/Å")
+    setting_argument(group, "--max-steps", "screen.max_steps", type=int)
+    setting_argument(
+        group,
         "--batch-atoms",
+        "screen.batch_atoms",
         type=int,
-        default=None,
-        help="most atoms per batch (batched mode); default: measured on a GPU, 512 on a CPU",
+        help="most atoms per batch (batched mode); null: measured on a GPU, 512 on a CPU",
     )
-    group.add_argument("--device", default=default("screen.device"), help="auto, cpu or cuda")
+    setting_argument(group, "--device", "screen.device", help="auto, cpu or cuda")
     group.add_argument(
         "--threads",
         type=int,
-        default=1,
+        required=True,
         help="torch CPU threads (one per job is fastest when jobs share cores)",
     )
 
@@ -152,5 +152,5 @@ def relax_options(args) -> tuple[PotentialSpec, RelaxSettings]:
     use_cpu_threads(args.threads)
     reuse_freed_memory()
     device = default_device() if args.device == "auto" else args.device
-    spec = PotentialSpec(args.potential, args.checkpoint, device)
+    spec = PotentialSpec(args.potential, args.checkpoint or "", device)
     return spec, RelaxSettings(fmax=args.fmax, max_steps=args.max_steps)

@@ -11,7 +11,6 @@ known structures, and the first ``limit`` are relaxed; the others are deferred.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pymatgen.analysis.phase_diagram import PhaseDiagram
 
 from pipeline.records import CrystalRecord
-from pipeline.screen.convex_hull import e_above_hull, pd_entry
+from pipeline.screen.convex_hull import e_above_hull_of
 
 SELECTED, DEFERRED, FAILED = "selected", "deferred", "failed"
 
@@ -50,14 +49,7 @@ def unrelaxed_rows(
     hull on that potential's energy scale."""
     rows = []
     for record, energy in zip(records, energies, strict=True):
-        e_hull = math.nan
-        if math.isfinite(energy):
-            evaluated = dataclasses.replace(
-                record,
-                properties={**record.properties, "energy_per_atom": float(energy)},
-                provenance={**record.provenance, "potential": potential},
-            )
-            e_hull = e_above_hull(diagram, pd_entry(evaluated)).e_above_hull
+        e_hull = e_above_hull_of(diagram, record, energy, potential)
         rows.append(
             PrescreenRow(
                 id=record.id,

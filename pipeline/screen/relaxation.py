@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
+from pipeline.settings.typed import ScreenSettings
 
 OK = "ok"
 FAILED = "failed"
@@ -41,10 +42,11 @@ FAILED = "failed"
 
 @dataclass(frozen=True)
 class RelaxSettings:
-    """When a relaxation has converged, and when it has gone wrong."""
+    """When a relaxation has converged (``screen.fmax``, ``screen.max_steps`` of config.yaml),
+    and when it has gone wrong (limits of this module, not settings)."""
 
-    fmax: float = 0.05
-    max_steps: int = 500
+    fmax: float  # eV/Å
+    max_steps: int
     max_volume_ratio: float = 3.0
     max_energy_rise: float = 1.0
     min_energy_per_atom: float = -15.0
@@ -54,6 +56,11 @@ class RelaxSettings:
             raise PipelineInputError("relaxation needs fmax > 0 and max_steps >= 1")
         if self.max_volume_ratio <= 1 or self.max_energy_rise <= 0:
             raise PipelineInputError("max_volume_ratio must exceed 1, max_energy_rise 0")
+
+    @classmethod
+    def from_settings(cls, screen: ScreenSettings) -> RelaxSettings:
+        """The candidates' relaxation settings of a run's ``screen`` settings."""
+        return cls(fmax=screen.fmax, max_steps=screen.max_steps)
 
 
 @dataclass

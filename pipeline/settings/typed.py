@@ -119,6 +119,22 @@ class HullRelaxSettings:
 
 
 @dataclass(frozen=True)
+class VerdictCheck:
+    window: float  # eV/atom around a threshold: the candidates relaxed again
+    rattle: float  # Å
+
+
+@dataclass(frozen=True)
+class ScreenCascade:
+    first_potential: str
+    first_checkpoint: str
+    first_fmax: float  # eV/Å
+    first_max_steps: int
+    margin: float  # eV/atom above the largest E_hull threshold
+    main_max_steps: int
+
+
+@dataclass(frozen=True)
 class ScreenSettings:
     potential: str
     checkpoints: Mapping[str, str]
@@ -139,6 +155,8 @@ class ScreenSettings:
     second_opinion: str | None
     consensus: tuple[str, ...]
     oxygen_reference: str  # fitted | molecule
+    verdict_check: VerdictCheck
+    cascade: ScreenCascade
     e_hull: EHullThresholds
     band_gap: BandGapSettings
     pourbaix: PourbaixSettings

@@ -18,6 +18,7 @@ from pathlib import Path
 from monty.serialization import loadfn
 
 from pipeline.errors import PipelineInputError, exit_on_input_error
+from pipeline.formats import REPEAT_E_HULL
 from pipeline.records import read_records
 from pipeline.screen.convex_hull import (
     mp_corrections_note,
@@ -28,6 +29,7 @@ from pipeline.screen.convex_hull import (
 from pipeline.screen.hull_table import (
     add_consensus,
     add_coverage,
+    add_other_potential,
     add_second_opinion,
     hull_table,
 )
@@ -67,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar=("POTENTIAL", "ENERGIES", "REFERENCES"),
         help="another potential's single-point energies of the relaxed candidates, and its"
         " own relaxed hull phases",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=Path,
+        help="the main potential's repeated relaxations of the near-threshold candidates"
+        " (relax repeat): e_above_hull_repeat",
     )
     setting_argument(
         parser,
@@ -121,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         potential, energies, other_references = args.second_opinion
         other = read_records(Path(other_references))
         add_second_opinion(table, potential, read_records(Path(energies)), other, oxygen)
+    if args.repeat is not None:
+        repeats = read_records(args.repeat)
+        add_other_potential(table, REPEAT_E_HULL, repeats, references, oxygen)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     phases = hull_phase_table(references, oxygen)

@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--threads", type=int, default=1, help="torch and BLAS threads, as the relax jobs"
+        "--threads", type=int, required=True, help="torch and BLAS threads, as the relax jobs"
     )
     parser.add_argument(
         "--constraints", type=Path, default=None, help="the pinned releases (constraints.txt)"

@@ -39,6 +39,7 @@ def table_columns(metastable: float, synthesizable: float) -> dict[str, str]:
         "fraction_e_hull_le_metastable": f"{meta} (of generated)",
         "fraction_e_hull_le_synthesizable": f"{synth} (of generated)",
         "sun_rate": "S.U.N.",
+        "count_new_e_hull_le_synthesizable_verdict_unstable": "of which verdict not robust",
         "n_relaxed": "relaxed",
         "fraction_of_relaxed_e_hull_le_metastable": f"{meta} (of relaxed)",
         "fraction_of_relaxed_e_hull_le_synthesizable": f"{synth} (of relaxed)",

@@ -4,6 +4,10 @@
 sharded run; structures are dealt out in turn so shards get similar work) and write the
 converged structures (``properties.energy_per_atom``, eV/atom) and a status table.
 ``gather``: join the shards into ``relaxed.json.gz`` and ``relax_status.csv``.
+``repeat``: relax again, from a start rattled by ``--rattle`` Å along the same path, the
+candidates whose E_hull lies within ``--window`` eV/atom of a threshold of the screen's
+verdict (:mod:`pipeline.screen.verdicts`); the E_hull stage places them on the same hull and the
+verdict marks those whose verdict flips (``verdict_stable``).
 A relaxation that fails (diverges or reaches the step limit) is in the status table with
 its reason, never dropped. Run ``python -m pipeline.stages.relax shard --help``.
 """
@@ -20,10 +24,14 @@ import pandas as pd
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.formats import RELAX_STATUS_COLUMNS
 from pipeline.records import read_records, write_records
-from pipeline.screen.modes import add_relax_arguments, relax_options, relax_records
+from pipeline.screen.criteria import Criteria
+from pipeline.screen.hull_table import hull_table
+from pipeline.screen.modes import add_relax_arguments, relax_options
 from pipeline.screen.potentials import describe
 from pipeline.screen.relaxation import summarize
-from pipeline.screen.symmetrise import first_relaxations, symmetrise_and_rerelax
+from pipeline.screen.thermochemistry import OXYGEN_REFERENCES
+from pipeline.screen.verdicts import rattled, relax_along_screen_path
+from pipeline.settings import setting_argument
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     shard = commands.add_parser("shard", help="relax one shard of the structures")
     shard.add_argument("--input", type=Path, required=True, help="validated structures")
-    shard.add_argument("--shard", type=int, default=0, help="which shard, from 0")
-    shard.add_argument("--shards", type=int, default=1, help="how many shards in all")
+    shard.add_argument("--shard", type=int, required=True, help="which shard, from 0")
+    setting_argument(shard, "--shards", "screen.shards", type=int, help="how many in all")
     add_relax_arguments(shard)
     shard.add_argument(
         "--symmetrise",
@@ -46,6 +54,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     shard.add_argument("--out", type=Path, required=True, help="relaxed structures (.json.gz)")
     shard.add_argument("--out-status", type=Path, required=True, help="status table (.csv)")
+    repeat = commands.add_parser("repeat", help="relax the near-threshold candidates again")
+    repeat.add_argument("--input", type=Path, required=True, help="the structures relaxed")
+    repeat.add_argument("--relaxed", type=Path, required=True, help="their relaxations")
+    repeat.add_argument(
+        "--references-relaxed", type=Path, required=True, help="the main potential's hull"
+    )
+    setting_argument(
+        repeat,
+        "--oxygen-reference",
+        "screen.oxygen_reference",
+        choices=OXYGEN_REFERENCES,
+        help="the hull's oxygen reference",
+    )
+    repeat.add_argument(
+        "--criteria",
+        type=Criteria.from_json,
+        help="the screen's thresholds as JSON (Criteria); default: config.yaml's",
+    )
+    setting_argument(repeat, "--window", "screen.verdict_check.window", type=float, help="eV/atom")
+    setting_argument(repeat, "--rattle", "screen.verdict_check.rattle", type=float, help="Å")
+    setting_argument(repeat, "--seed", "seed", type=int)
+    add_relax_arguments(repeat)
+    repeat.add_argument("--symmetrise", action="store_true", help="as the relaxation did")
+    repeat.add_argument("--out", type=Path, required=True, help="the repeats (.json.gz)")
+    repeat.add_argument("--out-status", type=Path, required=True, help="status table (.csv)")
     gather = commands.add_parser("gather", help="join the shards")
     gather.add_argument("--shard-files", type=Path, nargs="+", required=True)
     gather.add_argument("--status-files", type=Path, nargs="+", required=True)
@@ -59,13 +92,9 @@ def run_shard(args: argparse.Namespace) -> dict:
         raise PipelineInputError(f"--shard must be in 0..{args.shards - 1}, not {args.shard}")
     spec, settings = relax_options(args)
     records = read_records(args.input)[args.shard :: args.shards]
-    results = relax_records(records, spec, settings, args.mode, args.batch_atoms)
-    if args.symmetrise:
-        outcomes = symmetrise_and_rerelax(
-            records, results, spec, settings, args.mode, args.batch_atoms
-        )
-    else:
-        outcomes = first_relaxations(results)
+    results, outcomes = relax_along_screen_path(
+        records, spec, settings, args.mode, args.batch_atoms, args.symmetrise
+    )
     potential = describe(spec)
     relaxed = [res.to_record(rec, potential) for rec, res in zip(records, results) if res.ok]
     write_records(relaxed, args.out)
@@ -79,6 +108,34 @@ def run_shard(args: argparse.Namespace) -> dict:
         "symmetrise_tried": sum(o.tried for o in outcomes),
         "potential": potential,
         "mode": args.mode,
+    }
+
+
+def run_repeat(args: argparse.Namespace) -> dict:
+    criteria = args.criteria or Criteria.default()
+    spec, settings = relax_options(args)
+    relaxed = read_records(args.relaxed)
+    references = read_records(args.references_relaxed)
+    e_hull = hull_table(relaxed, references, args.oxygen_reference)
+    near = e_hull.loc[criteria.near_threshold(e_hull["e_above_hull"], args.window), "id"]
+    chosen = set(near)
+    starts = [
+        rattled(r, args.rattle, args.seed) for r in read_records(args.input) if r.id in chosen
+    ]
+    results, outcomes = relax_along_screen_path(
+        starts, spec, settings, args.mode, args.batch_atoms, args.symmetrise
+    )
+    potential = describe(spec)
+    repeats = [res.to_record(rec, potential) for rec, res in zip(starts, results) if res.ok]
+    write_records(repeats, args.out)
+    rows = [{**r.table_row(potential), **o.table_columns()} for r, o in zip(results, outcomes)]
+    _write_csv(pd.DataFrame(rows, columns=RELAX_STATUS_COLUMNS), args.out_status)
+    return {
+        "relaxed": len(relaxed),
+        "repeated": len(starts),
+        "window_eV_per_atom": args.window,
+        "rattle_angstrom": args.rattle,
+        **summarize(results),
     }
 
 
@@ -105,7 +162,8 @@ def _write_csv(table: pd.DataFrame, path: Path) -> None:
 @exit_on_input_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    summary = run_shard(args) if args.command == "shard" else run_gather(args)
+    run = {"shard": run_shard, "repeat": run_repeat, "gather": run_gather}[args.command]
+    summary = run(args)
     print(json.dumps(summary))
     return 0
 
