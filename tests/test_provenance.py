@@ -86,5 +86,5 @@ def test_environment_stage_writes_the_record_with_the_relax_jobs_threads(tmp_pat
     )
     assert record["lock_file"].endswith("constraints.txt")
     assert record["packages"]["torch"] == version("torch")
-    missing = ["--constraints", str(tmp_path / "none.txt"), "--out", str(out)]
+    missing = ["--threads", "1", "--constraints", str(tmp_path / "none.txt"), "--out", str(out)]
     assert environment_stage.main(missing) == 2
