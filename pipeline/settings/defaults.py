@@ -97,6 +97,8 @@ def defaults_from_config(path: str) -> Callable[[type[T]], type[T]]:
 
     def apply(cls: type[T]) -> type[T]:
         section = default(path)
+        if dataclasses.is_dataclass(section):  # a typed section (e.g. screen.cascade)
+            section = dataclasses.asdict(section)
         inherited: dict[str, Any] = {}
         for klass in reversed(cls.__mro__[1:]):
             inherited.update(getattr(klass, "__annotations__", {}))
