@@ -131,6 +131,8 @@ def test_cli_rejects_a_zero_candidate_limit_in_one_line(tmp_path, capsys):
             "r.json.gz",
             "--max-candidates",
             "0",
+            "--threads",
+            "1",
             "--out",
             str(tmp_path / "p.json.gz"),
             "--out-table",

@@ -52,7 +52,7 @@ def test_divergence_reasons():
     # A generated structure far above its minimum may drop a lot: that is a relaxation.
     assert divergence_reason(-7.0, -1.5, 1.0, True, settings) == ""
     with pytest.raises(PipelineInputError):
-        RelaxSettings(fmax=0.0)
+        RelaxSettings(fmax=0.0, max_steps=300)
 
 
 def test_unknown_potential_and_unbatchable_potential_are_input_errors():
