@@ -62,6 +62,6 @@ include: "rules/environment.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True

@@ -3,12 +3,6 @@ rule augment:
         dataset=rules.fetch_data.output.dataset,
     output:
         dataset="results/augment/augmented.json.gz",
-    params:
-        chemsys=config["chemsys"],
-        max_atoms=max_atoms_arg(),
-        per_composition=config["augment"]["per_composition"],
-        operations=" ".join(config["augment"]["operations"]),
-        seed=config["seed"],
     log:
         "logs/augment.log",
     conda:
@@ -17,6 +11,12 @@ rule augment:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        chemsys=config["chemsys"],
+        max_atoms=max_atoms_arg(),
+        per_composition=config["augment"]["per_composition"],
+        operations=" ".join(config["augment"]["operations"]),
+        seed=config["seed"],
     shell:
         "python -m pipeline.stages.augment --dataset {input.dataset} --chemsys {params.chemsys}"
         " {params.max_atoms} --per-composition {params.per_composition}"

@@ -4,6 +4,14 @@ rule compositions:
         summary=rules.fetch_data.output.summary,
     output:
         targets="results/compositions/targets.csv",
+    log:
+        "logs/compositions.log",
+    conda:
+        "../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     params:
         # elements left out get their common oxidation states (the log says which)
         oxidation_states=" ".join(
@@ -21,17 +29,11 @@ rule compositions:
         target_set=config["sample"]["target_set"],
         max_targets=config["sample"]["max_targets"],
         # explicit compositions: exactly these are sampled
-        targets=" ".join(["--targets", *config["compositions"]["targets"]])
-        if config["compositions"].get("targets")
-        else "",
-    log:
-        "logs/compositions.log",
-    conda:
-        "../envs/data.yaml"
-    threads: 1
-    resources:
-        mem_mb=1000,
-        runtime=10,
+        targets=(
+            " ".join(["--targets", *config["compositions"]["targets"]])
+            if config["compositions"].get("targets")
+            else ""
+        ),
     shell:
         "python -m pipeline.stages.compositions --encoded {input.encoded} --summary {input.summary}"
         " {params.oxidation_states} {params.all_elements}"

@@ -15,25 +15,6 @@ rule fetch_data:
             category="1. Data",
             caption="../report/composition_distribution.rst",
         ),
-    params:
-        source=config["data"]["source"],
-        chemsys=SETTINGS.chemsys,
-        max_atoms=max_atoms_arg(),
-        cif_dir=(
-            f"--cif-dir {workflow_path(SETTINGS.data.cif_dir)}" if SETTINGS.data.cif_dir else ""
-        ),
-        exclude=" ".join(["--exclude-formulas", *SETTINGS.data.exclude_formulas])
-        if SETTINGS.data.exclude_formulas
-        else "",
-        mp=" ".join(
-            [
-                "--mp-require-all-elements"
-                if SETTINGS.data.mp.require_all_elements
-                else "--no-mp-require-all-elements",
-                f"--mp-reference-ehull {SETTINGS.data.mp.reference_e_above_hull}",
-                f"--mp-thermo-type {SETTINGS.data.mp.thermo_type}",
-            ]
-        ),
     log:
         "logs/fetch_data.log",
     conda:
@@ -42,6 +23,29 @@ rule fetch_data:
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        source=config["data"]["source"],
+        chemsys=SETTINGS.chemsys,
+        max_atoms=max_atoms_arg(),
+        cif_dir=(
+            f"--cif-dir {workflow_path(SETTINGS.data.cif_dir)}" if SETTINGS.data.cif_dir else ""
+        ),
+        exclude=(
+            " ".join(["--exclude-formulas", *SETTINGS.data.exclude_formulas])
+            if SETTINGS.data.exclude_formulas
+            else ""
+        ),
+        mp=" ".join(
+            [
+                (
+                    "--mp-require-all-elements"
+                    if SETTINGS.data.mp.require_all_elements
+                    else "--no-mp-require-all-elements"
+                ),
+                f"--mp-reference-ehull {SETTINGS.data.mp.reference_e_above_hull}",
+                f"--mp-thermo-type {SETTINGS.data.mp.thermo_type}",
+            ]
+        ),
     shell:
         "python -m pipeline.stages.data --source {params.source} --chemsys {params.chemsys}"
         " {params.max_atoms} {params.cif_dir} {params.mp} {params.exclude}"

@@ -9,9 +9,6 @@ rule ehull:
     output:
         table="results/screen/hull.csv",
         phases="results/screen/hull_phases.csv",
-    params:
-        others=other_potentials_args,
-        oxygen=SCREEN.oxygen_reference,
     log:
         "logs/screen/ehull.log",
     conda:
@@ -20,6 +17,9 @@ rule ehull:
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        others=other_potentials_args,
+        oxygen=SCREEN.oxygen_reference,
     shell:
         "python -m pipeline.stages.ehull --relaxed {input.relaxed}"
         " --references-relaxed {input.references} --mp-entries {input.mp_entries}"

@@ -4,9 +4,6 @@ rule encode:
     output:
         tensors="results/encoded/pointcloud.npz",
         compositions="results/encoded/compositions.csv",
-    params:
-        chemsys=config["chemsys"],
-        max_atoms=max_atoms_arg(),
     log:
         "logs/encode.log",
     conda:
@@ -15,6 +12,9 @@ rule encode:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        chemsys=config["chemsys"],
+        max_atoms=max_atoms_arg(),
     shell:
         "python -m pipeline.stages.encode --dataset {input.dataset} --chemsys {params.chemsys}"
         " {params.max_atoms} --out {output.tensors}"

@@ -7,8 +7,6 @@ rule encode_crystens:
         dataset=rules.augment.output.dataset,
     output:
         tensors="results/encoded/crystens.npz",
-    params:
-        chemsys=config["chemsys"],
     log:
         "logs/encode_crystens.log",
     conda:
@@ -17,6 +15,8 @@ rule encode_crystens:
     resources:
         mem_mb=8000,
         runtime=30,
+    params:
+        chemsys=config["chemsys"],
     shell:
         "python -m pipeline.stages.encode_crystens --dataset {input.dataset} --chemsys {params.chemsys}"
         " --out {output.tensors} > {log} 2>&1"

@@ -8,8 +8,6 @@ rule encode_graph:
         dataset=rules.augment.output.dataset,
     output:
         graphs="results/encoded/graph.npz",
-    params:
-        chemsys=config["chemsys"],
     log:
         "logs/encode_graph.log",
     conda:
@@ -18,6 +16,8 @@ rule encode_graph:
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        chemsys=config["chemsys"],
     shell:
         "python -m pipeline.stages.encode_graph --dataset {input.dataset} --chemsys {params.chemsys}"
         " --threads {threads} --out {output.graphs} > {log} 2>&1"

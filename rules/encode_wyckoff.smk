@@ -7,9 +7,6 @@ rule encode_wyckoff:
         dataset=rules.fetch_data.output.dataset,
     output:
         crystals="results/encoded/wyckoff.npz",
-    params:
-        chemsys=config["chemsys"],
-        symprec=config["encoding"]["wyckoff_symprec"],
     log:
         "logs/encode_wyckoff.log",
     conda:
@@ -18,6 +15,9 @@ rule encode_wyckoff:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        chemsys=config["chemsys"],
+        symprec=config["encoding"]["wyckoff_symprec"],
     shell:
         "python -m pipeline.stages.encode_wyckoff --dataset {input.dataset}"
         " --chemsys {params.chemsys} --symprec {params.symprec} --out {output.crystals} > {log} 2>&1"

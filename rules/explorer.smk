@@ -18,9 +18,6 @@ rule explorer:
     output:
         page=directory("results/explorer"),
         database="results/candidates.db",
-    params:
-        chemsys=SETTINGS.chemsys,
-        oxygen=SCREEN.oxygen_reference,
     log:
         "logs/explorer.log",
     conda:
@@ -29,6 +26,9 @@ rule explorer:
     resources:
         mem_mb=3000,
         runtime=30,
+    params:
+        chemsys=SETTINGS.chemsys,
+        oxygen=SCREEN.oxygen_reference,
     shell:
         "python -m pipeline.stages.explorer --relaxed {input.relaxed}"
         " --candidates {input.candidates} --criteria {input.criteria} --hull {input.hull}"

@@ -13,10 +13,6 @@ rule export:
         candidates="results/candidates.csv",
         criteria="results/criteria.json",
         dft_ready=directory("results/dft_ready"),
-    params:
-        criteria=Criteria.from_settings(SCREEN).to_json(),
-        potential=POTENTIAL,
-        seed=SETTINGS.seed,
     log:
         "logs/export.log",
     conda:
@@ -25,6 +21,10 @@ rule export:
     resources:
         mem_mb=2000,
         runtime=15,
+    params:
+        criteria=Criteria.from_settings(SCREEN).to_json(),
+        potential=POTENTIAL,
+        seed=SETTINGS.seed,
     shell:
         "python -m pipeline.stages.export --relaxed {input.relaxed} --hull {input.hull}"
         " --known-index {input.known_index} --properties {input.properties}"

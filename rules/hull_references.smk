@@ -13,14 +13,6 @@ rule hull_references:
         relaxed="results/hull/{potential}/references_relaxed.json.gz",
         status="results/hull/{potential}/references_status.csv",
         provenance="results/hull/{potential}/references_provenance.json",
-    params:
-        relax=lambda wildcards: relax_cli_args(
-            wildcards.potential, SCREEN.hull_relax.fmax, SCREEN.hull_relax.max_steps
-        ),
-        per_formula=SCREEN.hull_polymorphs_per_formula,
-        shipped=(
-            f"--shipped {workflow_path(SCREEN.hull_shipped)}" if SCREEN.hull_shipped else ""
-        ),
     log:
         "logs/hull/{potential}/hull_references.log",
     conda:
@@ -29,6 +21,12 @@ rule hull_references:
     resources:
         mem_mb=6000,
         runtime=180,
+    params:
+        relax=lambda wildcards: relax_cli_args(
+            wildcards.potential, SCREEN.hull_relax.fmax, SCREEN.hull_relax.max_steps
+        ),
+        per_formula=SCREEN.hull_polymorphs_per_formula,
+        shipped=(f"--shipped {workflow_path(SCREEN.hull_shipped)}" if SCREEN.hull_shipped else ""),
     shell:
         "python -m pipeline.stages.hull_references --references {input.references}"
         " --dataset {input.dataset} --per-formula {params.per_formula} {params.shipped}"

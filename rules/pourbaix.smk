@@ -9,12 +9,6 @@ rule pourbaix:
     output:
         table="results/screen/pourbaix.csv",
         scheme="results/screen/pourbaix_scheme.json",
-    params:
-        v_rhe=SCREEN.pourbaix.potential_v,
-        ph_range=" ".join(str(x) for x in SCREEN.pourbaix.ph_range),
-        ph_step=SCREEN.pourbaix.ph_step,
-        concentration=SCREEN.pourbaix.ion_concentration,
-        ion_source=SCREEN.pourbaix.ion_source,
     log:
         "logs/pourbaix.log",
     conda:
@@ -23,6 +17,12 @@ rule pourbaix:
     resources:
         mem_mb=3000,
         runtime=30,
+    params:
+        v_rhe=SCREEN.pourbaix.potential_v,
+        ph_range=" ".join(str(x) for x in SCREEN.pourbaix.ph_range),
+        ph_step=SCREEN.pourbaix.ph_step,
+        concentration=SCREEN.pourbaix.ion_concentration,
+        ion_source=SCREEN.pourbaix.ion_source,
     shell:
         "python -m pipeline.stages.pourbaix --relaxed {input.relaxed} --references {input.references}"
         " --experimental {input.experimental} --ion-source {params.ion_source}"

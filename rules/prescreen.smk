@@ -9,6 +9,14 @@ rule prescreen:
     output:
         prescreened="results/screen/prescreened.json.gz",
         table="results/screen/prescreen.csv",
+    log:
+        "logs/screen/prescreen.log",
+    conda:
+        "../envs/screen.yaml"
+    threads: 1
+    resources:
+        mem_mb=6000,
+        runtime=30,
     params:
         potential=potential_cli_args(POTENTIAL),
         oxygen=SCREEN.oxygen_reference,
@@ -18,14 +26,6 @@ rule prescreen:
             if SCREEN.max_candidates is not None
             else ""
         ),
-    log:
-        "logs/screen/prescreen.log",
-    conda:
-        "../envs/screen.yaml"
-    threads: 1
-    resources:
-        mem_mb=6000,
-        runtime=30,
     shell:
         "python -m pipeline.stages.prescreen --validated {input.validated}"
         " --validation-table {input.validation} --references-relaxed {input.references}"

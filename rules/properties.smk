@@ -7,8 +7,6 @@ rule properties:
         relaxed=relaxed(),
     output:
         table="results/screen/properties.csv",
-    params:
-        band_gap=band_gap_args(),
     log:
         "logs/properties.log",
     conda:
@@ -17,6 +15,8 @@ rule properties:
     resources:
         mem_mb=3000,
         runtime=30,
+    params:
+        band_gap=band_gap_args(),
     shell:
         "python -m pipeline.stages.properties --relaxed {input.relaxed} {params.band_gap}"
         " --threads {threads} --out {output.table} > {log} 2>&1"

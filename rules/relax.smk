@@ -9,14 +9,6 @@ rule relax:
     output:
         shard="results/screen/relax/{potential}/shard_{shard}.json.gz",
         status="results/screen/relax/{potential}/shard_{shard}.csv",
-    params:
-        relax=lambda wildcards: relax_cli_args(
-            wildcards.potential, SCREEN.fmax, SCREEN.max_steps
-        ),
-        shards=SCREEN.shards,
-        symmetrise=lambda wildcards: (
-            "--symmetrise" if wildcards.potential == POTENTIAL and SCREEN.symmetrise else ""
-        ),
     log:
         "logs/screen/relax/{potential}/shard_{shard}.log",
     conda:
@@ -25,6 +17,12 @@ rule relax:
     resources:
         mem_mb=6000,
         runtime=120,
+    params:
+        relax=lambda wildcards: relax_cli_args(wildcards.potential, SCREEN.fmax, SCREEN.max_steps),
+        shards=SCREEN.shards,
+        symmetrise=lambda wildcards: (
+            "--symmetrise" if wildcards.potential == POTENTIAL and SCREEN.symmetrise else ""
+        ),
     shell:
         "python -m pipeline.stages.relax shard --input {input} --shard {wildcards.shard}"
         " --shards {params.shards} {params.relax} {params.symmetrise} --threads {threads}"
@@ -33,12 +31,8 @@ rule relax:
 
 rule gather_relaxed:
     input:
-        shards=expand(
-            rules.relax.output.shard, shard=range(SCREEN.shards), allow_missing=True
-        ),
-        status=expand(
-            rules.relax.output.status, shard=range(SCREEN.shards), allow_missing=True
-        ),
+        shards=expand(rules.relax.output.shard, shard=range(SCREEN.shards), allow_missing=True),
+        status=expand(rules.relax.output.status, shard=range(SCREEN.shards), allow_missing=True),
     output:
         relaxed="results/screen/relax/{potential}/relaxed.json.gz",
         status="results/screen/relax/{potential}/relax_status.csv",
@@ -66,13 +60,6 @@ rule repeat:
     output:
         repeats="results/screen/relax/repeat/relaxed.json.gz",
         status="results/screen/relax/repeat/relax_status.csv",
-    params:
-        relax=relax_cli_args(POTENTIAL, SCREEN.fmax, SCREEN.max_steps),
-        symmetrise="--symmetrise" if SCREEN.symmetrise else "",
-        criteria=Criteria.from_settings(SCREEN).to_json(),
-        check=f"--window {SCREEN.verdict_check.window} --rattle {SCREEN.verdict_check.rattle}",
-        oxygen=SCREEN.oxygen_reference,
-        seed=SETTINGS.seed,
     log:
         "logs/screen/relax/repeat.log",
     conda:
@@ -81,6 +68,13 @@ rule repeat:
     resources:
         mem_mb=6000,
         runtime=120,
+    params:
+        relax=relax_cli_args(POTENTIAL, SCREEN.fmax, SCREEN.max_steps),
+        symmetrise="--symmetrise" if SCREEN.symmetrise else "",
+        criteria=Criteria.from_settings(SCREEN).to_json(),
+        check=f"--window {SCREEN.verdict_check.window} --rattle {SCREEN.verdict_check.rattle}",
+        oxygen=SCREEN.oxygen_reference,
+        seed=SETTINGS.seed,
     shell:
         "python -m pipeline.stages.relax repeat --input {input.starts} --relaxed {input.relaxed}"
         " --references-relaxed {input.references} --oxygen-reference {params.oxygen}"

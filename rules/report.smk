@@ -29,9 +29,6 @@ rule report:
             category="5. Quality",
             caption="../report/lattice_parameters.rst",
         ),
-    params:
-        chemsys=SETTINGS.chemsys,
-        oxygen=SCREEN.oxygen_reference,
     log:
         "logs/report.log",
     conda:
@@ -40,6 +37,9 @@ rule report:
     resources:
         mem_mb=3000,
         runtime=15,
+    params:
+        chemsys=SETTINGS.chemsys,
+        oxygen=SCREEN.oxygen_reference,
     shell:
         "python -m pipeline.stages.report --chemsys {params.chemsys}"
         " --candidates {input.candidates} --criteria {input.criteria}"

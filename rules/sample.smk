@@ -5,15 +5,10 @@ rule sample:
     output:
         samples="results/samples/{model}/samples.json.gz",
         report="results/samples/{model}/sample_report.csv",
-    params:
-        options=lambda wc: model_options("sample", wc.model),
-        per_composition=config["sample"]["per_composition"],
-        seed=config["seed"],
-        device=config["train"]["device"],
-    wildcard_constraints:
-        model="|".join(MODELS),
     log:
         "logs/sample/{model}.log",
+    wildcard_constraints:
+        model="|".join(MODELS),
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -21,6 +16,11 @@ rule sample:
         mem_mb=4000,
         runtime=60,
         gpu=gpus(),
+    params:
+        options=lambda wc: model_options("sample", wc.model),
+        per_composition=config["sample"]["per_composition"],
+        seed=config["seed"],
+        device=config["train"]["device"],
     shell:
         "python -m pipeline.stages.sample --model {wildcards.model} --model-path {input.model}"
         " --targets {input.targets} --per-composition {params.per_composition}"

@@ -6,8 +6,6 @@ rule second_opinion:
         relaxed(),
     output:
         "results/screen/second_opinion/{potential}.json.gz",
-    params:
-        potential=lambda wildcards: potential_cli_args(wildcards.potential),
     log:
         "logs/screen/second_opinion/{potential}.log",
     conda:
@@ -16,6 +14,8 @@ rule second_opinion:
     resources:
         mem_mb=6000,
         runtime=30,
+    params:
+        potential=lambda wildcards: potential_cli_args(wildcards.potential),
     shell:
         "python -m pipeline.stages.second_opinion --input {input} {params.potential}"
         " --threads {threads} --out {output} > {log} 2>&1"

@@ -25,16 +25,10 @@ rule train:
             subcategory="{model}",
             caption="../report/loss_curve.rst",
         ),
-    params:
-        out_dir="results/train/{model}",
-        options=lambda wc: model_options("train", wc.model),
-        seed=config["seed"],
-        device=config["train"]["device"],
-        checkpoint_every=config["train"]["checkpoint_every"],
-    wildcard_constraints:
-        model="|".join(MODELS),
     log:
         "logs/train/{model}.log",
+    wildcard_constraints:
+        model="|".join(MODELS),
     conda:
         "../envs/torch.yaml"
     threads: config["train"]["threads"]
@@ -42,6 +36,12 @@ rule train:
         mem_mb=8000,
         runtime=240,
         gpu=gpus(),
+    params:
+        out_dir="results/train/{model}",
+        options=lambda wc: model_options("train", wc.model),
+        seed=config["seed"],
+        device=config["train"]["device"],
+        checkpoint_every=config["train"]["checkpoint_every"],
     shell:
         "python -m pipeline.stages.train --model {wildcards.model} --data {input.data}"
         " --out-dir {params.out_dir} --options {params.options:q} --seed {params.seed}"

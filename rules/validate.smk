@@ -9,11 +9,6 @@ rule validate:
     output:
         validated="results/screen/validated.json.gz",
         table="results/screen/validation.csv",
-    params:
-        chemsys=SETTINGS.chemsys,
-        limits=f"--min-distance {SCREEN.min_distance}"
-        f" --min-volume-per-atom {SCREEN.min_volume_per_atom}"
-        f" --max-volume-per-atom {SCREEN.max_volume_per_atom}",
     log:
         "logs/screen/validate.log",
     conda:
@@ -22,6 +17,11 @@ rule validate:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        chemsys=SETTINGS.chemsys,
+        limits=f"--min-distance {SCREEN.min_distance}"
+        f" --min-volume-per-atom {SCREEN.min_volume_per_atom}"
+        f" --max-volume-per-atom {SCREEN.max_volume_per_atom}",
     shell:
         "python -m pipeline.stages.validate --samples {input.samples}"
         " --known-index {input.known_index} --chemsys {params.chemsys} {params.limits}"
