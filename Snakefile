@@ -46,9 +46,11 @@ include: "rules/screen_properties.smk"
 include: "rules/export.smk"
 include: "rules/report.smk"
 include: "rules/explorer.smk"
+include: "rules/dft_check.smk"
 
 
 rule all:
     input:
         final_outputs(),
+        dft_check_outputs(),
     default_target: True

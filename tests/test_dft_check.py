@@ -171,11 +171,16 @@ def test_the_chosen_references_reproduce_each_ml_e_hull(chgnet_hull):
         assert e_above_hull(phase, refs).e_above_hull == pytest.approx(expected, abs=1e-6)
 
 
-def test_the_lowest_polymorph_of_the_formula_is_a_reference(chgnet_hull):
+def test_the_lowest_polymorph_and_the_competing_phases_are_references(chgnet_hull):
     spinels = [r for r in chgnet_hull if Composition(r.formula).reduced_formula == "MgMn2O4"]
     lowest = min(spinels, key=lambda r: r.properties["energy_per_atom"])
     highest = max(spinels, key=lambda r: r.properties["energy_per_atom"])
-    assert lowest.id in reference_ids([highest], chgnet_hull)[highest.id]
+    needed = reference_ids([highest, lowest], chgnet_hull)
+    assert lowest.id in needed[highest.id]
+    # the lowest spinel is on the ML hull: its competing phases are of other compositions
+    by_id = {r.id: r for r in chgnet_hull}
+    formulas = {Composition(by_id[i].formula).reduced_formula for i in needed[lowest.id]}
+    assert "MgMn2O4" in formulas and len(formulas) >= 3
 
 
 # --- the verdict ----------------------------------------------------------------------------
@@ -228,3 +233,30 @@ def test_top_exported_takes_the_first_passing_rows_in_rank_order():
     assert top_exported(table, 2) == ["b", "c"]
     with pytest.raises(PipelineInputError):
         top_exported(table, 0)
+
+
+# --- packaging ------------------------------------------------------------------------------
+
+
+def test_gpaw_and_atomate2_are_extras_that_the_default_path_never_imports(repo):
+    import subprocess
+    import sys
+
+    import tomllib
+
+    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+    default = " ".join(project["dependencies"]).lower()
+    assert not any(name in default for name in ("gpaw", "atomate2", "jobflow"))
+    extras = project["optional-dependencies"]
+    assert any(d.startswith("gpaw") for d in extras["dft"])
+    assert any(d.startswith("atomate2") for d in extras["flows"])
+    # the stage CLI and the library load without them: they are imported when used (ASE's
+    # plugin mechanism imports the small gpaw.ase_plugin where GPAW is installed, not _gpaw)
+    code = (
+        "import sys, pipeline.stages.dft_check, pipeline.dft.check;"
+        "print(sorted(m for m in ('_gpaw', 'atomate2', 'jobflow_remote') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"

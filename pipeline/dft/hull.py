@@ -1,15 +1,15 @@
 """The phases a candidate's E_hull needs, and E_hull among phases computed at one level.
 
-A DFT check cannot afford the whole hull, so it computes what each candidate's E_hull rests on:
-the phases of its decomposition on the ML hull (the facet under it) and the known lowest
-polymorph of its formula (:func:`reference_ids`). The DFT E_hull is then the distance to the
-lower convex hull of the computed phases at the candidate's composition: the cheapest mixture
-of them with its composition, a linear programme (:func:`e_above_hull`). Unlike pymatgen's
-``PhaseDiagram`` it needs no elemental references, which a facet of oxides does not involve
-(an elemental reference such as the 29-atom alpha-Mn is computed only where a facet holds it).
-A phase that is not computed could only lower the hull, so the DFT E_hull is a lower bound of
-the one on a complete DFT hull, and equal to it where the ML hull found the right facet
-(docs/dft.md).
+A DFT check cannot afford the whole hull, so it computes what each candidate's E_hull rests on
+(:func:`reference_ids`): the known lowest polymorph of its formula and the competing phases,
+the mixture of phases of other compositions that the ML hull puts lowest at its composition.
+The DFT E_hull is then the distance to the lower convex hull of the computed phases at the
+candidate's composition: the cheapest mixture of them with its composition, a linear programme
+(:func:`e_above_hull`). Unlike pymatgen's ``PhaseDiagram`` it needs no elemental references,
+which a facet of oxides does not involve (an element such as the 29-atom alpha-Mn is computed
+only where it competes). A phase that is not computed could only lower the hull, so the DFT
+E_hull is at most the one on a complete DFT hull; they are equal unless DFT puts a phase that
+the ML hull ranked elsewhere below the computed ones (docs/dft.md).
 """
 
 from __future__ import annotations
@@ -67,9 +67,11 @@ def reference_ids(
 ) -> dict[str, list[str]]:
     """Per candidate, the ids of the ML-hull ``phases`` its E_hull needs.
 
-    The phases of its decomposition on the ML hull of ``phases`` (the facet below it, or the
-    phases it lies below) and the lowest polymorph of its reduced formula among ``phases``.
-    Energies are the records' ML ``energy_per_atom``, all from one potential.
+    The lowest polymorph of its reduced formula among ``phases`` (if any) and its competing
+    phases: the decomposition that the ML hull of ``phases`` gives its composition from phases
+    of other compositions (pymatgen's ``get_decomp_and_phase_separation_energy``). Together
+    they hold the facet under the candidate on the ML hull, so among them its ML E_hull is the
+    full hull's. Energies are the records' ML ``energy_per_atom``, all from one potential.
     """
     try:
         diagram = PhaseDiagram([_pd_entry(r) for r in phases])
@@ -83,11 +85,13 @@ def reference_ids(
     needed: dict[str, list[str]] = {}
     for candidate in candidates:
         entry = _pd_entry(candidate)
-        decomposition, _ = diagram.get_decomp_and_e_above_hull(entry, allow_negative=True)
-        ids = [e.name for e in decomposition]
+        ids = set()
+        if not entry.composition.is_element:
+            competing, _ = diagram.get_decomp_and_phase_separation_energy(entry)
+            ids = {e.name for e in competing}
         polymorph = lowest.get(entry.composition.reduced_formula)
-        if polymorph is not None and polymorph.id not in ids:
-            ids.append(polymorph.id)
+        if polymorph is not None:
+            ids.add(polymorph.id)
         needed[candidate.id] = sorted(ids)
     return needed
 
@@ -96,7 +100,9 @@ def e_above_hull(candidate: Phase, references: Iterable[Phase]) -> HullDistance:
     """E_hull of ``candidate`` above the lower hull of ``references`` at its composition.
 
     Minimises the energy of a mixture of references with the candidate's atom fractions
-    (``scipy.optimize.linprog``); the candidate itself is left out by name.
+    (``scipy.optimize.linprog``). A reference of the candidate's own name is left out: for a
+    structure that is itself a reference, this is its distance to the mixture of the others
+    (negative where it is stable, as pymatgen's phase separation energy).
     """
     pool = [p for p in references if p.name != candidate.name]
     elements = sorted({el.symbol for p in (*pool, candidate) for el in p.composition.elements})
