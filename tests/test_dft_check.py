@@ -10,7 +10,7 @@ import pytest
 from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
 from pymatgen.core import Composition, Lattice, Structure
 
-from pipeline.dft.cache import DftCache, calculation_key
+from pipeline.dft.cache import DftCache, calculation_key, ship
 from pipeline.dft.check import Calculation, Thresholds, top_exported, verdict
 from pipeline.dft.corrections import mp2020_entry
 from pipeline.dft.gpaw_calc import DftEnergy, DftSettings, kpoint_mesh
@@ -94,6 +94,18 @@ def test_cache_reads_its_own_folder_then_shipped_ones_and_recomputes_failures(tm
     cache.put("k1", "MgO", structure, parameters, settings, result(-12.5, 2))
     assert cache.get("k1").energy == -12.5  # the own folder first
     assert not (tmp_path / "run" / "k2.json").exists()
+
+
+def test_ship_copies_converged_calculations_of_the_named_phases_only(tmp_path):
+    structure = rocksalt(4.21, "Mg")
+    parameters, settings = mp_parameters(structure), DftSettings()
+    cache = DftCache(tmp_path / "run")
+    cache.put("a", "MgO", structure, parameters, settings, result(-12.0, 2))
+    cache.put("b", "candidate", structure, parameters, settings, result(-11.0, 2))
+    cache.put("c", "MnO", structure, parameters, settings, result(math.nan, 2, False))
+    copied = ship(tmp_path / "run", {"MgO", "MnO"}, tmp_path / "shipped")
+    assert [p.name for p in copied] == ["a.json"]
+    assert DftCache(tmp_path / "empty", [tmp_path / "shipped"]).get("a").energy == -12.0
 
 
 # --- MP2020 ----------------------------------------------------------------------------------

@@ -124,6 +124,21 @@ class CacheEntry:
     result: DftEnergy
 
 
+def ship(cache: str | Path, names: set[str], folder: str | Path) -> list[Path]:
+    """Copy the converged entries of ``cache`` computed for ``names`` into ``folder`` (a
+    shipped cache); returns the copies."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for path in sorted(Path(cache).glob("*.json")):
+        entry = read_entry(path)
+        if entry.name in names and entry.result.converged:
+            target = folder / path.name
+            target.write_text(path.read_text())
+            copied.append(target)
+    return copied
+
+
 def read_entry(path: str | Path) -> CacheEntry:
     """One cache file."""
     try:

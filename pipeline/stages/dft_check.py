@@ -5,6 +5,8 @@
             writes the table ``dft_check.csv`` keyed by candidate id (:mod:`pipeline.dft.check`).
 ``flows``   writes ``flow.json`` (atomate2's MP double relaxation + static) in each folder of
             ``dft_ready/`` (:mod:`pipeline.dft.flows`).
+``ship``    copies the cached calculations of the hull's phases into a shipped folder
+            (``resources/dft/``: read-only cache of the bundled set's references).
 ``submit``  runs those flows with jobflow's local manager or submits them to jobflow-remote.
 """
 
@@ -18,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.cli import add_e_hull_thresholds
-from pipeline.dft.cache import DftCache
+from pipeline.dft.cache import DftCache, ship
 from pipeline.dft.check import DftVerdict, Thresholds, check_candidates, top_exported
 from pipeline.dft.flows import flow_folders, write_flows
 from pipeline.dft.gpaw_calc import DftSettings, require_gpaw
@@ -63,6 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     flows = commands.add_parser("flows", help="write flow.json in each dft_ready/<id>/")
     flows.add_argument("dft_ready", type=Path, help="the dft_ready folder (or one <id> folder)")
+
+    ship = commands.add_parser(
+        "ship", help="copy the cached calculations of hull phases into a shipped folder"
+    )
+    ship.add_argument("--cache", type=Path, required=True, help="folder of cached results")
+    ship.add_argument(
+        "--hull-phases", type=Path, required=True, help="the phases to ship (.json.gz)"
+    )
+    ship.add_argument("--to", type=Path, required=True, help="e.g. resources/dft")
 
     submit = commands.add_parser("submit", help="run or submit the flows (jobflow)")
     submit.add_argument("folders", type=Path, nargs="+", help="dft_ready or dft_ready/<id>")
@@ -122,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "flows":
         written = write_flows(args.dft_ready)
         print(f"{len(written)} flows written under {args.dft_ready}")
+    elif args.command == "ship":
+        names = {r.id for r in read_records(args.hull_phases)}
+        copied = ship(args.cache, names, args.to)
+        print(f"{len(copied)} calculations of hull phases copied to {args.to}")
     else:
         folders = [f for root in args.folders for f in flow_folders(root)]
         results = submit_flows(folders, args.manager, args.worker, args.project)
