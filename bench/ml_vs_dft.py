@@ -58,15 +58,17 @@ def select(
     phases: list[CrystalRecord],
     min_structures: int,
     polymorphs: int,
+    rediscoveries: int,
 ) -> list[tuple[str, CrystalRecord]]:
-    """(kind, record): exported, rediscovered, known polymorphs of their formulas, then the
-    other candidates of lowest ML E_hull up to ``min_structures``."""
+    """(kind, record): exported, the ``rediscoveries`` of lowest ML E_hull, known polymorphs of
+    their formulas, then the other candidates of lowest ML E_hull up to ``min_structures``."""
+    table = table.sort_values("e_above_hull", kind="stable")
     passes = table["passes"].astype(str).str.lower() == "true"
     known = table.get("relaxed_known_as", pd.Series(index=table.index, dtype=object)).notna()
     chosen: list[tuple[str, CrystalRecord]] = []
     for kind, ids in (
         ("exported", table.loc[passes, "id"]),
-        ("rediscovered", table.loc[known, "id"]),
+        ("rediscovered", table.loc[known & ~passes, "id"].head(rediscoveries)),
     ):
         chosen += [(kind, relaxed[i]) for i in ids if i in relaxed]
     formulas = {reduced(r) for _, r in chosen}
@@ -77,7 +79,7 @@ def select(
         )
         chosen += [("known", p) for p in same[:polymorphs]]
     taken = {r.id for _, r in chosen}
-    rest = table.loc[~table["id"].isin(taken)].sort_values("e_above_hull")
+    rest = table.loc[~table["id"].isin(taken)]
     for record_id in rest["id"]:
         if len(chosen) >= min_structures:
             break
@@ -163,7 +165,11 @@ def main() -> None:
     parser.add_argument("--potential", default=default("screen.potential"), help="of the run")
     parser.add_argument("--potentials", nargs="+", default=["chgnet", "sevennet", "m3gnet"])
     parser.add_argument("--min-structures", type=int, default=10)
-    parser.add_argument("--polymorphs", type=int, default=2, help="known ones per formula")
+    parser.add_argument("--polymorphs", type=int, default=1, help="known ones per formula")
+    parser.add_argument("--rediscoveries", type=int, default=4, help="of lowest ML E_hull")
+    parser.add_argument(
+        "--plan", action="store_true", help="list the structures and references, compute nothing"
+    )
     parser.add_argument("--options", default="{}", help="dft settings as JSON (config: dft)")
     parser.add_argument("--cache", type=Path, default=REPO / "results/dft_check/cache")
     parser.add_argument("--shipped", type=Path, nargs="*", default=[REPO / "resources/dft"])
@@ -181,11 +187,22 @@ def main() -> None:
         for r in read_records(args.results / f"screen/relax/{args.potential}/relaxed.json.gz")
     }
     phases = read_records(args.results / f"hull/{args.potential}/references_relaxed.json.gz")
-    chosen = select(table, relaxed, phases, args.min_structures, args.polymorphs)
+    chosen = select(
+        table, relaxed, phases, args.min_structures, args.polymorphs, args.rediscoveries
+    )
     structures = [r for _, r in chosen]
     needed = reference_ids(structures, phases)
     by_id = {p.id: p for p in phases}
     references = [by_id[i] for i in sorted({i for ids in needed.values() for i in ids})]
+    if args.plan:
+        for kind, record in chosen:
+            print(f"{kind:12} {record.id} {reduced(record)} {record.natoms} atoms", file=sys.stderr)
+        for record in references:
+            print(
+                f"{'reference':12} {record.id} {reduced(record)} {record.natoms} atoms",
+                file=sys.stderr,
+            )
+        return
 
     cache = DftCache(args.cache, args.shipped)
     everything = {r.id: r for r in [*references, *structures]}
