@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -103,8 +104,13 @@ def test_ship_copies_converged_calculations_of_the_named_phases_only(tmp_path):
     cache.put("a", "MgO", structure, parameters, settings, result(-12.0, 2))
     cache.put("b", "candidate", structure, parameters, settings, result(-11.0, 2))
     cache.put("c", "MnO", structure, parameters, settings, result(math.nan, 2, False))
-    copied = ship(tmp_path / "run", {"MgO", "MnO"}, tmp_path / "shipped")
+    source = tmp_path / "phases.json.gz"
+    source.write_bytes(b"structures")
+    copied = ship(tmp_path / "run", {"MgO", "MnO"}, tmp_path / "shipped", source, "cmd")
     assert [p.name for p in copied] == ["a.json"]
+    provenance = json.loads((tmp_path / "shipped" / "provenance.json").read_text())
+    assert [e["name"] for e in provenance["entries"]] == ["MgO"]
+    assert provenance["command"] == "cmd" and len(provenance["structures_sha256"]) == 64
     assert DftCache(tmp_path / "empty", [tmp_path / "shipped"]).get("a").energy == -12.0
 
 

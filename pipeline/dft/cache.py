@@ -27,6 +27,7 @@ from pipeline.dft.mp_inputs import MpParameters
 from pipeline.errors import PipelineInputError
 
 DECIMALS = 6
+PROVENANCE = "provenance.json"  # the index of a shipped folder, not an entry
 
 
 def structure_key(structure: Structure) -> dict[str, Any]:
@@ -124,18 +125,44 @@ class CacheEntry:
     result: DftEnergy
 
 
-def ship(cache: str | Path, names: set[str], folder: str | Path) -> list[Path]:
+def ship(
+    cache: str | Path, names: set[str], folder: str | Path, source: str | Path, command: str
+) -> list[Path]:
     """Copy the converged entries of ``cache`` computed for ``names`` into ``folder`` (a
-    shipped cache); returns the copies."""
+    shipped cache) and index them in ``folder/provenance.json``: the structures' source file
+    (with its SHA-256), the command, and per entry its name, formula, size, CPU and wall time.
+    Returns the copies."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    copied = []
+    copied, index = [], []
     for path in sorted(Path(cache).glob("*.json")):
+        if path.name == PROVENANCE:
+            continue
         entry = read_entry(path)
         if entry.name in names and entry.result.converged:
             target = folder / path.name
             target.write_text(path.read_text())
             copied.append(target)
+            index.append(
+                {
+                    "file": path.name,
+                    "name": entry.name,
+                    "formula": entry.structure.composition.reduced_formula,
+                    "natoms": entry.result.natoms,
+                    "energy_per_atom": round(entry.result.energy_per_atom, 6),
+                    "cpu_s": round(entry.result.cpu_s, 1),
+                    "wall_s": round(entry.result.wall_s, 1),
+                }
+            )
+    provenance = {
+        "structures": str(source),
+        "structures_sha256": hashlib.sha256(Path(source).read_bytes()).hexdigest(),
+        "command": command,
+        "shipped": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": gpaw_versions(),
+        "entries": sorted(index, key=lambda item: item["name"]),
+    }
+    (folder / PROVENANCE).write_text(json.dumps(provenance, indent=1) + "\n")
     return copied
 
 

@@ -135,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(written)} flows written under {args.dft_ready}")
     elif args.command == "ship":
         names = {r.id for r in read_records(args.hull_phases)}
-        copied = ship(args.cache, names, args.to)
+        command = "python -m pipeline.stages.dft_check " + " ".join(argv or sys.argv[1:])
+        copied = ship(args.cache, names, args.to, args.hull_phases, command)
         print(f"{len(copied)} calculations of hull phases copied to {args.to}")
     else:
         folders = [f for root in args.folders for f in flow_folders(root)]
