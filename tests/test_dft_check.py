@@ -244,6 +244,22 @@ def test_a_failed_reference_leaves_no_dft_verdict():
     assert not row.passes_dft and not row.dft_agrees and not row.dft_agrees_metastable
 
 
+def test_check_cli_writes_an_empty_table_when_nothing_was_exported(tmp_path):
+    import pandas as pd
+
+    from pipeline.stages.dft_check import main
+
+    candidates = tmp_path / "candidates.csv"
+    pd.DataFrame({"id": ["a"], "e_above_hull": [0.3], "passes": [False]}).to_csv(candidates)
+    out = tmp_path / "dft_check.csv"
+    argv = ["check", "--candidates", str(candidates), "--relaxed", "none.json.gz"]
+    argv += ["--hull-phases", "none.json.gz", "--cache", str(tmp_path / "c"), "--out", str(out)]
+    assert main(argv) == 0
+    table = pd.read_csv(out)
+    assert table.empty and {"id", "e_above_hull_dft", "dft_agrees"} <= set(table.columns)
+    assert main([*argv, "--options", '{"mode": "planewave"}']) == 2  # one-line error
+
+
 def test_top_exported_takes_the_first_passing_rows_in_rank_order():
     import pandas as pd
 

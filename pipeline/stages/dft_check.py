@@ -86,7 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
 def run_check(args: argparse.Namespace) -> None:
     options = {**default("dft"), **parse_options(args.options)}
     settings = DftSettings.from_options(options)
-    require_gpaw()
     table = read_table(args.candidates, ["id", "e_above_hull", "passes"])
     ids = top_exported(table, args.top_n)
     out_columns = [f.name for f in dataclasses.fields(DftVerdict)]
@@ -95,6 +94,7 @@ def run_check(args: argparse.Namespace) -> None:
         pd.DataFrame(columns=out_columns).to_csv(args.out, index=False)
         print("no exported candidates: nothing to check")
         return
+    require_gpaw()
     relaxed = {r.id: r for r in read_records(args.relaxed)}
     missing = [i for i in ids if i not in relaxed]
     if missing:
