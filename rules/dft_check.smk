@@ -23,14 +23,6 @@ rule dft_check:
         hull_phases=hull_references(),
     output:
         table="results/dft_check/dft_check.csv",
-    params:
-        options=json.dumps(DFT, sort_keys=True),
-        top_n=DFT.get("top_n", 1),
-        shipped=dft_shipped_arg(),
-        synthesizable=config["screen"]["e_hull"]["synthesizable"],
-        metastable=config["screen"]["e_hull"]["metastable"],
-        cache="results/dft_check/cache",
-        gpaw_logs="results/dft_check/gpaw",
     log:
         "logs/dft_check.log",
     conda:
@@ -39,6 +31,14 @@ rule dft_check:
     resources:
         mem_mb=4000,
         runtime=240,
+    params:
+        options=json.dumps(DFT, sort_keys=True),
+        top_n=DFT.get("top_n", 1),
+        shipped=dft_shipped_arg(),
+        synthesizable=config["screen"]["e_hull"]["synthesizable"],
+        metastable=config["screen"]["e_hull"]["metastable"],
+        cache="results/dft_check/cache",
+        gpaw_logs="results/dft_check/gpaw",
     shell:
         "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1"
         " python -m pipeline.stages.dft_check check --candidates {input.candidates}"
