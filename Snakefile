@@ -59,9 +59,11 @@ include: "rules/report.smk"
 include: "rules/evaluate.smk"
 include: "rules/explorer.smk"
 include: "rules/environment.smk"
+include: "rules/dft_check.smk"
 
 
 rule all:
     default_target: True
     input:
         final_outputs(),
+        dft_check_outputs(),

@@ -3,6 +3,11 @@
 No pseudopotentials are distributed with the pipeline, so each set carries ``POTCAR.spec`` (the
 POTCAR symbols pymatgen would use) instead of ``POTCAR``; ``pymatgen`` or ``atomate2`` rebuild
 the POTCAR from it where the VASP licence provides them.
+
+The relaxation set is the one atomate2's Materials Project GGA(+U) relaxation job generates
+(:func:`mp_relax_set`), so the exported folder, the atomate2 flow written beside it
+(``flow.json``, :mod:`pipeline.dft.flows`) and the U values and moments of the GPAW check
+(:mod:`pipeline.dft.mp_inputs`) share one definition.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from pathlib import Path
 
 from pymatgen.core import Structure
 from pymatgen.io.vasp import Poscar
-from pymatgen.io.vasp.sets import MPHSEBSSet, MPRelaxSet
+from pymatgen.io.vasp.sets import MPHSEBSSet, MPRelaxSet, MPStaticSet
 
 RELAX_DIR = "relax"
 HSE_DIR = "hse_bandstructure"
@@ -24,18 +29,48 @@ POSCAR              the structure relaxed by the machine-learning potential
 {hse}/  HSE06 band structure along the high-symmetry lines (MPHSEBSSet, mode
                     "line"); run it in a copy of the relaxed, converged folder: it reads the
                     CHGCAR (ICHARG = 1) and the POSCAR should be replaced by the relaxed CONTCAR.
-
+{flow}
 No POTCAR files are included: POTCAR.spec lists the PAW datasets (Materials Project choice) to
 concatenate into POTCAR.
 """
 
+FLOW_WRITTEN = """flow.json           atomate2 flow: MP GGA(+U) double relaxation and static, with the
+                    settings of {relax}/; submit it with
+                    python -m pipeline.stages.dft_check submit <this folder> --manager remote (docs/dft.md)
+"""
+FLOW_MISSING = """flow.json           not written: atomate2 is not installed (pip install -e ".[dft]",
+                    then python -m pipeline.stages.dft_check flows <dft_ready folder>)
+"""
 
-def write_dft_inputs(structure: Structure, folder: str | Path, record_id: str) -> Path:
-    """Write POSCAR, the relaxation set and the HSE band-structure set of one candidate."""
+
+def mp_relax_set(structure: Structure | None = None) -> MPRelaxSet:
+    """The Materials Project relaxation set as atomate2's ``MPGGARelaxMaker`` builds it.
+
+    A Γ-centred mesh (``force_gamma``), a denser mesh for metals once a previous run shows
+    one (``auto_metal_kpoints``) and no INCAR inherited from a previous run.
+    """
+    return MPRelaxSet(structure, force_gamma=True, auto_metal_kpoints=True, inherit_incar=False)
+
+
+def mp_static_set(structure: Structure | None = None) -> MPStaticSet:
+    """The static set of atomate2's ``MPGGAStaticMaker`` (the flow's last job)."""
+    return MPStaticSet(structure, force_gamma=True, auto_metal_kpoints=True, inherit_incar=False)
+
+
+def write_dft_inputs(
+    structure: Structure, folder: str | Path, record_id: str, flow: bool = True
+) -> Path:
+    """Write POSCAR, the relaxation set and the HSE band-structure set of one candidate.
+
+    With ``flow`` and atomate2 installed, also the candidate's atomate2 flow (``flow.json``).
+    """
+    # Imported here: pipeline.dft.flows builds on this module's input sets.
+    from pipeline.dft.flows import atomate2_available, write_flow
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     Poscar(structure, comment=record_id).write_file(folder / "POSCAR")
-    MPRelaxSet(structure).write_input(folder / RELAX_DIR, potcar_spec=True)
+    mp_relax_set(structure).write_input(folder / RELAX_DIR, potcar_spec=True)
     with warnings.catch_warnings():
         # pymatgen warns when a band-structure set has no previous run to copy a CHGCAR from:
         # that run is the relaxation above, done by the user.
@@ -43,12 +78,20 @@ def write_dft_inputs(structure: Structure, folder: str | Path, record_id: str) -
         MPHSEBSSet(structure, mode="line", user_incar_settings={"LASPH": True}).write_input(
             folder / HSE_DIR, potcar_spec=True
         )
+    flow_note = ""
+    if flow:
+        if atomate2_available():
+            write_flow(structure, folder, record_id)
+            flow_note = FLOW_WRITTEN.format(relax=RELAX_DIR)
+        else:
+            flow_note = FLOW_MISSING
     (folder / "README.txt").write_text(
         README.format(
             id=record_id,
             formula=structure.composition.reduced_formula,
             relax=RELAX_DIR,
             hse=HSE_DIR,
+            flow=flow_note,
         )
     )
     return folder

@@ -163,6 +163,21 @@ class ScreenSettings:
 
 
 @dataclass(frozen=True)
+class DftCheckSettings:
+    """``dft``: the opt-in GPAW spot check of the top exported candidates."""
+
+    check: bool
+    top_n: int
+    mode: str  # pw | lcao
+    ecut: float
+    basis: str
+    kpoint_density: float | None
+    smearing: float
+    max_iterations: int
+    shipped: str | None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting of a run, as ``config.yaml`` (plus overlays) gives it."""
 
@@ -175,6 +190,7 @@ class Settings:
     train: TrainSettings
     sample: SampleSettings
     screen: ScreenSettings
+    dft: DftCheckSettings
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> Settings:
