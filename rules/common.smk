@@ -1,5 +1,6 @@
 # Helpers shared by the rules: paths, command-line fragments, environment.
 
+import dataclasses
 import json
 import os
 import sys
@@ -177,3 +178,14 @@ def other_potentials_args(wildcards, input):
             f" {input.second_references}"
         )
     return args
+
+
+def dft_check_outputs():
+    """What `snakemake` builds for the DFT check (dft.check): its table."""
+    return [rules.dft_check.output.table] if SETTINGS.dft.check and sample_files() else []
+
+
+def dft_shipped_arg():
+    """The shipped read-only calculations (dft.shipped), if any."""
+    shipped = SETTINGS.dft.shipped
+    return f"--shipped {workflow_path(shipped)}" if shipped else ""

@@ -3,18 +3,6 @@
 # corrected, cached per structure and setting (results/dft_check/cache/, and the shipped
 # resources/dft/). Needs the [dft] extra (docs/dft.md).
 
-DFT = config.get("dft", {})
-
-
-def dft_check_outputs():
-    """What `snakemake` builds for the DFT check: its table when dft.check is true."""
-    return [rules.dft_check.output.table] if DFT.get("check") and sample_files() else []
-
-
-def dft_shipped_arg():
-    shipped = DFT.get("shipped")
-    return f"--shipped {workflow_path(shipped)}" if shipped else ""
-
 
 rule dft_check:
     input:
@@ -33,8 +21,8 @@ rule dft_check:
         mem_mb=4000,
         runtime=240,
     params:
-        options=json.dumps(DFT, sort_keys=True),
-        top_n=DFT.get("top_n", 1),
+        options=json.dumps(dataclasses.asdict(SETTINGS.dft), sort_keys=True),
+        top_n=SETTINGS.dft.top_n,
         shipped=dft_shipped_arg(),
         cache="results/dft_check/cache",
         gpaw_logs="results/dft_check/gpaw",
