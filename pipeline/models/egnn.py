@@ -100,6 +100,7 @@ class EGNN(nn.Module):
         max_neighbours: int,
         moves_atoms: bool,
         time_dim: int = 32,
+        node_features: int = 0,
     ):
         super().__init__()
         self.cutoff, self.max_neighbours, self.time_dim = cutoff, max_neighbours, time_dim
@@ -107,6 +108,9 @@ class EGNN(nn.Module):
         self.time_mlp = mlp(time_dim, hidden, hidden)
         basis = GaussianBasis(cutoff, 32)
         self.layers = nn.ModuleList(EGNNLayer(hidden, basis, moves_atoms) for _ in range(layers))
+        # Invariant per-atom conditioning (e.g. site symmetry), added to the species embedding;
+        # made last, so a network without it is initialised as before.
+        self.node_embedding = nn.Linear(node_features, hidden) if node_features else None
 
     def forward(
         self,
@@ -116,8 +120,10 @@ class EGNN(nn.Module):
         t: torch.Tensor,
         batch: torch.Tensor,
         ptr: torch.Tensor,
+        node_features: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``t``: (B,) time in [0, 1]; ``batch``/``ptr``: PyG's node-to-crystal maps."""
+        """``t``: (B,) time in [0, 1]; ``batch``/``ptr``: PyG's node-to-crystal maps;
+        ``node_features``: (N, node_features) when the network was made with them."""
         edge_index, edge_offset = batch_radius_graph(
             frac_coords, lattices, ptr, self.cutoff, self.max_neighbours
         )
@@ -125,6 +131,8 @@ class EGNN(nn.Module):
             frac_coords, lattices, batch, edge_index, edge_offset.to(frac_coords)
         )
         h = self.species_embedding(species) + self.time_mlp(time_features(t, self.time_dim))[batch]
+        if self.node_embedding is not None:
+            h = h + self.node_embedding(node_features)
         shift = torch.zeros_like(frac_coords)
         neighbour, centre = edge_index
         for layer in self.layers:
@@ -138,10 +146,24 @@ class Denoiser(nn.Module):
     """(noisy crystal, t) -> (fractional-coordinate score x sigma_t, lattice noise)."""
 
     def __init__(
-        self, n_species: int, hidden: int, layers: int, cutoff: float, max_neighbours: int
+        self,
+        n_species: int,
+        hidden: int,
+        layers: int,
+        cutoff: float,
+        max_neighbours: int,
+        node_features: int = 0,
     ):
         super().__init__()
-        self.egnn = EGNN(n_species, hidden, layers, cutoff, max_neighbours, moves_atoms=True)
+        self.egnn = EGNN(
+            n_species,
+            hidden,
+            layers,
+            cutoff,
+            max_neighbours,
+            moves_atoms=True,
+            node_features=node_features,
+        )
         self.lattice_head = mlp(2 * hidden + 6, hidden, hidden, 6)
         self.time_for_lattice = mlp(self.egnn.time_dim, hidden)
 
@@ -154,9 +176,11 @@ class Denoiser(nn.Module):
         t: torch.Tensor,
         batch: torch.Tensor,
         ptr: torch.Tensor,
+        node_features: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``lattice_z``: (B, 6) the standardised lattice parameters ``lattices`` came from."""
-        h, shift = self.egnn(species, frac_coords, lattices, t, batch, ptr)
+        """``lattice_z``: (B, 6) the standardised lattice parameters ``lattices`` came from;
+        ``node_features``: the EGNN's per-atom conditioning, if made with it."""
+        h, shift = self.egnn(species, frac_coords, lattices, t, batch, ptr, node_features)
         # A Cartesian displacement d = delta_f @ L  <=>  delta_f = d @ L^-1: invariant under
         # rotations of the crystal, as the fractional coordinates are.
         frac_score = torch.einsum("nk,nkl->nl", shift, torch.linalg.inv(lattices)[batch])

@@ -41,6 +41,9 @@ MODELS: dict[str, Entry] = {
     "cvae": Entry("pipeline.models.cvae:CVAE", "pointcloud_properties"),
     # The baseline: random symmetric crystals (PyXtal, AIRSS-style); learns nothing
     "pyxtal_random": Entry("pipeline.models.pyxtal_random:PyXtalRandom", "pointcloud"),
+    # Ionic substitution into the training crystals, ranked by Hautier et al.'s (2011)
+    # data-mined probabilities; learns nothing
+    "substitution": Entry("pipeline.models.substitution:Substitution", "wyckoff"),
 }
 
 

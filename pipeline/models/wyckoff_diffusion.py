@@ -13,7 +13,11 @@ A crystal is a template (space group, Wyckoff position of each orbit) with free 
 The denoiser is the EGNN of graph_diffusion on the full conventional cell, every atom
 placed by its orbit's operations; its per-atom score is pulled back to the orbit's
 parameters (:meth:`~pipeline.models.wyckoff_frames.Frame.orbit_vectors`). So every sample
-keeps its template's space group by construction.
+keeps its template's space group by construction. With ``site_symmetry`` (as DiffCSP++
+conditions on the Wyckoff positions), each atom's input features also say the site symmetry
+of its Wyckoff position (:func:`pipeline.represent.wyckoff.site_symmetry_features`: its
+operations by rotation type and its free parameters), which carries over to templates no
+training crystal has.
 
 Sampling a target cell composition draws each structure's template, in this order of
 preference:
@@ -102,6 +106,7 @@ class TrainOptions:
     sigma_max: float  # at t = T: close to uniform on the torus
     lattice_weight: float  # weight of the lattice term of the loss
     grad_clip: float  # max gradient norm
+    site_symmetry: bool  # condition the denoiser on each atom's Wyckoff site symmetry
 
     not_in_fingerprint = ("steps",)
 
@@ -240,7 +245,8 @@ def load_trained(path: Path, device: torch.device) -> TrainedWyckoffDiffusion:
     """The networks of a trained ``model.pt`` (eval mode, on ``device``), its elements, its
     training templates and its training crystals."""
     saved = load_model(path, WyckoffDiffusionModel.name, device)
-    opts = options_from_mapping(TrainOptions, saved.options, str(path))
+    # A model saved before the site-symmetry conditioning existed was trained without it.
+    opts = options_from_mapping(TrainOptions, {"site_symmetry": False, **saved.options}, str(path))
     elements = tuple(saved.metadata["elements"])
     model = WyckoffDiffusion(len(elements), opts, LatticeScaler())
     model.load_state_dict(saved.tensors["state"])

@@ -2,6 +2,10 @@
 holds the EGNN denoiser, the noise schedules and the lattice scaling, gives the losses of a
 training batch and takes one reverse sampling step.
 
+With ``site_symmetry`` (DiffCSP++'s Wyckoff conditioning), every atom's node features also
+carry the site symmetry of its Wyckoff position (:attr:`Frame.site`), so the denoiser knows
+which atoms sit on which special positions of the template, also in a template it never saw.
+
 The free Wyckoff parameters diffuse on the torus (variance exploding, wrapped normal scores,
 noise only where a parameter moves its orbit); the six lattice features follow a DDPM whose
 noise and predictions are projected onto the crystal system's subspace.
@@ -17,6 +21,7 @@ import torch.nn as nn
 from pipeline.models.egnn import Denoiser
 from pipeline.models.graph_diffusion_process import Schedule, wrapped_normal_score
 from pipeline.models.wyckoff_frames import V_CLIP, Frame, LatticeScaler
+from pipeline.represent.wyckoff import SITE_FEATURES
 
 if TYPE_CHECKING:
     from pipeline.models.wyckoff_diffusion import TrainOptions
@@ -29,8 +34,14 @@ class WyckoffDiffusion(nn.Module):
         super().__init__()
         self.schedule = Schedule(opts.timesteps, opts.sigma_min, opts.sigma_max)
         self.scaler = scaler
+        self.site_symmetry = opts.site_symmetry
         self.denoiser = Denoiser(
-            n_species, opts.hidden, opts.layers, opts.cutoff, opts.max_neighbours
+            n_species,
+            opts.hidden,
+            opts.layers,
+            opts.cutoff,
+            opts.max_neighbours,
+            node_features=SITE_FEATURES if opts.site_symmetry else 0,
         )
 
     def denoise(
@@ -45,6 +56,7 @@ class WyckoffDiffusion(nn.Module):
             t / self.schedule.timesteps,
             frame.batch,
             frame.ptr,
+            frame.site if self.site_symmetry else None,
         )
         return frame.orbit_vectors(scaled_score), frame.project(eps)
 

@@ -1,6 +1,7 @@
 """Batches of Wyckoff crystals as tensors, and their lattices, for :mod:`~pipeline.models.wyckoff_diffusion`.
 
-A :class:`Frame` holds what stays fixed while a batch diffuses: the species of every atom,
+A :class:`Frame` holds what stays fixed while a batch diffuses: the species of every atom and
+the site symmetry of its Wyckoff position (:func:`pipeline.represent.wyckoff.site_symmetry_features`),
 the affine map from its orbit's free parameters to its position (``A``, ``b``,
 :func:`pipeline.represent.wyckoff.orbit_operators`), which parameters are free, and each
 crystal's lattice projector and fixed angles. What diffuses are the orbits' parameters
@@ -24,6 +25,7 @@ from pipeline.represent.wyckoff import (
     fixed_angles,
     lattice_projection,
     orbit_operators,
+    site_symmetry_features,
 )
 
 ANGLE_RANGE = (30.0, 150.0)  # degrees; noisy angles are clamped into it
@@ -35,6 +37,7 @@ class Frame:
     """The fixed part of a batch of crystals (atoms ``N``, orbits ``O``, crystals ``B``)."""
 
     species: torch.Tensor  # (N,) element index
+    site: torch.Tensor  # (N, SITE_FEATURES) site symmetry of the atom's Wyckoff position
     a: torch.Tensor  # (N, 3, 3)
     b: torch.Tensor  # (N, 3)
     atom_orbit: torch.Tensor  # (N,)
@@ -75,13 +78,15 @@ def lattice_features(crystal: WyckoffCrystal) -> np.ndarray:
 
 def make_frame(crystals: Sequence[WyckoffCrystal], elements: Sequence[str]) -> Frame:
     """The frame of ``crystals`` (their ``xyz`` are not part of it: see :func:`orbit_xyz`)."""
-    species, a, b, atom_orbit, batch, free, orbit_batch, counts = [], [], [], [], [], [], [], []
+    species, site, a, b, atom_orbit, batch, free, orbit_batch, counts = ([] for _ in range(9))
     orbit_offset = 0
     for k, crystal in enumerate(crystals):
         n = 0
         for j, orbit in enumerate(crystal.orbits):
             ops_a, ops_b, ops_free = orbit_operators(crystal.space_group, orbit.wyckoff)
             species += [elements.index(orbit.element)] * len(ops_b)
+            features = site_symmetry_features(crystal.space_group, orbit.wyckoff)
+            site.append(np.repeat(features[None], len(ops_b), axis=0))
             a.append(ops_a)
             b.append(ops_b)
             atom_orbit += [orbit_offset + j] * len(ops_b)
@@ -94,6 +99,7 @@ def make_frame(crystals: Sequence[WyckoffCrystal], elements: Sequence[str]) -> F
     systems = [c.crystal_system for c in crystals]
     return Frame(
         species=torch.tensor(species),
+        site=torch.from_numpy(np.concatenate(site)).float(),
         a=torch.from_numpy(np.concatenate(a)).float(),
         b=torch.from_numpy(np.concatenate(b)).float(),
         atom_orbit=torch.tensor(atom_orbit),

@@ -123,6 +123,29 @@ def orbit_operators(number: int, wyckoff: int) -> tuple[np.ndarray, np.ndarray, 
     return a, b, free
 
 
+# Site-symmetry operations by rotation type, as (determinant, trace) of the rotation part,
+# which no choice of basis changes: 2, 3, 4, 6, -1, m, -3, -4, -6 (the identity left out).
+ROTATION_TYPES = ((1, -1), (1, 0), (1, 1), (1, 2), (-1, -3), (-1, 1), (-1, 0), (-1, -1), (-1, -2))
+SITE_FEATURES = len(ROTATION_TYPES) + 4  # :func:`site_symmetry_features`
+
+
+@cache
+def site_symmetry_features(number: int, wyckoff: int) -> np.ndarray:
+    """What the site symmetry of a Wyckoff position is, whatever its orientation and group:
+    ``log(1 + n)`` for the number ``n`` of its operations of each of :data:`ROTATION_TYPES`
+    (which tells its point group: ``m-3m`` has nine 2-fold axes, eight 3-fold, six 4-fold, an
+    inversion centre, ...; a general position has none), then its free parameters one-hot
+    (0 to 3). Shape ``(SITE_FEATURES,)``."""
+    operations = space_group(number)[wyckoff].symmetry[0]
+    kinds = Counter(
+        (round(np.linalg.det(op.rotation_matrix)), round(np.trace(op.rotation_matrix)))
+        for op in operations
+    )
+    freedom = np.zeros(4)
+    freedom[int(orbit_operators(number, wyckoff)[2].sum())] = 1.0
+    return np.concatenate([np.log1p([kinds[k] for k in ROTATION_TYPES]), freedom])
+
+
 def free_parameters(number: int, wyckoff: int, position: np.ndarray) -> np.ndarray:
     """The parameters ``xyz`` whose representative is ``position``.
 
