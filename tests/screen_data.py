@@ -9,9 +9,9 @@ session (CHGNet loads in a few seconds and each energy takes a fraction of a sec
 from __future__ import annotations
 
 import copy
-import gzip
 import dataclasses
 import functools
+import gzip
 from dataclasses import asdict, dataclass
 from pathlib import Path
 

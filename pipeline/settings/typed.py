@@ -145,6 +145,15 @@ class ScreenSettings:
 
 
 @dataclass(frozen=True)
+class DiscoverySettings:
+    rounds: int  # 1: one pass (round 1 only)
+    confirm_e_hull: float  # eV/atom, main potential: confirmed at or below it
+    split: str  # adaptive | fixed: how a round's samples are shared among the sources
+    floor: float  # least share of a round's samples per source
+    finetune_steps: int  # per round, for a learned source
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting of a run, as ``config.yaml`` (plus overlays) gives it."""
 
@@ -157,6 +166,7 @@ class Settings:
     train: TrainSettings
     sample: SampleSettings
     screen: ScreenSettings
+    discovery: DiscoverySettings
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> Settings:
