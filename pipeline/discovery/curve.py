@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from pipeline.errors import PipelineInputError
 from pipeline.formats import as_flag
@@ -107,6 +108,9 @@ def plot_discovery_curve(summary: pd.DataFrame, path: Path) -> None:
                 curve.annotate(
                     f"r{round_number}", (xi, yi), textcoords="offset points", xytext=(4, -10)
                 )
+    curve.yaxis.set_major_locator(MaxNLocator(integer=True))
+    curve.set_ylim(bottom=0)
+    curve.set_xlim(left=0)
     curve.set_xlabel("relaxations spent (cumulative)")
     curve.set_ylabel("confirmed new structures (cumulative)")
     curve.set_title("discovery curve")
@@ -119,6 +123,7 @@ def plot_discovery_curve(summary: pd.DataFrame, path: Path) -> None:
         rate = np.divide(found, spent, out=np.zeros_like(found), where=spent > 0)
         rates.bar(np.arange(len(rounds)) + k * width, rate, width, label=source)
     rates.set_xticks(np.arange(len(rounds)) + 0.4 - width / 2, [f"round {r}" for r in rounds])
+    rates.set_ylim(bottom=0)
     rates.set_ylabel("confirmed per relaxation")
     rates.set_title("hit rate per round")
     rates.legend(fontsize=8)
