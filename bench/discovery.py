@@ -22,7 +22,9 @@ runs end with ``results/discovery/candidates.csv``: every candidate on the final
 run, ``confirmed`` (new, unique, within ``discovery.confirm_e_hull`` of the main potential's
 hull, agreeing with the second opinion: a new stable structure) and ``known_as``. Counted per
 run, per source and per round: relaxations spent (``results/discovery/rounds.csv``), confirmed
-structures on the final hull and when their round ended, and with ``--hold-out`` (the formula's
+structures on the final hull and when their round ended, the new stable ones (as confirmed,
+at E_hull <= 0 on the final hull, whatever ``--confirm-e-hull`` the runs used), and with
+``--hold-out`` (the formula's
 structures left out of training, its cells the only targets; they stay known structures) the
 relaxations that found a held-out structure (``known_as`` one of them) and which ones. Prints
 one JSON line: each run's figures, the ratio of confirmed structures per relaxation (N rounds
@@ -47,14 +49,17 @@ from pymatgen.core import Composition
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from pipeline.discovery.confirmation import confirmed  # noqa: E402
 from pipeline.formats import as_flag, read_table  # noqa: E402
 from pipeline.models.registry import MODELS  # noqa: E402
 from pipeline.records import read_records  # noqa: E402
+from pipeline.screen.criteria import Criteria  # noqa: E402
 
 TARGET_RATIO = 1.5
 FINAL = "results/discovery/candidates.csv"
 # What the first round of both runs shares: copied, with Snakemake's records of them.
 SHARED = ["data", "augment", "encoded", "train", "hull", "compositions"]
+SHARED_FILES = ["screen/known_structures.json.gz"]
 
 
 def overlay(args: argparse.Namespace, rounds: int) -> dict:
@@ -72,6 +77,8 @@ def overlay(args: argparse.Namespace, rounds: int) -> dict:
     discovery: dict = {"rounds": rounds, "split": "fixed" if rounds == 1 else "adaptive"}
     if args.finetune_steps is not None:
         discovery["finetune_steps"] = args.finetune_steps
+    if args.confirm_e_hull is not None:
+        discovery["confirm_e_hull"] = args.confirm_e_hull
     config = {"train": train, "sample": sample, "screen": screen, "discovery": discovery}
     if args.holdouts:
         config["data"] = {"exclude_formulas": args.holdouts}
@@ -98,6 +105,10 @@ def share_first_round(source: Path, target: Path) -> None:
             shutil.copytree(
                 source / "results" / name, target / "results" / name, dirs_exist_ok=True
             )
+    for name in SHARED_FILES:
+        if (source / "results" / name).is_file():
+            (target / "results" / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / "results" / name, target / "results" / name)
     metadata = source / ".snakemake" / "metadata"
     if metadata.is_dir():
         shutil.copytree(metadata, target / ".snakemake" / "metadata", dirs_exist_ok=True)
@@ -122,6 +133,9 @@ def score(workdir: Path, holdouts: list[str]) -> dict:
     summary = pd.read_csv(workdir / "results/discovery/rounds.csv")
     held = held_out_ids(workdir, holdouts) if holdouts else set()
     final["held_out"] = final["known_as"].astype(str).isin(held)
+    # new, unique, on or below the final hull (agreeing): stable, whatever confirm_e_hull was
+    criteria = Criteria.read(workdir / "results/criteria.json")
+    final["stable"] = confirmed(final, 0.0, criteria)
 
     def figures(rows: pd.DataFrame, counts: pd.DataFrame) -> dict:
         relaxations = int(counts["relaxations"].sum())
@@ -133,6 +147,8 @@ def score(workdir: Path, holdouts: list[str]) -> dict:
             "confirmed": int(rows["confirmed"].sum()),
             "confirmed_in_round": int(rows["confirmed_in_round"].sum()),
             "confirmed_per_relaxation": ratio(int(rows["confirmed"].sum()), relaxations),
+            "stable_new": int(rows["stable"].sum()),
+            "stable_new_per_relaxation": ratio(int(rows["stable"].sum()), relaxations),
         }
         if holdouts:
             out["held_out_finds"] = int(rows["held_out"].sum())
@@ -179,6 +195,7 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, help="learned models' steps (default: config's)")
     parser.add_argument("--finetune-steps", type=int, help="default: config's")
+    parser.add_argument("--confirm-e-hull", type=float, help="eV/atom; default: config's")
     parser.add_argument("--workdir", type=Path, help="keep the runs here (default: a temp dir)")
     parser.add_argument("--score-only", action="store_true", help="score the runs in --workdir")
     args = parser.parse_args()
@@ -222,6 +239,10 @@ def main() -> None:
         else None,
         "target_ratio": TARGET_RATIO,
     }
+    stable = (rounds["stable_new_per_relaxation"], one["stable_new_per_relaxation"])
+    line["stable_new_per_relaxation_ratio"] = (
+        ratio(stable[0] or 0.0, stable[1]) if stable[1] else None
+    )
     if args.holdouts:
         finds = (rounds["held_out_finds_per_relaxation"], one["held_out_finds_per_relaxation"])
         line["held_out_finds_per_relaxation_ratio"] = (
