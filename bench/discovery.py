@@ -88,10 +88,10 @@ def overlay(args: argparse.Namespace, rounds: int) -> dict:
 
 def run_workflow(workdir: Path, configfiles: list[Path]) -> float:
     """``snakemake`` of the discovery table in ``workdir``; its wall time in seconds."""
-    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+    command = [sys.executable, "-m", "snakemake", FINAL, "-s", str(REPO / "Snakefile")]
     command += ["-d", str(workdir), "--cores", "2", "--configfile", *map(str, configfiles)]
     start = time.perf_counter()
-    run = subprocess.run([*command, FINAL], capture_output=True, text=True)
+    run = subprocess.run(command, capture_output=True, text=True)
     if run.returncode:
         sys.exit(f"snakemake failed in {workdir} (logs there):\n{run.stderr[-4000:]}")
     return round(time.perf_counter() - start, 1)
