@@ -81,8 +81,8 @@ def overlay(args: argparse.Namespace, rounds: int) -> dict:
         discovery["confirm_e_hull"] = args.confirm_e_hull
     config = {"train": train, "sample": sample, "screen": screen, "discovery": discovery}
     if args.holdouts:
-        config["data"] = {"exclude_formulas": args.holdouts}
-        config["compositions"] = {"targets": args.holdouts}  # each of its cells within the caps
+        config["data"] = {"exclude_formulas": list(args.holdouts)}
+        config["compositions"] = {"targets": list(args.holdouts)}  # each cell within the caps
     return config
 
 
