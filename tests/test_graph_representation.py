@@ -167,6 +167,10 @@ def test_teacher_gives_a_supercell_its_parents_gap(small_records):
 
 def test_cli_rejects_a_missing_dataset(tmp_path, capsys):
     assert (
-        main(["--dataset", str(tmp_path / "none.json.gz"), "--out", str(tmp_path / "g.npz")]) == 2
+        main(
+            ["--dataset", str(tmp_path / "none.json.gz"), "--threads", "1"]
+            + ["--out", str(tmp_path / "g.npz")]
+        )
+        == 2
     )
     assert "not found" in capsys.readouterr().err
