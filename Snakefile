@@ -11,7 +11,12 @@ from snakemake.utils import min_version, validate
 sys.path.insert(0, workflow.basedir)
 from pipeline.screen.criteria import Criteria
 from pipeline.settings import Settings
-from pipeline.settings.schema import check_config, restrict_to_system
+from pipeline.settings.schema import (
+    check_config,
+    load_schema,
+    parse_command_line_scalars,
+    restrict_to_system,
+)
 
 min_version("8.0")
 
@@ -23,6 +28,8 @@ configfile: os.path.join(workflow.basedir, "config.yaml")
 
 # A readable list of every problem first (key.path: message), then snakemake's own
 # validation, which also fills in the schema's defaults.
+# (Scalars of a mapping given with --config reach it as text: read them as YAML first.)
+parse_command_line_scalars(config, load_schema(workflow.source_path("schemas/config.schema.yaml")))
 check_config(config, workflow.source_path("schemas/config.schema.yaml"))
 validate(config, "schemas/config.schema.yaml")
 # Element-keyed settings of other elements (the defaults' Mg, Mn after an overlay that
@@ -60,6 +67,8 @@ include: "rules/evaluate.smk"
 include: "rules/explorer.smk"
 include: "rules/environment.smk"
 include: "rules/dft_check.smk"
+include: "rules/discovery_common.smk"
+include: "rules/discovery.smk"
 
 
 rule all:
@@ -67,3 +76,4 @@ rule all:
     input:
         final_outputs(),
         dft_check_outputs(),
+        discovery_outputs(),

@@ -21,8 +21,10 @@ rule sample:
         per_composition=config["sample"]["per_composition"],
         seed=config["seed"],
         device=config["train"]["device"],
+        # a discovery round's budget file (rules/discovery.smk); round 1 samples per_composition
+        budget="",
     shell:
         "python -m pipeline.stages.sample --model {wildcards.model} --model-path {input.model}"
-        " --targets {input.targets} --per-composition {params.per_composition}"
+        " --targets {input.targets} --per-composition {params.per_composition} {params.budget}"
         " --options {params.options:q} --seed {params.seed} --device {params.device}"
         " --out {output.samples} --out-report {output.report} > {log} 2>&1"

@@ -34,7 +34,7 @@ from pipeline.settings import (
     default_config,
     default_settings,
 )
-from pipeline.settings.schema import load_schema
+from pipeline.settings.schema import load_schema, parse_command_line_scalars
 
 STAGES = sorted(m.name for m in pkgutil.iter_modules(pipeline.stages.__path__))
 
@@ -143,6 +143,26 @@ def test_the_typed_settings_hold_every_key_and_reject_others():
     del config["screen"]["e_hull"]["stable"], config["screen"]["fmax"]
     with pytest.raises(PipelineInputError, match=r"screen: missing keys \['fmax'\]"):
         Settings.from_mapping(config)
+
+
+def test_the_discovery_section_is_typed_key_by_key():
+    """discovery: every key of config.yaml a field of DiscoverySettings and a schema property,
+    and text from --config read as its type (Snakemake's base loader leaves '3')."""
+    section = default_config()["discovery"]
+    fields = dataclasses.asdict(default_settings().discovery)
+    schema = load_schema(SCHEMA_FILE)
+    assert fields == section
+    assert set(schema["properties"]["discovery"]["properties"]) == set(section)
+    assert "discovery" in schema["required"]
+    config = copy.deepcopy(default_config())
+    config["discovery"] |= {"rounds": "3", "confirm_e_hull": "0.05", "split": "fixed"}
+    changed = parse_command_line_scalars(config, schema)
+    assert sorted(changed) == ["discovery.confirm_e_hull", "discovery.rounds"]
+    assert Settings.from_mapping(config).discovery.rounds == 3
+    assert config["discovery"]["confirm_e_hull"] == 0.05
+    config["discovery"]["rounds"] = "three"  # not a number: left for the check to name
+    assert parse_command_line_scalars(config, schema) == []
+    assert config["discovery"]["rounds"] == "three"
 
 
 @pytest.mark.slow

@@ -106,6 +106,9 @@ class TrainJob:
     seed: int
     device: torch.device
     checkpoint_every: int  # steps between checkpoints
+    # A trained model.pt of this model to continue from (a discovery round's fine-tune: only
+    # for a model whose ``finetunes`` is True); None: from scratch.
+    init_from: Path | None = None
 
     @property
     def model_path(self) -> Path:
@@ -161,6 +164,9 @@ class GenerativeModel(ABC):
 
     name: ClassVar[str]
     representation: ClassVar[str]
+    # Whether :meth:`train` continues from ``job.init_from`` (discovery rounds fine-tune such a
+    # model on what they confirmed; the others keep their model from round to round).
+    finetunes: ClassVar[bool] = False
 
     @abstractmethod
     def train(self, job: TrainJob) -> None:

@@ -137,6 +137,8 @@ class Checkpoints:
         }
         # Checkpoints of another layout cannot be continued.
         run_options["checkpoint_format"] = CHECKPOINT_FORMAT
+        if getattr(job, "init_from", None) is not None:  # a fine-tune: of which model
+            run_options["init_from"] = fingerprint(job.init_from, {}, 0)
         return cls(job.checkpoint_dir, fingerprint(job.data, run_options, job.seed))
 
     def paths(self) -> list[Path]:

@@ -143,6 +143,7 @@ class SampleOptions:
 class WyckoffDiffusionModel(GenerativeModel):
     name = "wyckoff_diffusion"
     representation = "wyckoff"
+    finetunes = True
 
     def train(self, job: TrainJob) -> None:
         opts = options_from_mapping(TrainOptions, job.options, "train.wyckoff_diffusion")
@@ -156,6 +157,8 @@ class WyckoffDiffusionModel(GenerativeModel):
         features = np.stack([lattice_features(c) for c in crystals])
         projections = np.stack([lattice_projection(c.crystal_system) for c in crystals])
         model = WyckoffDiffusion(len(elements), opts, LatticeScaler.fit(features, projections))
+        if job.init_from is not None:  # fine-tune: its weights and lattice scaling
+            model.load_state_dict(load_model(job.init_from, self.name).tensors["state"])
         model.to(device)
         features_t = torch.from_numpy(features).float()
         optimiser = torch.optim.Adam(model.denoiser.parameters(), lr=opts.lr)

@@ -32,6 +32,36 @@ def config_problems(config: Mapping[str, Any], schema: Mapping[str, Any]) -> lis
     return problems
 
 
+def parse_command_line_scalars(config: dict[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """Turn, in place, text where the schema wants a number, boolean or null into that value.
+
+    Snakemake reads a mapping given on its command line (``--config discovery='{rounds: 3}'``)
+    with YAML's base loader, which leaves every scalar text: ``'3'``. Where the schema rejects
+    such text for its type and the text, read as YAML, is a value the schema accepts, the
+    value replaces it. Returns the dotted keys changed.
+    """
+    validator = jsonschema.Draft202012Validator(schema)
+    changed = []
+    for error in validator.iter_errors(config):
+        if error.validator != "type" or not isinstance(error.instance, str) or not error.path:
+            continue
+        try:
+            value = yaml.safe_load(error.instance)
+        except yaml.YAMLError:
+            continue
+        if isinstance(value, str) or not jsonschema.Draft202012Validator(error.schema).is_valid(
+            value
+        ):
+            continue
+        *parents, last = error.path
+        holder = config
+        for key in parents:
+            holder = holder[key]
+        holder[last] = value
+        changed.append(".".join(map(str, error.path)))
+    return changed
+
+
 def check_config(config: Mapping[str, Any], schema_path: str | Path) -> None:
     """Raise :class:`PipelineInputError` listing every problem of ``config``."""
     problems = config_problems(config, load_schema(schema_path))

@@ -178,6 +178,17 @@ class DftCheckSettings:
 
 
 @dataclass(frozen=True)
+class DiscoverySettings:
+    """``discovery``: rounds that learn from what the screen confirmed."""
+
+    rounds: int  # 1: one pass (round 1 only)
+    confirm_e_hull: float  # eV/atom, main potential: confirmed at or below it
+    split: str  # adaptive | fixed: how a round's samples are shared among the sources
+    floor: float  # least share of a round's samples per source
+    finetune_steps: int  # per round, for a learned source
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting of a run, as ``config.yaml`` (plus overlays) gives it."""
 
@@ -191,6 +202,7 @@ class Settings:
     sample: SampleSettings
     screen: ScreenSettings
     dft: DftCheckSettings
+    discovery: DiscoverySettings
 
     @classmethod
     def from_mapping(cls, config: Mapping[str, Any]) -> Settings:

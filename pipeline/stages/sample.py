@@ -4,7 +4,9 @@ Reads the ``selected`` rows of the compositions stage's ``targets.csv``, asks th
 (``--model``, see :mod:`pipeline.models.registry`) for ``--per-composition`` structures
 each, and writes what the model hands over as a dataset file (``source`` = model name,
 ``properties.latent_seed``) and a report with, per target, how many were asked for,
-decoded to a crystal of the target's composition and handed over (``kept``).
+decoded to a crystal of the target's composition and handed over (``kept``). In a discovery
+round, ``--budget`` (the budget stage's table) sets the model's structures per target and
+prefixes the ids with the round (:mod:`pipeline.discovery.rounds`).
 Run ``python -m pipeline.stages.sample --help``.
 """
 
@@ -18,6 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from pipeline.discovery.bandit import source_budget
+from pipeline.discovery.rounds import id_prefix
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.models import registry
 from pipeline.models.base import SampleJob, read_targets
@@ -37,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--targets", type=Path, required=True, help="targets.csv")
     setting_argument(parser, "--per-composition", "sample.per_composition", type=int)
     parser.add_argument(
+        "--budget",
+        type=Path,
+        help="a discovery round's budget.csv: its per_composition for this model replaces"
+        " --per-composition, and the ids get the round's prefix",
+    )
+    parser.add_argument(
         "--options",
         help="the model's sampling options as a JSON object (config sample.<model>);"
         " default: config.yaml's",
@@ -51,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
 @exit_on_input_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    prefix = ""
+    if args.budget is not None:
+        round_number, args.per_composition = source_budget(args.budget, args.model)
+        prefix = id_prefix(round_number)
     if args.per_composition < 1:
         raise PipelineInputError("--per-composition must be at least 1")
     if not args.model_path.is_file():
@@ -65,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         device=resolve_device(args.device),
     )
     result = model.sample(job)
+    for record in result.records:
+        record.id = prefix + record.id
     write_records(result.records, args.out)
     report = pd.DataFrame(
         [asdict(r) for r in result.reports], columns=["label", "asked", "decoded", "kept"]
