@@ -10,6 +10,7 @@ one version across all envs; pyproject.toml declares every import of the package
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib.metadata
 import re
 import sys
@@ -73,7 +74,22 @@ def parse_rules(path: Path) -> list[RuleSpec]:
     return rules
 
 
-ALL_RULES = [rule for path in RULE_FILES for rule in parse_rules(path)]
+USE_RULE = re.compile(r"^use rule (\w+) as (\w+)", re.MULTILINE)
+
+
+def inherited_rules(paths: list[Path], parents: list[RuleSpec]) -> list[RuleSpec]:
+    """The rules made by ``use rule <parent> as <name>``: the parent's env and command (the
+    discovery rounds override inputs, outputs and logs only)."""
+    by_name = {rule.name: rule for rule in parents}
+    return [
+        dataclasses.replace(by_name[match.group(1)], name=match.group(2))
+        for path in paths
+        for match in USE_RULE.finditer(path.read_text())
+    ]
+
+
+DEFINED_RULES = [rule for path in RULE_FILES for rule in parse_rules(path)]
+ALL_RULES = DEFINED_RULES + inherited_rules(RULE_FILES, DEFINED_RULES)
 WORKING_RULES = [rule for rule in ALL_RULES if rule.runs_something]
 
 
