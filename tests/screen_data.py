@@ -108,8 +108,10 @@ def write_screen_inputs(folder: Path) -> dict[str, Path]:
         "validation": folder / "results/screen/validation.csv",
         "known_index": folder / "results/screen/known_structures.json.gz",
         "relax_status": folder / "results/screen/relax/chgnet/relax_status.csv",
+        "repeats": folder / "results/screen/relax/repeat/relaxed.json.gz",
     }
     write_records(data.candidates, paths["relaxed"])
+    write_records([], paths["repeats"])  # the repeat rule's: no verdict checked again
     write_records(data.references, paths["references"])
     write_records(data.training, paths["training"])
     write_records(data.training, paths["known"])

@@ -13,6 +13,7 @@ HTVS_REQUIRE_SLURM=1 (set by .ci/run) turns a missing requirement into a failure
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import re
 import shutil
@@ -149,6 +150,13 @@ def slurm_time(minutes: int) -> str:
     return f"{days}-{clock}" if days else clock
 
 
+def without_time(path: Path) -> dict:
+    """An environment record without its time stamp."""
+    record = json.loads(path.read_text())
+    record.pop("recorded_at")
+    return record
+
+
 def assert_same_outputs(expected_dir: Path, actual_dir: Path) -> None:
     """Same files with the same content; `.gz` compared decompressed, `.npz` by array."""
     expected = sorted(p.relative_to(expected_dir) for p in expected_dir.rglob("*") if p.is_file())
@@ -161,6 +169,9 @@ def assert_same_outputs(expected_dir: Path, actual_dir: Path) -> None:
                 assert sorted(a.files) == sorted(b.files), relative
                 for key in a.files:
                     np.testing.assert_array_equal(a[key], b[key], err_msg=str(relative))
+        elif relative == Path("provenance/environment.json"):
+            # the record of where each ran: equal but for when it was written
+            assert without_time(got) == without_time(want), relative
         elif relative.suffix == ".gz":
             assert gzip.decompress(got.read_bytes()) == gzip.decompress(want.read_bytes()), relative
         else:
