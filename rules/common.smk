@@ -1,5 +1,6 @@
 # Helpers shared by the rules: paths, command-line fragments, environment.
 
+import dataclasses
 import json
 import os
 import sys
@@ -86,6 +87,19 @@ def relax_status(potential=POTENTIAL):
 def hull_references(potential=POTENTIAL):
     """The hull's phases relaxed with ``potential``."""
     return expand(rules.hull_references.output.relaxed, potential=potential)[0]
+
+
+def early_stop_args(wildcards, input):
+    """The main potential's relaxations stop early when screen.early_stop is enabled
+    (pipeline/screen/early_stop.py), on the main potential's hull."""
+    settings = dataclasses.asdict(SCREEN.early_stop)
+    settings["enabled"] = settings["enabled"] and wildcards.potential == POTENTIAL
+    args = f"--early-stop '{json.dumps(settings)}'"
+    if settings["enabled"]:
+        criteria = Criteria.from_settings(SCREEN).to_json()
+        args += f" --references-relaxed {input.references} --criteria '{criteria}'"
+        args += f" --oxygen-reference {SCREEN.oxygen_reference}"
+    return args
 
 
 def gpus():

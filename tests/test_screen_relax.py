@@ -127,7 +127,7 @@ def test_rock_salt_oxides_relax_to_their_experimental_lattice_constant(
     phase, reference_records, chgnet_calculator
 ):
     (record,) = by_id(reference_records, phase)
-    result = relax_one(record, chgnet_calculator, RelaxSettings(fmax=0.03))
+    result = relax_one(record, chgnet_calculator, RelaxSettings(fmax=0.03, max_steps=300))
     assert result.ok, result.reason
     # The primitive rock-salt cell has a = a_cubic / sqrt(2); GGA-trained potentials
     # overestimate lattice constants by one or two percent.
@@ -140,7 +140,7 @@ def test_step_limit_and_runaway_volume_fail_with_their_reason(
     small_records, chgnet_calculator, chgnet_batched
 ):
     shaken = perturbed(small_records[0], "shaken", seed=3, distance=0.2, strain=0.06)
-    few_steps = RelaxSettings(max_steps=2)
+    few_steps = RelaxSettings(fmax=0.05, max_steps=2)
     for result in (
         relax_one(shaken, chgnet_calculator, few_steps),
         relax_batched([shaken], chgnet_batched, few_steps, progress=False)[0],
@@ -151,7 +151,7 @@ def test_step_limit_and_runaway_volume_fail_with_their_reason(
     squeezed = small_records[1].to_structure()
     squeezed.scale_lattice(squeezed.volume * 0.8)
     record = type(small_records[1]).from_structure(squeezed, id="squeezed")
-    tight = RelaxSettings(max_volume_ratio=1.05)
+    tight = RelaxSettings(fmax=0.05, max_steps=300, max_volume_ratio=1.05)
     for result in (
         relax_one(record, chgnet_calculator, tight),
         relax_batched([record], chgnet_batched, tight, progress=False)[0],
@@ -167,7 +167,7 @@ def test_batched_relaxation_gives_the_sequential_energies(
     # Every reference phase but the spinel: its cubic starting cell is a Jahn-Teller
     # saddle, and when the two relaxations break the symmetry is numerical noise.
     records = by_id(reference_records, "MgO", "MnO", "MnO2", "Mg", "O2")
-    settings = RelaxSettings(fmax=0.05)
+    settings = RelaxSettings(fmax=0.05, max_steps=300)
     batched = relax_batched(records, chgnet_batched, settings, batch_atoms=16, progress=False)
     sequential = relax_sequential(records, chgnet_calculator, settings, progress=False)
     for b, s in zip(batched, sequential):
@@ -180,7 +180,7 @@ def test_batched_relaxation_gives_the_sequential_energies(
 def test_sevennet_batched_matches_its_ase_calculator(reference_records):
     spec = PotentialSpec("sevennet", "7net-0")
     records = by_id(reference_records, "MgO", "O2")
-    settings = RelaxSettings(fmax=0.05)
+    settings = RelaxSettings(fmax=0.05, max_steps=300)
     batched = relax_batched(records, batched_model(spec), settings, progress=False)
     sequential = relax_sequential(records, ase_calculator(spec), settings, progress=False)
     for b, s in zip(batched, sequential):
@@ -206,7 +206,7 @@ def test_m3gnet_code_path_relaxes_with_a_locally_built_model(tmp_path, reference
     Potential(model=model).save(str(tmp_path / "m3gnet"))
     spec = PotentialSpec("m3gnet", str(tmp_path / "m3gnet"))
     (mgo,) = by_id(reference_records, "MgO")
-    result = relax_one(mgo, ase_calculator(spec), RelaxSettings(max_steps=3))
+    result = relax_one(mgo, ase_calculator(spec), RelaxSettings(fmax=0.05, max_steps=3))
     # Untrained, its forces on rock salt are nearly zero: relaxed at once.
     assert result.ok and math.isfinite(result.energy_per_atom)
     assert "matgl" in describe(spec)
