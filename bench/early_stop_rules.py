@@ -29,6 +29,9 @@ verdicts at each threshold on every set.
 
     python bench/early_stop_rules.py --set default traces.csv.gz summary.csv \\
         --set holdout h_traces.csv.gz h_summary.csv
+
+``--compare FULL_SUMMARY EARLY_SUMMARY`` instead compares the verdicts of a measured early-stop
+run (``bench/relax_traces.py --early-stop``) with the full path's, structure by structure.
 """
 
 from __future__ import annotations
@@ -223,6 +226,32 @@ def grid() -> list[Rule]:
     return rules + extra
 
 
+def compare(full: Path, early: Path, criteria: Criteria) -> dict:
+    """The verdicts of a measured early-stop run (``bench/relax_traces.py --early-stop``)
+    beside the full path's, structure by structure (their two ``--summary`` files)."""
+    ours = pd.read_csv(early, dtype={"id": str}).set_index("id")
+    theirs = pd.read_csv(full, dtype={"id": str}).set_index("id").loc[ours.index]
+    pairs = [
+        (criteria.within(float(a)), criteria.within(float(b)))
+        for a, b in zip(ours["e_hull_final"], theirs["e_hull_final"])
+    ]
+    n = len(pairs)
+    ids = list(ours.index)
+    finite_both = ours["e_hull_final"].notna() & theirs["e_hull_final"].notna()
+    return {
+        "structures": n,
+        "stopped_early": int(ours["first_reason"].fillna("").str.startswith("stopped").sum()),
+        "same_synthesizable": round(sum(o[0] == t[0] for o, t in pairs) / n, 4),
+        "same_metastable": round(sum(o[1] == t[1] for o, t in pairs) / n, 4),
+        "lost_passes": [i for i, (o, t) in zip(ids, pairs) if t[0] and not o[0]],
+        "lost_metastable": [i for i, (o, t) in zip(ids, pairs) if t[1] and not o[1]],
+        "gained": [i for i, (o, t) in zip(ids, pairs) if o[1] and not t[1]],
+        "largest_e_hull_difference_of_the_others": float(
+            (ours["e_hull_final"] - theirs["e_hull_final"])[finite_both].abs().max()
+        ),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -231,15 +260,26 @@ def main() -> None:
         "--set",
         nargs=3,
         action="append",
-        required=True,
+        default=[],
         metavar=("NAME", "TRACES", "SUMMARY"),
         dest="sets",
     )
     parser.add_argument("--agreement", type=float, default=0.95)
     parser.add_argument("--top", type=int, default=12)
     parser.add_argument("--rule", default=None, help="JSON of one Rule: replay only it")
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("FULL_SUMMARY", "EARLY_SUMMARY"),
+        help="only compare a measured early-stop run's verdicts with the full path's",
+    )
     args = parser.parse_args()
     criteria = Criteria.default()
+    if args.compare:
+        print(json.dumps(compare(Path(args.compare[0]), Path(args.compare[1]), criteria)))
+        return
+    if not args.sets:
+        parser.error("give --set NAME TRACES SUMMARY (or --compare)")
     sets = {name: load(Path(t), Path(s)) for name, t, s in args.sets}
     if args.rule:
         values = json.loads(args.rule)
@@ -275,6 +315,16 @@ def main() -> None:
                     }
                     for ok, worst, rule, figures in scored[: args.top]
                 ],
+                # the best rule that pipeline.screen.early_stop implements (gates and the
+                # symmetrise margin; stall tests and an unrelaxed limit are the bench's only)
+                "best_implemented": next(
+                    (
+                        {"meets_bar": ok, "rule": finite(asdict(rule)), **figures}
+                        for ok, _, rule, figures in scored
+                        if not rule.stall_from and rule.unrelaxed_max == math.inf
+                    ),
+                    None,
+                ),
                 "rules_meeting_bar": sum(item[0] for item in scored),
                 "rules_tried": len(scored),
             },

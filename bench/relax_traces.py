@@ -25,7 +25,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
@@ -37,6 +37,7 @@ from pipeline.records import read_records  # noqa: E402
 from pipeline.screen.batched import FireOptions  # noqa: E402
 from pipeline.screen.convex_hull import e_above_hull_of, phase_diagram  # noqa: E402
 from pipeline.screen.criteria import Criteria  # noqa: E402
+from pipeline.screen.early_stop import EarlyStop, EarlyStopSettings, is_stopped  # noqa: E402
 from pipeline.screen.modes import reuse_freed_memory, use_cpu_threads  # noqa: E402
 from pipeline.screen.potentials import PotentialSpec, batched_model, describe  # noqa: E402
 from pipeline.screen.relaxation import RelaxResult, RelaxSettings  # noqa: E402
@@ -45,10 +46,13 @@ from pipeline.settings import default  # noqa: E402
 
 
 class Recorder:
-    """A step watch that records and never stops: (id, phase, step, energy, E_hull, force)."""
+    """A step watch that records (id, phase, step, energy, E_hull, force) and, given an
+    :class:`~pipeline.screen.early_stop.EarlyStop`, stops first relaxations as the relax stage
+    does with ``screen.early_stop`` enabled."""
 
-    def __init__(self, hull_offset: dict[str, float]):
+    def __init__(self, hull_offset: dict[str, float], early_stop: EarlyStop | None = None):
         self.hull_offset = hull_offset
+        self.early_stop = early_stop
         self.phase = "first"
         self.rows: list[tuple] = []
 
@@ -64,6 +68,8 @@ class Recorder:
                 result.max_force,
             )
         )
+        if self.early_stop is not None and self.phase == "first":
+            return self.early_stop(result)
         return ""
 
 
@@ -88,6 +94,12 @@ def main() -> None:
         "--fire", default="{}", help="JSON overrides of FireOptions (default: ASE's FIRE)"
     )
     parser.add_argument("--no-symmetrise", action="store_true", help="first relaxations only")
+    parser.add_argument(
+        "--early-stop",
+        type=EarlyStopSettings.from_json,
+        help="JSON of EarlyStopSettings: relax with this early stop (enabled), as the relax"
+        " stage does; the summary is then the early-stop path's",
+    )
     args = parser.parse_args()
 
     use_cpu_threads(1)
@@ -104,7 +116,11 @@ def main() -> None:
     # E_hull is linear in the energy per atom: E_hull(E) = E + offset (this composition's
     # hull energy and the potential's corrections, taken at the start geometry).
     hull_offset = {r.id: e_above_hull_of(diagram, r, 0.0, described) for r in records}
-    recorder = Recorder(hull_offset)
+    early_stop = None
+    if args.early_stop:
+        largest = max(criteria.metastable, criteria.synthesizable)
+        early_stop = EarlyStop(hull_offset, largest, replace(args.early_stop, enabled=True))
+    recorder = Recorder(hull_offset, early_stop)
 
     cpu, wall = time.process_time(), time.perf_counter()
     results = relax_with_fire(records, spec, settings, fire, recorder)
@@ -116,7 +132,15 @@ def main() -> None:
         []
         if args.no_symmetrise or fire != FireOptions()
         else symmetrise_and_rerelax(
-            records, results, spec, settings, "batched", None, False, recorder
+            records,
+            results,
+            spec,
+            settings,
+            "batched",
+            None,
+            False,
+            watch=recorder,
+            worth_symmetrising=early_stop.worth_symmetrising if early_stop else None,
         )
     )
     sym_cpu = time.process_time() - cpu_sym
@@ -177,6 +201,13 @@ def main() -> None:
                 "symmetrise_structure_steps": int((traces["phase"] == "symmetrise").sum()),
                 "first_atom_steps": int(atom_steps[traces["phase"] == "first"].sum()),
                 "symmetrise_atom_steps": int(atom_steps[traces["phase"] == "symmetrise"].sum()),
+                "early_stop": asdict(args.early_stop) if args.early_stop else None,
+                "stopped_early": sum(is_stopped(r) for r in first),
+                "not_symmetrised_above_margin": sum(
+                    r.ok and not early_stop.worth_symmetrising(r) for r in first
+                )
+                if early_stop
+                else 0,
                 "converged": int(summary["first_status"].eq("ok").sum()),
                 "synthesizable": int(summary["synthesizable"].sum()),
                 "metastable": int(summary["metastable"].sum()),
