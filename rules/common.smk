@@ -89,6 +89,19 @@ def hull_references(potential=POTENTIAL):
     return expand(rules.hull_references.output.relaxed, potential=potential)[0]
 
 
+def early_stop_args(wildcards, input):
+    """The main potential's relaxations stop early when screen.early_stop is enabled
+    (pipeline/screen/early_stop.py), on the main potential's hull."""
+    settings = dataclasses.asdict(SCREEN.early_stop)
+    settings["enabled"] = settings["enabled"] and wildcards.potential == POTENTIAL
+    args = f"--early-stop '{json.dumps(settings)}'"
+    if settings["enabled"]:
+        criteria = Criteria.from_settings(SCREEN).to_json()
+        args += f" --references-relaxed {input.references} --criteria '{criteria}'"
+        args += f" --oxygen-reference {SCREEN.oxygen_reference}"
+    return args
+
+
 def gpus():
     """GPUs a generative-model job asks the scheduler for: none when train.device is cpu."""
     return 0 if config["train"]["device"] == "cpu" else 1

@@ -170,7 +170,12 @@ use rule prescreen as prescreen_round with:
 
 use rule relax as relax_round with:
     input:
-        rules.prescreen_round.output.prescreened,
+        prescreened=rules.prescreen_round.output.prescreened,
+        references=lambda wildcards: (
+            round_hull(int(wildcards.round), POTENTIAL)
+            if wildcards.potential == POTENTIAL and SCREEN.early_stop.enabled
+            else []
+        ),
     output:
         shard="results/rounds/{round}/screen/relax/{potential}/shard_{shard}.json.gz",
         status="results/rounds/{round}/screen/relax/{potential}/shard_{shard}.csv",

@@ -5,7 +5,12 @@
 
 rule relax:
     input:
-        rules.prescreen.output.prescreened,
+        prescreened=rules.prescreen.output.prescreened,
+        references=lambda wildcards: (
+            hull_references()
+            if wildcards.potential == POTENTIAL and SCREEN.early_stop.enabled
+            else []
+        ),
     output:
         shard="results/screen/relax/{potential}/shard_{shard}.json.gz",
         status="results/screen/relax/{potential}/shard_{shard}.csv",
@@ -20,12 +25,14 @@ rule relax:
     params:
         relax=lambda wildcards: relax_cli_args(wildcards.potential, SCREEN.fmax, SCREEN.max_steps),
         shards=SCREEN.shards,
+        early_stop=early_stop_args,
         symmetrise=lambda wildcards: (
             "--symmetrise" if wildcards.potential == POTENTIAL and SCREEN.symmetrise else ""
         ),
     shell:
-        "python -m pipeline.stages.relax shard --input {input} --shard {wildcards.shard}"
-        " --shards {params.shards} {params.relax} {params.symmetrise} --threads {threads}"
+        "python -m pipeline.stages.relax shard --input {input.prescreened}"
+        " --shard {wildcards.shard} --shards {params.shards} {params.relax} {params.symmetrise}"
+        " {params.early_stop} --threads {threads}"
         " --out {output.shard} --out-status {output.status} > {log} 2>&1"
 
 

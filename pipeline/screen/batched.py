@@ -23,6 +23,7 @@ batch-wide branch is never taken (:func:`start_independently`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 
 import torch
 import torch_sim as ts
@@ -37,14 +38,30 @@ from pipeline.screen.relaxation import (
     OK,
     RelaxResult,
     RelaxSettings,
+    StepWatch,
     divergence_reason,
     not_converged_reason,
 )
 
 CPU_BATCH_ATOMS = 512
-# torch-sim's (and ASE's) FIRE defaults, named because the start depends on them.
-FIRE_DT_START = 0.1
-FIRE_F_DEC = 0.5
+
+
+@dataclass(frozen=True)
+class FireOptions:
+    """The FIRE parameters of torch-sim's ``frechet_cell_fire``; the defaults are ASE's (and
+    torch-sim's), the screen's. Another choice is another path, measured in bench/."""
+
+    dt_start: float = 0.1
+    dt_max: float = 1.0
+    n_min: int = 5
+    f_inc: float = 1.1
+    f_dec: float = 0.5
+    alpha_start: float = 0.1
+    f_alpha: float = 0.99
+    max_step: float = 0.2  # Å (atoms and cell together), the most one step moves
+
+
+ASE_FIRE = FireOptions()
 
 
 def relax_batched(
@@ -54,6 +71,8 @@ def relax_batched(
     batch_atoms: int | None = None,
     progress: bool = True,
     keep_unconverged: bool = False,
+    watch: StepWatch | None = None,
+    fire: FireOptions = ASE_FIRE,
 ) -> list[RelaxResult]:
     """Relax ``records`` in batches with a torch-sim ``model``; results in input order.
 
@@ -70,12 +89,18 @@ def relax_batched(
         :data:`CPU_BATCH_ATOMS` on a CPU.
     keep_unconverged
         A relaxation that reached the step limit keeps its last structure (still failed).
+    watch
+        Sees each structure's result after each of its steps; a non-empty answer stops it
+        (:data:`pipeline.screen.relaxation.StepWatch`). The others go on unchanged: a path does not depend on its
+        batch partners.
+    fire
+        FIRE's parameters (default: ASE's).
     """
     if not records:
         return []
     batch_atoms = batch_atoms_limit(model, batch_atoms, max(r.natoms for r in records))
     batcher_options = {"memory_scales_with": "n_atoms", "max_memory_scaler": batch_atoms}
-    init_fn, update_fn = ts.frechet_cell_fire(model=model, dt_start=FIRE_DT_START, f_dec=FIRE_F_DEC)
+    init_fn, update_fn = ts.frechet_cell_fire(model=model, **asdict(fire))
     structures = [r.to_structure() for r in records]
     state = ts.initialize_state(structures, model.device, model.dtype)
 
@@ -83,7 +108,7 @@ def relax_batched(
     binning = BinningAutoBatcher(model=model, **batcher_options)
     binning.load_states(state)
     state = ts.concatenate_states(binning.restore_original_order([init_fn(b) for b in binning]))
-    start_independently(state)
+    start_independently(state, fire)
 
     atoms_per_system = torch.bincount(state.system_idx).to(state.energy.dtype)
     start_energy = (state.energy / atoms_per_system).tolist()
@@ -100,7 +125,7 @@ def relax_batched(
         while batch is not None:
             batch = update_fn(batch)
             rows = list(current)  # the batcher reuses this list; copy before the next call
-            done = _judge(batch, rows, results, start_energy, start_volume, settings)
+            done = _judge(batch, rows, results, start_energy, start_volume, settings, watch)
             bar.update(int(done.sum()))
             batch, finished, current = in_flight.next_batch(batch, done)
             finished_states.extend(finished)
@@ -111,16 +136,16 @@ def relax_batched(
     return results
 
 
-def start_independently(state) -> None:
+def start_independently(state, fire: FireOptions = ASE_FIRE) -> None:
     """Give every structure of a fresh FIRE ``state`` a start its batch partners cannot reset.
 
     Zero velocities (atoms and cell) instead of torch-sim's NaN markers, and a time step of
-    ``FIRE_DT_START / FIRE_F_DEC``, so that the first FIRE step, finding no power, halves it
-    to ``FIRE_DT_START`` and takes ASE's first step (see the module docstring). In place.
+    ``dt_start / f_dec``, so that the first FIRE step, finding no power, multiplies it by
+    ``f_dec`` to ``dt_start`` and takes ASE's first step (see the module docstring). In place.
     """
     state.velocities = torch.zeros_like(state.positions)
     state.cell_velocities = torch.zeros_like(state.cell_forces)
-    state.dt = torch.full_like(state.dt, FIRE_DT_START / FIRE_F_DEC)
+    state.dt = torch.full_like(state.dt, fire.dt_start / fire.f_dec)
 
 
 def _judge(
@@ -130,6 +155,7 @@ def _judge(
     start_energy: list[float],
     start_volume: list[float],
     settings: RelaxSettings,
+    watch: StepWatch | None = None,
 ) -> torch.Tensor:
     """Update the results of the structures in ``batch`` after one step; which are done."""
     n_systems = batch.n_systems
@@ -157,10 +183,13 @@ def _judge(
         result.reason = divergence_reason(
             energy[row], start_energy[index], result.volume_ratio, finite[row], settings
         )
+        stop = watch(result) if watch is not None else ""  # sees every step, the last too
         if not result.reason and max_force[row] < settings.fmax:
             result.status = OK
         elif not result.reason and result.steps >= settings.max_steps:
             result.reason = not_converged_reason(settings, max_force[row])
+        elif not result.reason:
+            result.reason = stop
         done[row] = result.status == OK or bool(result.reason)
     return done.to(batch.positions.device)
 

@@ -11,7 +11,7 @@ from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
 from pipeline.screen.potential_names import POTENTIALS
 from pipeline.screen.potentials import PotentialSpec, ase_calculator, batched_model
-from pipeline.screen.relaxation import RelaxResult, RelaxSettings, relax_sequential
+from pipeline.screen.relaxation import RelaxResult, RelaxSettings, StepWatch, relax_sequential
 from pipeline.settings import setting_argument
 
 RELAX_MODES = ("batched", "sequential")
@@ -26,12 +26,15 @@ def relax_records(
     progress: bool = True,
     keep_symmetry: float | None = None,
     keep_unconverged: bool = False,
+    watch: StepWatch | None = None,
 ) -> list[RelaxResult]:
     """Relax ``records`` with the potential ``spec``; one result per record, same order.
 
     ``keep_symmetry`` (sequential mode only): constrain each relaxation to the space group
     its start has at this tolerance (Å; ASE's ``FixSymmetry``). ``keep_unconverged``: a
     relaxation that reached the step limit keeps its last structure (still failed).
+    ``watch``: sees every step of every structure and may stop it
+    (:data:`pipeline.screen.relaxation.StepWatch`).
     """
     if mode not in RELAX_MODES:
         raise PipelineInputError(f"unknown relax mode {mode!r}; choose from {RELAX_MODES}")
@@ -41,12 +44,18 @@ def relax_records(
         return []
     if mode == "sequential":
         return relax_sequential(
-            records, ase_calculator(spec), settings, progress, keep_symmetry, keep_unconverged
+            records,
+            ase_calculator(spec),
+            settings,
+            progress,
+            keep_symmetry,
+            keep_unconverged,
+            watch,
         )
     from pipeline.screen.batched import relax_batched
 
     return relax_batched(
-        records, batched_model(spec), settings, batch_atoms, progress, keep_unconverged
+        records, batched_model(spec), settings, batch_atoms, progress, keep_unconverged, watch
     )
 
 

@@ -21,7 +21,7 @@ A failed relaxation is kept with its reason, never dropped.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +38,11 @@ from pipeline.settings.typed import ScreenSettings
 
 OK = "ok"
 FAILED = "failed"
+
+# Sees a structure's result after each of its steps (the last one too); a non-empty answer stops
+# a structure that has neither converged nor failed (failed, with the answer as its reason).
+# The screen's early stop (pipeline.screen.early_stop) is one; a recorder answers "".
+StepWatch = Callable[["RelaxResult"], str]
 
 
 @dataclass(frozen=True)
@@ -147,13 +152,14 @@ def relax_one(
     settings: RelaxSettings,
     keep_symmetry: float | None = None,
     keep_unconverged: bool = False,
+    watch: StepWatch | None = None,
 ) -> RelaxResult:
     """Relax one structure with ASE's FIRE on a FrechetCellFilter.
 
     ``keep_symmetry``: constrain the relaxation to the space group the start has at this
     tolerance (Å), with ASE's ``FixSymmetry`` (forces and stress symmetrised every step).
     ``keep_unconverged``: a relaxation that reached the step limit keeps its last structure
-    (still failed), e.g. as the start of another relaxation.
+    (still failed), e.g. as the start of another relaxation. ``watch``: see :data:`StepWatch`.
     """
     atoms = AseAtomsAdaptor.get_atoms(record.to_structure())
     atoms.calc = calculator
@@ -179,11 +185,15 @@ def relax_one(
                 bool(np.isfinite(forces).all()),
                 settings,
             )
+            stop = watch(result) if watch is not None else ""
             if result.reason:
                 return result
             if converged:
                 result.status = OK
                 result.structure = AseAtomsAdaptor.get_structure(atoms)
+                return result
+            if stop and optimizer.nsteps < settings.max_steps:
+                result.reason = stop
                 return result
     # The potentials raise many kinds of errors on broken geometries (graph building,
     # neighbour lists, linear algebra); any of them fails this structure, not the run.
@@ -203,10 +213,11 @@ def relax_sequential(
     progress: bool = True,
     keep_symmetry: float | None = None,
     keep_unconverged: bool = False,
+    watch: StepWatch | None = None,
 ) -> list[RelaxResult]:
     """Relax ``records`` one after the other with the same ASE calculator."""
     return [
-        relax_one(record, calculator, settings, keep_symmetry, keep_unconverged)
+        relax_one(record, calculator, settings, keep_symmetry, keep_unconverged, watch)
         for record in tqdm(records, desc="relax", unit="structure", disable=not progress)
     ]
 

@@ -16,7 +16,7 @@ symmetrising never raises a candidate's energy; :class:`Symmetrisation` records 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pymatgen.core import Structure
@@ -25,7 +25,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from pipeline.formats import SYMMETRISE_COLUMNS
 from pipeline.records import CrystalRecord
 from pipeline.screen.potentials import PotentialSpec
-from pipeline.screen.relaxation import RelaxResult, RelaxSettings
+from pipeline.screen.relaxation import RelaxResult, RelaxSettings, StepWatch
 from pipeline.symmetry import ANGLE_TOLERANCE, LOOSE_SYMPREC, STRICT_SYMPREC, space_group
 
 TABLE_COLUMNS = SYMMETRISE_COLUMNS
@@ -88,19 +88,24 @@ def symmetrise_and_rerelax(
     mode: str = "batched",
     batch_atoms: int | None = None,
     progress: bool = True,
+    watch: StepWatch | None = None,
+    worth_symmetrising: Callable[[RelaxResult], bool] | None = None,
 ) -> list[Symmetrisation]:
     """Symmetrise the converged ``results`` of ``records`` that need it and relax them again.
 
     Where the re-relaxation converges to a lower (or equal) energy per atom, its result
     replaces the first one in ``results`` (in place). Returns one :class:`Symmetrisation`
-    per record (for failed first relaxations: nothing tried).
+    per record (for failed first relaxations: nothing tried). ``watch`` sees (and may stop)
+    the second relaxations (:data:`pipeline.screen.relaxation.StepWatch`); a converged result
+    for which ``worth_symmetrising`` answers False is kept as it is (nothing tried).
     """
     from pipeline.screen.modes import relax_records
 
     outcomes = first_relaxations(results)
     retry: list[tuple[int, CrystalRecord]] = []
     for index, (record, result) in enumerate(zip(records, results)):
-        if result.ok and needs_symmetrising(result.structure):
+        worth = worth_symmetrising is None or (result.ok and worth_symmetrising(result))
+        if result.ok and worth and needs_symmetrising(result.structure):
             refined = CrystalRecord.from_structure(refined_cell(result.structure), id=record.id)
             retry.append((index, refined))
     rerelaxed = relax_records(
@@ -111,6 +116,7 @@ def symmetrise_and_rerelax(
         batch_atoms,
         progress,
         keep_symmetry=STRICT_SYMPREC if mode == "sequential" else None,
+        watch=watch,
     )
     for (index, _), second in zip(retry, rerelaxed):
         outcome = outcomes[index]

@@ -19,6 +19,7 @@ import numpy as np
 
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
+from pipeline.screen.early_stop import EarlyStop
 from pipeline.screen.modes import relax_records
 from pipeline.screen.potentials import PotentialSpec
 from pipeline.screen.relaxation import RelaxResult, RelaxSettings
@@ -59,13 +60,26 @@ def relax_along_screen_path(
     batch_atoms: int | None,
     symmetrise: bool,
     progress: bool = True,
+    early_stop: EarlyStop | None = None,
 ) -> tuple[list[RelaxResult], list[Symmetrisation]]:
     """Relax ``records`` as the relax stage does: the potential, then (``symmetrise``) the
-    refinement to the space group and a second relaxation keeping the lower energy."""
-    results = relax_records(records, spec, settings, mode, batch_atoms, progress=progress)
+    refinement to the space group and a second relaxation keeping the lower energy.
+    ``early_stop`` (:mod:`pipeline.screen.early_stop`) stops first relaxations at its check
+    steps and decides which converged ones are worth the second; the second relaxations start
+    near their end and run to it."""
+    results = relax_records(
+        records, spec, settings, mode, batch_atoms, progress=progress, watch=early_stop
+    )
     if symmetrise:
         outcomes = symmetrise_and_rerelax(
-            records, results, spec, settings, mode, batch_atoms, progress=progress
+            records,
+            results,
+            spec,
+            settings,
+            mode,
+            batch_atoms,
+            progress=progress,
+            worth_symmetrising=early_stop.worth_symmetrising if early_stop else None,
         )
     else:
         outcomes = first_relaxations(results)

@@ -135,6 +135,13 @@ class ScreenCascade:
 
 
 @dataclass(frozen=True)
+class ScreenEarlyStop:
+    enabled: bool
+    checks: tuple[tuple[int, float], ...]  # (FIRE step, eV/atom above the largest threshold)
+    symmetrise_margin: float | None  # eV/atom above the largest threshold; None: always
+
+
+@dataclass(frozen=True)
 class ScreenSettings:
     potential: str
     checkpoints: Mapping[str, str]
@@ -157,6 +164,7 @@ class ScreenSettings:
     oxygen_reference: str  # fitted | molecule
     verdict_check: VerdictCheck
     cascade: ScreenCascade
+    early_stop: ScreenEarlyStop
     e_hull: EHullThresholds
     band_gap: BandGapSettings
     pourbaix: PourbaixSettings
@@ -250,7 +258,11 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
     if dataclasses.is_dataclass(hint):
         return build(hint, value, where)
     if origin is tuple:
-        return tuple(value)
+        args = typing.get_args(hint)
+        items = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else args
+        if len(items) != len(value):
+            items = [Any] * len(value)
+        return tuple(_convert(item, v, where) for item, v in zip(items, value))
     if origin is Mapping or hint is Mapping:
         return {k: tuple(v) if isinstance(v, list) else v for k, v in dict(value).items()}
     return value

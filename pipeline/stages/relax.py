@@ -3,6 +3,9 @@
 ``shard``: relax every ``--shards``-th structure starting at ``--shard`` (one job of a
 sharded run; structures are dealt out in turn so shards get similar work) and write the
 converged structures (``properties.energy_per_atom``, eV/atom) and a status table.
+With ``screen.early_stop`` enabled (``--early-stop``, ``--references-relaxed``), a relaxation
+still far above the largest E_hull threshold at a check step is stopped
+(:mod:`pipeline.screen.early_stop`).
 ``gather``: join the shards into ``relaxed.json.gz`` and ``relax_status.csv``.
 ``repeat``: relax again, from a start rattled by ``--rattle`` Å along the same path, the
 candidates whose E_hull lies within ``--window`` eV/atom of a threshold of the screen's
@@ -25,6 +28,7 @@ from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.formats import RELAX_STATUS_COLUMNS
 from pipeline.records import read_records, write_records
 from pipeline.screen.criteria import Criteria
+from pipeline.screen.early_stop import EarlyStopSettings, early_stop_for, is_stopped
 from pipeline.screen.hull_table import hull_table
 from pipeline.screen.modes import add_relax_arguments, relax_options
 from pipeline.screen.potentials import describe
@@ -51,6 +55,26 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="refine each relaxed structure to its space group at 0.1 Å, relax it again and"
         " keep the lower energy (pipeline.screen.symmetrise)",
+    )
+    shard.add_argument(
+        "--early-stop",
+        type=EarlyStopSettings.from_json,
+        help="JSON of EarlyStopSettings (pipeline.screen.early_stop); default: config.yaml's",
+    )
+    shard.add_argument(
+        "--references-relaxed", type=Path, help="the main potential's hull (for the early stop)"
+    )
+    setting_argument(
+        shard,
+        "--oxygen-reference",
+        "screen.oxygen_reference",
+        choices=OXYGEN_REFERENCES,
+        help="the hull's oxygen reference (for the early stop)",
+    )
+    shard.add_argument(
+        "--criteria",
+        type=Criteria.from_json,
+        help="the screen's thresholds as JSON (Criteria); default: config.yaml's",
     )
     shard.add_argument("--out", type=Path, required=True, help="relaxed structures (.json.gz)")
     shard.add_argument("--out-status", type=Path, required=True, help="status table (.csv)")
@@ -92,10 +116,18 @@ def run_shard(args: argparse.Namespace) -> dict:
         raise PipelineInputError(f"--shard must be in 0..{args.shards - 1}, not {args.shard}")
     spec, settings = relax_options(args)
     records = read_records(args.input)[args.shard :: args.shards]
-    results, outcomes = relax_along_screen_path(
-        records, spec, settings, args.mode, args.batch_atoms, args.symmetrise
-    )
     potential = describe(spec)
+    early_stop = early_stop_for(
+        records,
+        read_records(args.references_relaxed) if args.references_relaxed else None,
+        args.oxygen_reference,
+        potential,
+        (args.criteria or Criteria.default()).metastable,
+        args.early_stop or EarlyStopSettings(),
+    )
+    results, outcomes = relax_along_screen_path(
+        records, spec, settings, args.mode, args.batch_atoms, args.symmetrise, True, early_stop
+    )
     relaxed = [res.to_record(rec, potential) for rec, res in zip(records, results) if res.ok]
     write_records(relaxed, args.out)
     rows = [{**r.table_row(potential), **o.table_columns()} for r, o in zip(results, outcomes)]
@@ -106,6 +138,7 @@ def run_shard(args: argparse.Namespace) -> dict:
         **summarize(results),
         "symmetrised": sum(o.symmetrised for o in outcomes),
         "symmetrise_tried": sum(o.tried for o in outcomes),
+        "stopped_early": sum(is_stopped(r) for r in results),
         "potential": potential,
         "mode": args.mode,
     }
