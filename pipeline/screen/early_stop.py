@@ -5,7 +5,7 @@ converge. A relaxation does not depend on its batch partners (:mod:`pipeline.scr
 so stopping some structures early leaves the path of every other one, step for step, as the
 full path has it: their E_hull and verdicts cannot change. What can change is the verdict of a
 stopped structure, so the rule stops only a structure that is still far above the largest
-E_hull threshold of the verdict (``screen.e_hull.metastable``) at a check step:
+E_hull threshold of the verdict (the criteria's metastable one) at a check step:
 
 * at each check step ``s`` of ``screen.early_stop.checks`` (a FIRE step and a margin), a
   structure that has neither converged nor failed and whose E_hull there exceeds the largest
