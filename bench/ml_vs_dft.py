@@ -41,11 +41,8 @@ from pipeline.errors import PipelineInputError, exit_on_input_error  # noqa: E40
 from pipeline.formats import read_table  # noqa: E402
 from pipeline.records import CrystalRecord, read_records  # noqa: E402
 from pipeline.screen.criteria import Criteria  # noqa: E402
-from pipeline.screen.potentials import (  # noqa: E402
-    PotentialSpec,
-    ase_calculator,
-    energy_scale,
-)
+from pipeline.screen.potential_names import energy_scale  # noqa: E402
+from pipeline.screen.potentials import PotentialSpec, ase_calculator  # noqa: E402
 from pipeline.screen.single_point import energies_sequential  # noqa: E402
 from pipeline.settings import default, parse_options  # noqa: E402
 
@@ -166,7 +163,15 @@ def main() -> None:
     parser.add_argument("--results", type=Path, required=True, help="a finished run's results/")
     parser.add_argument("--potential", default=default("screen.potential"), help="of the run")
     parser.add_argument("--potentials", nargs="+", default=["chgnet", "sevennet", "m3gnet"])
+    parser.add_argument(
+        "--criteria", type=Path, help="the run's criteria.json (default: <results>/criteria.json)"
+    )
     parser.add_argument("--min-structures", type=int, default=10)
+    parser.add_argument(
+        "--max-atoms",
+        type=int,
+        help="leave out structures (and the references they alone need) of more atoms per cell",
+    )
     parser.add_argument("--polymorphs", type=int, default=1, help="known ones per formula")
     parser.add_argument("--rediscoveries", type=int, default=4, help="of lowest ML E_hull")
     parser.add_argument(
@@ -182,16 +187,24 @@ def main() -> None:
     settings = DftSettings.from_options(
         {**dataclasses.asdict(default("dft")), **parse_options(args.options)}
     )
-    criteria = Criteria.read(args.results / "criteria.json")  # the run's verdict thresholds
+    # the run's verdict thresholds
+    criteria = Criteria.read(args.criteria or args.results / "criteria.json")
     thresholds = {"synthesizable": criteria.synthesizable, "metastable": criteria.metastable}
     table = read_table(args.results / "candidates.csv", ["id", "e_above_hull", "passes"])
+    small = (lambda r: r.natoms <= args.max_atoms) if args.max_atoms else (lambda r: True)
     relaxed = {
         r.id: r
         for r in read_records(args.results / f"screen/relax/{args.potential}/relaxed.json.gz")
+        if small(r)
     }
     phases = read_records(args.results / f"hull/{args.potential}/references_relaxed.json.gz")
     chosen = select(
-        table, relaxed, phases, args.min_structures, args.polymorphs, args.rediscoveries
+        table,
+        relaxed,
+        [p for p in phases if small(p)],
+        args.min_structures,
+        args.polymorphs,
+        args.rediscoveries,
     )
     structures = [r for _, r in chosen]
     needed = reference_ids(structures, phases)
