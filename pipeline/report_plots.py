@@ -162,8 +162,11 @@ def plot_gap_vs_pourbaix(
     save_figure(fig, path)
 
 
-def plot_ml_vs_dft(checked: pd.DataFrame, thresholds: dict[str, float], path: str | Path) -> None:
-    """The DFT check's verdict: ML E_hull against DFT E_hull of each checked candidate.
+def plot_ml_vs_dft(
+    checked: pd.DataFrame, thresholds: dict[str, float], path: str | Path
+) -> pd.DataFrame:
+    """The DFT check's verdict: ML E_hull against DFT E_hull of each checked candidate; returns
+    the points drawn (``id``, ``e_above_hull``, ``e_above_hull_dft``, ``dft_agrees``).
 
     ``checked``: candidates joined with ``dft_check.csv`` (:func:`pipeline.dft.verdicts.
     join_verdicts`), rows without a DFT E_hull left out. Marked by ``dft_agrees`` (the ML and
@@ -198,6 +201,9 @@ def plot_ml_vs_dft(checked: pd.DataFrame, thresholds: dict[str, float], path: st
     if len(rows):
         ax.legend(fontsize=8, loc="upper left")
     save_figure(fig, path)
+    return pd.DataFrame(
+        {"id": rows["id"], "e_above_hull": ml, "e_above_hull_dft": dft, "dft_agrees": agrees}
+    ).reset_index(drop=True)
 
 
 def plot_lattice_distributions(

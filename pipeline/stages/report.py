@@ -101,11 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.dft_check is not None:
         thresholds = {"synthesizable": criteria.synthesizable, "metastable": criteria.metastable}
         checked = join_verdicts(candidates, read_verdicts(args.dft_check))
-        checked = checked.dropna(subset=["e_above_hull_dft"])
-        plot_ml_vs_dft(checked, thresholds, args.out_dft)
+        drawn = plot_ml_vs_dft(checked, thresholds, args.out_dft)
         print(
-            f"DFT check: {len(checked)} candidates with a DFT E_hull,"
-            f" the ML verdict agrees on {int(checked['dft_agrees'].sum())}"
+            f"DFT check: {len(drawn)} candidates with a DFT E_hull,"
+            f" the ML verdict agrees on {int(drawn['dft_agrees'].sum())}"
         )
     ks = plot_lattice_distributions(
         [r.to_structure() for r in read_records(args.relaxed)],
