@@ -61,7 +61,7 @@ def select(
 ) -> list[tuple[str, CrystalRecord]]:
     """(kind, record): exported, the ``rediscoveries`` of lowest ML E_hull, known polymorphs of
     their formulas, then the other candidates of lowest ML E_hull up to ``min_structures``."""
-    table = table.sort_values("e_above_hull", kind="stable")
+    table = table.loc[table["id"].isin(relaxed)].sort_values("e_above_hull", kind="stable")
     passes = table["passes"].astype(str).str.lower() == "true"
     known = table.get("relaxed_known_as", pd.Series(index=table.index, dtype=object)).notna()
     chosen: list[tuple[str, CrystalRecord]] = []
@@ -69,7 +69,7 @@ def select(
         ("exported", table.loc[passes, "id"]),
         ("rediscovered", table.loc[known & ~passes, "id"].head(rediscoveries)),
     ):
-        chosen += [(kind, relaxed[i]) for i in ids if i in relaxed]
+        chosen += [(kind, relaxed[i]) for i in ids]
     formulas = {reduced(r) for _, r in chosen}
     for formula in sorted(formulas):
         same = sorted(
@@ -82,8 +82,7 @@ def select(
     for record_id in rest["id"]:
         if len(chosen) >= min_structures:
             break
-        if record_id in relaxed:
-            chosen.append(("candidate", relaxed[record_id]))
+        chosen.append(("candidate", relaxed[record_id]))
     return chosen
 
 
@@ -170,10 +169,16 @@ def main() -> None:
     parser.add_argument(
         "--max-atoms",
         type=int,
-        help="leave out structures (and the references they alone need) of more atoms per cell",
+        help="leave out candidates of more atoms per cell (their known polymorphs and the"
+        " references stay: those are needed regardless)",
     )
     parser.add_argument("--polymorphs", type=int, default=1, help="known ones per formula")
     parser.add_argument("--rediscoveries", type=int, default=4, help="of lowest ML E_hull")
+    parser.add_argument(
+        "--formulas",
+        nargs="+",
+        help="only candidates of these reduced formulas (the references stay what they need)",
+    )
     parser.add_argument(
         "--plan", action="store_true", help="list the structures and references, compute nothing"
     )
@@ -191,7 +196,13 @@ def main() -> None:
     criteria = Criteria.read(args.criteria or args.results / "criteria.json")
     thresholds = {"synthesizable": criteria.synthesizable, "metastable": criteria.metastable}
     table = read_table(args.results / "candidates.csv", ["id", "e_above_hull", "passes"])
-    small = (lambda r: r.natoms <= args.max_atoms) if args.max_atoms else (lambda r: True)
+    formulas = set(args.formulas or [])
+
+    def small(record: CrystalRecord) -> bool:
+        """Whether a candidate may be measured (--max-atoms, --formulas)."""
+        fits = not args.max_atoms or record.natoms <= args.max_atoms
+        return fits and (not formulas or reduced(record) in formulas)
+
     relaxed = {
         r.id: r
         for r in read_records(args.results / f"screen/relax/{args.potential}/relaxed.json.gz")
@@ -201,7 +212,7 @@ def main() -> None:
     chosen = select(
         table,
         relaxed,
-        [p for p in phases if small(p)],
+        phases,  # a known polymorph is a reference of its formula anyway: no extra calculation
         args.min_structures,
         args.polymorphs,
         args.rediscoveries,
