@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition, Lattice, Structure
 
 from pipeline.dft.cache import DftCache, calculation_key, ship
 from pipeline.dft.check import Calculation, top_exported, verdict, write_dft_check
 from pipeline.dft.corrections import mp2020_entry
-from pipeline.dft.gpaw_calc import DftEnergy, DftSettings, kpoint_mesh
+from pipeline.dft.gpaw_calc import DftEnergy, DftSettings, gpaw_cell, kpoint_mesh
 from pipeline.dft.hull import Phase, e_above_hull, reference_ids
 from pipeline.dft.mp_inputs import mp_parameters
 from pipeline.dft.verdicts import join_verdicts, read_verdicts
@@ -67,6 +68,22 @@ def test_kpoint_density_gives_more_points_along_shorter_cell_vectors():
 
 
 # --- the cache ------------------------------------------------------------------------------
+
+
+def test_a_skewed_cell_is_reduced_for_gpaw_and_a_reasonable_one_is_left_alone():
+    rock_salt = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(4.21), ["Mg", "O"], [[0] * 3, [0.5] * 3]
+    )
+    primitive = rock_salt.get_primitive_structure()  # 60° angles: GPAW takes them
+    assert gpaw_cell(primitive) is primitive
+    skewed = primitive.copy()
+    skewed.make_supercell([[1, 0, 0], [3, 1, 0], [0, 0, 1]])  # unimodular: the same crystal
+    assert not all(40 < a < 140 for a in skewed.lattice.angles)
+    reduced = gpaw_cell(skewed)
+    assert all(40 < a < 140 for a in reduced.lattice.angles)
+    assert [s.specie.symbol for s in reduced] == [s.specie.symbol for s in skewed]
+    assert reduced.volume == pytest.approx(skewed.volume)
+    assert StructureMatcher().fit(reduced, primitive)
 
 
 def test_cache_key_follows_structure_and_settings_not_the_cell_image():

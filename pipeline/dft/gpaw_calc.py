@@ -120,13 +120,29 @@ def kpoint_mesh(
     return mesh[0], mesh[1], mesh[2]
 
 
+# GPAW's own bounds on the cell angles (degrees): outside them it warns that results may be
+# wrong; such cells also need far more k-points and grid points than their reduced form.
+CELL_ANGLES = (40.0, 140.0)
+
+
+def gpaw_cell(structure: Structure) -> Structure:
+    """``structure`` itself when GPAW takes its cell as it is, else its Niggli-reduced cell
+    (the same crystal, sites in the same order). A reasonable cell is never changed, so
+    calculations cached for it stay valid."""
+    low, high = CELL_ANGLES
+    if all(low < angle < high for angle in structure.lattice.angles):
+        return structure
+    return structure.get_reduced_structure("niggli")
+
+
 def single_point(
     structure: Structure,
     parameters: MpParameters,
     settings: DftSettings,
     log: str | Path | None = None,
 ) -> DftEnergy:
-    """The PBE(+U) energy of ``structure`` at MP's U values and initial moments.
+    """The PBE(+U) energy of ``structure`` at MP's U values and initial moments (on
+    :func:`gpaw_cell`'s cell).
 
     A calculation that does not converge in ``max_iterations`` comes back with
     ``converged=False``, its error and a NaN energy rather than raising.
@@ -135,6 +151,7 @@ def single_point(
     from gpaw import GPAW, PW, KohnShamConvergenceError
     from threadpoolctl import threadpool_limits
 
+    structure = gpaw_cell(structure)
     atoms = AseAtomsAdaptor.get_atoms(structure)
     atoms.set_initial_magnetic_moments(list(parameters.magmoms))
     mesh = kpoint_mesh(structure, parameters, settings)
