@@ -261,6 +261,8 @@ def main() -> None:
         rows[f"e_hull_{potential}"] = rows["id"].map(
             hull_distances(structures, references, energies)
         )
+    rows["dft_cpu_s"] = rows["id"].map(lambda i: round(cost[i].cpu_s, 1))
+    rows["dft_wall_s"] = rows["id"].map(lambda i: round(cost[i].wall_s, 1))
     if args.rows:
         rows.to_csv(args.rows, index=False, float_format="%.4f")
     results = [cost[i] for i in everything]
