@@ -60,29 +60,36 @@ def select(
     rediscoveries: int,
 ) -> list[tuple[str, CrystalRecord]]:
     """(kind, record): exported, the ``rediscoveries`` of lowest ML E_hull, known polymorphs of
-    their formulas, then the other candidates of lowest ML E_hull up to ``min_structures``."""
+    their formulas, the other candidates of lowest ML E_hull up to ``min_structures``, then
+    the known polymorphs of those candidates' formulas (the lowest is a reference of its
+    formula anyway, so with ``polymorphs`` 1 they cost no calculation)."""
     table = table.loc[table["id"].isin(relaxed)].sort_values("e_above_hull", kind="stable")
     passes = table["passes"].astype(str).str.lower() == "true"
     known = table.get("relaxed_known_as", pd.Series(index=table.index, dtype=object)).notna()
     chosen: list[tuple[str, CrystalRecord]] = []
+
+    def add_known_polymorphs() -> None:
+        have = {reduced(r) for kind, r in chosen if kind == "known"}
+        for formula in sorted({reduced(r) for _, r in chosen} - have):
+            same = sorted(
+                (p for p in phases if reduced(p) == formula),
+                key=lambda p: p.properties["energy_per_atom"],
+            )
+            chosen.extend(("known", p) for p in same[:polymorphs])
+
     for kind, ids in (
         ("exported", table.loc[passes, "id"]),
         ("rediscovered", table.loc[known & ~passes, "id"].head(rediscoveries)),
     ):
         chosen += [(kind, relaxed[i]) for i in ids]
-    formulas = {reduced(r) for _, r in chosen}
-    for formula in sorted(formulas):
-        same = sorted(
-            (p for p in phases if reduced(p) == formula),
-            key=lambda p: p.properties["energy_per_atom"],
-        )
-        chosen += [("known", p) for p in same[:polymorphs]]
+    add_known_polymorphs()
     taken = {r.id for _, r in chosen}
     rest = table.loc[~table["id"].isin(taken)]
     for record_id in rest["id"]:
         if len(chosen) >= min_structures:
             break
         chosen.append(("candidate", relaxed[record_id]))
+    add_known_polymorphs()
     return chosen
 
 
