@@ -31,7 +31,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.dft.cache import DftCache  # noqa: E402
+from pipeline.dft.cache import DftCache, calculation_key  # noqa: E402
 from pipeline.dft.check import calculate  # noqa: E402
 from pipeline.dft.corrections import mp2020_entry  # noqa: E402
 from pipeline.dft.gpaw_calc import DftSettings, require_gpaw  # noqa: E402
@@ -187,6 +187,12 @@ def main() -> None:
         help="only candidates of these reduced formulas (the references stay what they need)",
     )
     parser.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="leave out structures whose calculation or references the cache does not hold"
+        " (listed as not_measured)",
+    )
+    parser.add_argument(
         "--plan", action="store_true", help="list the structures and references, compute nothing"
     )
     parser.add_argument("--options", default="{}", help="dft settings as JSON (config: dft)")
@@ -224,11 +230,29 @@ def main() -> None:
         args.polymorphs,
         args.rediscoveries,
     )
+    needed = reference_ids([r for _, r in chosen], phases)
+    cache = DftCache(args.cache, args.shipped)
+    not_measured = []
+    if args.cached_only:  # leave out what the cache cannot answer: the structure or a reference
+        phase_by_id = {p.id: p for p in phases}
+        wanted = {r.id: r for _, r in chosen} | {
+            i: phase_by_id[i] for ids in needed.values() for i in ids
+        }
+
+        def is_cached(record: CrystalRecord) -> bool:
+            structure = record.to_structure()
+            key = calculation_key(structure, mp_parameters(structure), settings)
+            return cache.get(key) is not None
+
+        missing = {i for i, record in wanted.items() if not is_cached(record)}
+        not_measured = [r.id for _, r in chosen if {r.id, *needed[r.id]} & missing]
+        chosen = [(kind, r) for kind, r in chosen if r.id not in not_measured]
     structures = [r for _, r in chosen]
-    needed = reference_ids(structures, phases)
     by_id = {p.id: p for p in phases}
-    references = [by_id[i] for i in sorted({i for ids in needed.values() for i in ids})]
+    references = [by_id[i] for i in sorted({i for r in structures for i in needed[r.id]})]
     if args.plan:
+        for record_id in not_measured:
+            print(f"{'not cached':12} {record_id}", file=sys.stderr)
         for kind, record in chosen:
             print(f"{kind:12} {record.id} {reduced(record)} {record.natoms} atoms", file=sys.stderr)
         for record in references:
@@ -238,7 +262,6 @@ def main() -> None:
             )
         return
 
-    cache = DftCache(args.cache, args.shipped)
     everything = {r.id: r for r in [*references, *structures]}
     dft, cost = {}, {}
     for record in everything.values():
@@ -278,6 +301,7 @@ def main() -> None:
         json.dumps(
             {
                 "structures": len(structures),
+                "not_measured": not_measured,
                 "kinds": rows["kind"].value_counts().to_dict(),
                 "references": len(references),
                 "dft_settings": settings.key(),
