@@ -168,12 +168,20 @@ def single_point(
         options["basis"] = settings.basis
     if parameters.hubbard:
         options["setups"] = {h.element: f":{h.shell},{h.u}" for h in parameters.hubbard}
+    from gpaw.new.symmetry import SymmetryAnalysisBug
+
     atoms.calc = GPAW(**options)
     wall, cpu = time.perf_counter(), time.process_time()
     energy, moment, error = math.nan, math.nan, ""
     with threadpool_limits(limits=1):
         try:
-            energy = float(atoms.get_potential_energy())
+            try:
+                energy = float(atoms.get_potential_energy())
+            except SymmetryAnalysisBug:
+                # GPAW's symmetry analysis gives up on some generated cells: the same
+                # calculation without point-group symmetry (more k-points, same energy)
+                atoms.calc = GPAW(**options, symmetry={"point_group": False})
+                energy = float(atoms.get_potential_energy())
             moment = float(atoms.get_magnetic_moment())
         except KohnShamConvergenceError as exc:
             error = f"SCF not converged in {settings.max_iterations} iterations ({exc})"
