@@ -31,7 +31,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pipeline.dft.cache import DftCache  # noqa: E402
+from pipeline.dft.cache import DftCache, calculation_key  # noqa: E402
 from pipeline.dft.check import calculate  # noqa: E402
 from pipeline.dft.corrections import mp2020_entry  # noqa: E402
 from pipeline.dft.gpaw_calc import DftSettings, require_gpaw  # noqa: E402
@@ -41,11 +41,8 @@ from pipeline.errors import PipelineInputError, exit_on_input_error  # noqa: E40
 from pipeline.formats import read_table  # noqa: E402
 from pipeline.records import CrystalRecord, read_records  # noqa: E402
 from pipeline.screen.criteria import Criteria  # noqa: E402
-from pipeline.screen.potentials import (  # noqa: E402
-    PotentialSpec,
-    ase_calculator,
-    energy_scale,
-)
+from pipeline.screen.potential_names import energy_scale  # noqa: E402
+from pipeline.screen.potentials import PotentialSpec, ase_calculator  # noqa: E402
 from pipeline.screen.single_point import energies_sequential  # noqa: E402
 from pipeline.settings import default, parse_options  # noqa: E402
 
@@ -63,30 +60,36 @@ def select(
     rediscoveries: int,
 ) -> list[tuple[str, CrystalRecord]]:
     """(kind, record): exported, the ``rediscoveries`` of lowest ML E_hull, known polymorphs of
-    their formulas, then the other candidates of lowest ML E_hull up to ``min_structures``."""
-    table = table.sort_values("e_above_hull", kind="stable")
+    their formulas, the other candidates of lowest ML E_hull up to ``min_structures``, then
+    the known polymorphs of those candidates' formulas (the lowest is a reference of its
+    formula anyway, so with ``polymorphs`` 1 they cost no calculation)."""
+    table = table.loc[table["id"].isin(relaxed)].sort_values("e_above_hull", kind="stable")
     passes = table["passes"].astype(str).str.lower() == "true"
     known = table.get("relaxed_known_as", pd.Series(index=table.index, dtype=object)).notna()
     chosen: list[tuple[str, CrystalRecord]] = []
+
+    def add_known_polymorphs() -> None:
+        have = {reduced(r) for kind, r in chosen if kind == "known"}
+        for formula in sorted({reduced(r) for _, r in chosen} - have):
+            same = sorted(
+                (p for p in phases if reduced(p) == formula),
+                key=lambda p: p.properties["energy_per_atom"],
+            )
+            chosen.extend(("known", p) for p in same[:polymorphs])
+
     for kind, ids in (
         ("exported", table.loc[passes, "id"]),
         ("rediscovered", table.loc[known & ~passes, "id"].head(rediscoveries)),
     ):
-        chosen += [(kind, relaxed[i]) for i in ids if i in relaxed]
-    formulas = {reduced(r) for _, r in chosen}
-    for formula in sorted(formulas):
-        same = sorted(
-            (p for p in phases if reduced(p) == formula),
-            key=lambda p: p.properties["energy_per_atom"],
-        )
-        chosen += [("known", p) for p in same[:polymorphs]]
+        chosen += [(kind, relaxed[i]) for i in ids]
+    add_known_polymorphs()
     taken = {r.id for _, r in chosen}
     rest = table.loc[~table["id"].isin(taken)]
     for record_id in rest["id"]:
         if len(chosen) >= min_structures:
             break
-        if record_id in relaxed:
-            chosen.append(("candidate", relaxed[record_id]))
+        chosen.append(("candidate", relaxed[record_id]))
+    add_known_polymorphs()
     return chosen
 
 
@@ -166,9 +169,29 @@ def main() -> None:
     parser.add_argument("--results", type=Path, required=True, help="a finished run's results/")
     parser.add_argument("--potential", default=default("screen.potential"), help="of the run")
     parser.add_argument("--potentials", nargs="+", default=["chgnet", "sevennet", "m3gnet"])
+    parser.add_argument(
+        "--criteria", type=Path, help="the run's criteria.json (default: <results>/criteria.json)"
+    )
     parser.add_argument("--min-structures", type=int, default=10)
+    parser.add_argument(
+        "--max-atoms",
+        type=int,
+        help="leave out candidates of more atoms per cell (their known polymorphs and the"
+        " references stay: those are needed regardless)",
+    )
     parser.add_argument("--polymorphs", type=int, default=1, help="known ones per formula")
     parser.add_argument("--rediscoveries", type=int, default=4, help="of lowest ML E_hull")
+    parser.add_argument(
+        "--formulas",
+        nargs="+",
+        help="only candidates of these reduced formulas (the references stay what they need)",
+    )
+    parser.add_argument(
+        "--cached-only",
+        action="store_true",
+        help="leave out structures whose calculation or references the cache does not hold"
+        " (listed as not_measured)",
+    )
     parser.add_argument(
         "--plan", action="store_true", help="list the structures and references, compute nothing"
     )
@@ -182,22 +205,54 @@ def main() -> None:
     settings = DftSettings.from_options(
         {**dataclasses.asdict(default("dft")), **parse_options(args.options)}
     )
-    criteria = Criteria.read(args.results / "criteria.json")  # the run's verdict thresholds
+    # the run's verdict thresholds
+    criteria = Criteria.read(args.criteria or args.results / "criteria.json")
     thresholds = {"synthesizable": criteria.synthesizable, "metastable": criteria.metastable}
     table = read_table(args.results / "candidates.csv", ["id", "e_above_hull", "passes"])
+    formulas = set(args.formulas or [])
+
+    def small(record: CrystalRecord) -> bool:
+        """Whether a candidate may be measured (--max-atoms, --formulas)."""
+        fits = not args.max_atoms or record.natoms <= args.max_atoms
+        return fits and (not formulas or reduced(record) in formulas)
+
     relaxed = {
         r.id: r
         for r in read_records(args.results / f"screen/relax/{args.potential}/relaxed.json.gz")
+        if small(r)
     }
     phases = read_records(args.results / f"hull/{args.potential}/references_relaxed.json.gz")
     chosen = select(
-        table, relaxed, phases, args.min_structures, args.polymorphs, args.rediscoveries
+        table,
+        relaxed,
+        phases,  # a known polymorph is a reference of its formula anyway: no extra calculation
+        args.min_structures,
+        args.polymorphs,
+        args.rediscoveries,
     )
+    needed = reference_ids([r for _, r in chosen], phases)
+    cache = DftCache(args.cache, args.shipped)
+    not_measured = []
+    if args.cached_only:  # leave out what the cache cannot answer: the structure or a reference
+        phase_by_id = {p.id: p for p in phases}
+        wanted = {r.id: r for _, r in chosen} | {
+            i: phase_by_id[i] for ids in needed.values() for i in ids
+        }
+
+        def is_cached(record: CrystalRecord) -> bool:
+            structure = record.to_structure()
+            key = calculation_key(structure, mp_parameters(structure), settings)
+            return cache.get(key) is not None
+
+        missing = {i for i, record in wanted.items() if not is_cached(record)}
+        not_measured = [r.id for _, r in chosen if {r.id, *needed[r.id]} & missing]
+        chosen = [(kind, r) for kind, r in chosen if r.id not in not_measured]
     structures = [r for _, r in chosen]
-    needed = reference_ids(structures, phases)
     by_id = {p.id: p for p in phases}
-    references = [by_id[i] for i in sorted({i for ids in needed.values() for i in ids})]
+    references = [by_id[i] for i in sorted({i for r in structures for i in needed[r.id]})]
     if args.plan:
+        for record_id in not_measured:
+            print(f"{'not cached':12} {record_id}", file=sys.stderr)
         for kind, record in chosen:
             print(f"{kind:12} {record.id} {reduced(record)} {record.natoms} atoms", file=sys.stderr)
         for record in references:
@@ -207,7 +262,6 @@ def main() -> None:
             )
         return
 
-    cache = DftCache(args.cache, args.shipped)
     everything = {r.id: r for r in [*references, *structures]}
     dft, cost = {}, {}
     for record in everything.values():
@@ -237,6 +291,8 @@ def main() -> None:
         rows[f"e_hull_{potential}"] = rows["id"].map(
             hull_distances(structures, references, energies)
         )
+    rows["dft_cpu_s"] = rows["id"].map(lambda i: round(cost[i].cpu_s, 1))
+    rows["dft_wall_s"] = rows["id"].map(lambda i: round(cost[i].wall_s, 1))
     if args.rows:
         rows.to_csv(args.rows, index=False, float_format="%.4f")
     results = [cost[i] for i in everything]
@@ -245,6 +301,7 @@ def main() -> None:
         json.dumps(
             {
                 "structures": len(structures),
+                "not_measured": not_measured,
                 "kinds": rows["kind"].value_counts().to_dict(),
                 "references": len(references),
                 "dft_settings": settings.key(),

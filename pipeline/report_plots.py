@@ -162,6 +162,50 @@ def plot_gap_vs_pourbaix(
     save_figure(fig, path)
 
 
+def plot_ml_vs_dft(
+    checked: pd.DataFrame, thresholds: dict[str, float], path: str | Path
+) -> pd.DataFrame:
+    """The DFT check's verdict: ML E_hull against DFT E_hull of each checked candidate; returns
+    the points drawn (``id``, ``e_above_hull``, ``e_above_hull_dft``, ``dft_agrees``).
+
+    ``checked``: candidates joined with ``dft_check.csv`` (:func:`pipeline.dft.verdicts.
+    join_verdicts`), rows without a DFT E_hull left out. Marked by ``dft_agrees`` (the ML and
+    the DFT verdict on the same side of the synthesizable threshold); the thresholds are drawn
+    on both axes, the diagonal is where the potential equals DFT.
+    """
+    fig, (ax,) = new_figure(height=5.0)
+    rows = checked.dropna(subset=["e_above_hull_dft"])
+    ml = rows["e_above_hull"].astype(float)
+    dft = rows["e_above_hull_dft"].astype(float)
+    agrees = rows["dft_agrees"].fillna(False).astype(bool)
+    for mask, style in (
+        (agrees, {"marker": "o", "color": "tab:green", "label": "ML verdict agrees with DFT"}),
+        (~agrees, {"marker": "X", "color": "tab:red", "label": "ML verdict disagrees"}),
+    ):
+        if mask.any():
+            ax.scatter(ml[mask], dft[mask], s=40, **style)
+    for label, x, y in zip(rows.get("rank", rows["id"]), ml, dft):
+        ax.annotate(str(label), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7)
+    values = [*ml, *dft, *thresholds.values(), 0.0]
+    low, high = min(values) - 0.02, max(values) + 0.02
+    ax.plot([low, high], [low, high], color="0.5", linewidth=1)
+    for name, value in thresholds.items():
+        ax.axvline(value, color="black", linestyle="--", linewidth=0.8)
+        ax.axhline(value, color="black", linestyle="--", linewidth=0.8)
+        ax.text(high, value, f"{name} ({value:g}) ", ha="right", va="bottom", fontsize=7)
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_xlabel("E_hull, ML potential (eV/atom)")
+    ax.set_ylabel("E_hull, DFT PBE(+U), MP2020-corrected (eV/atom)")
+    ax.set_title(f"DFT check: {int(agrees.sum())} of {len(rows)} ML verdicts agree", fontsize=9)
+    if len(rows):
+        ax.legend(fontsize=8, loc="upper left")
+    save_figure(fig, path)
+    return pd.DataFrame(
+        {"id": rows["id"], "e_above_hull": ml, "e_above_hull_dft": dft, "dft_agrees": agrees}
+    ).reset_index(drop=True)
+
+
 def plot_lattice_distributions(
     generated: Sequence[Structure], training: Sequence[Structure], path: str | Path
 ) -> dict[str, float]:

@@ -198,6 +198,22 @@ def dft_check_outputs():
     return [rules.dft_check.output.table] if SETTINGS.dft.check and sample_files() else []
 
 
+def dft_verdict(wildcards):
+    """The DFT check's verdict table (dft.check), which the report and the explorer join by id;
+    none when the check is off."""
+    return [rules.dft_check.output.table] if SETTINGS.dft.check else []
+
+
+def dft_verdict_arg(wildcards, input):
+    """``--dft-check <dft_check.csv>`` when the check is on."""
+    return f"--dft-check {input.dft_check}" if input.dft_check else ""
+
+
+def dft_plot_arg(wildcards, output):
+    """``--out-dft <ml_vs_dft.png>`` when the check is on (the report's DFT plot)."""
+    return f"--out-dft {output.ml_vs_dft}" if output.ml_vs_dft else ""
+
+
 def dft_shipped_arg():
     """The shipped read-only calculations (dft.shipped), if any."""
     shipped = SETTINGS.dft.shipped

@@ -15,6 +15,7 @@ rule explorer:
         references=hull_references(),
         known=rules.fetch_data.output.known,
         dft_ready=rules.export.output.dft_ready,
+        dft_check=dft_verdict,
     output:
         page=directory("results/explorer"),
         database="results/candidates.db",
@@ -29,12 +30,13 @@ rule explorer:
     params:
         chemsys=SETTINGS.chemsys,
         oxygen=SCREEN.oxygen_reference,
+        dft_check=dft_verdict_arg,
     shell:
         "python -m pipeline.stages.explorer --relaxed {input.relaxed}"
         " --candidates {input.candidates} --criteria {input.criteria} --hull {input.hull}"
         " --properties {input.properties} --pourbaix {input.pourbaix}"
         " --validation {input.validation} --relax-status {input.relax_status}"
         " --references {input.references} --known {input.known}"
-        " --dft-ready {input.dft_ready} --chemsys {params.chemsys}"
+        " --dft-ready {input.dft_ready} {params.dft_check} --chemsys {params.chemsys}"
         " --oxygen-reference {params.oxygen}"
         " --out-dir {output.page} --out-db {output.database} > {log} 2>&1"

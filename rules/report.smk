@@ -1,4 +1,5 @@
-# The screen's plots, registered for `snakemake --report`: the export's verdict, drawn.
+# The screen's plots, registered for `snakemake --report`: the export's verdict, drawn (and the
+# DFT check's, joined by id, when dft.check is on).
 
 
 rule report:
@@ -8,6 +9,7 @@ rule report:
         references=hull_references(),
         relaxed=relaxed(),
         training=rules.fetch_data.output.dataset,
+        dft_check=dft_verdict,
     output:
         e_hull=report(
             "results/report/e_hull_histogram.png",
@@ -29,6 +31,15 @@ rule report:
             category="5. Quality",
             caption="../report/lattice_parameters.rst",
         ),
+        ml_vs_dft=(
+            report(
+                "results/report/ml_vs_dft.png",
+                category="4. Screen",
+                caption="../report/ml_vs_dft.rst",
+            )
+            if SETTINGS.dft.check
+            else []
+        ),
     log:
         "logs/report.log",
     conda:
@@ -40,6 +51,8 @@ rule report:
     params:
         chemsys=SETTINGS.chemsys,
         oxygen=SCREEN.oxygen_reference,
+        dft_check=dft_verdict_arg,
+        out_dft=dft_plot_arg,
     shell:
         "python -m pipeline.stages.report --chemsys {params.chemsys}"
         " --candidates {input.candidates} --criteria {input.criteria}"
@@ -47,4 +60,4 @@ rule report:
         " --references {input.references} --relaxed {input.relaxed}"
         " --training {input.training} --out-e-hull {output.e_hull}"
         " --out-ternary {output.ternary} --out-gap-pourbaix {output.gap_pourbaix}"
-        " --out-lattice {output.lattice} > {log} 2>&1"
+        " --out-lattice {output.lattice} {params.dft_check} {params.out_dft} > {log} 2>&1"

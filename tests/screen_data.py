@@ -198,3 +198,37 @@ def run_screen(folder: Path) -> dict[str, Path]:
     }
     assert export_main([str(a) for item in export.items() for a in item]) == 0
     return paths
+
+
+def write_dft_check(folder: Path, candidates: Path, e_hull_dft: dict[str, float]) -> Path:
+    """``results/dft_check/dft_check.csv`` for the candidates ``e_hull_dft`` names, as the DFT
+    check writes it: each row from :func:`pipeline.dft.check.verdict` on a candidate whose DFT
+    energy lies ``e_hull_dft[id]`` above a reference of its own composition (the energies are
+    set, not computed: GPAW runs in tests/test_dft_gpaw.py)."""
+    from pipeline.dft.check import Calculation, verdict, write_dft_check
+    from pipeline.dft.gpaw_calc import DftEnergy
+    from pipeline.dft.hull import Phase
+
+    table = pd.read_csv(candidates, dtype={"id": str})
+    ml_e_hull = dict(zip(table["id"], table["e_above_hull"].astype(float)))
+    relaxed = {r.id: r for r in screen_data().candidates}
+    rows = []
+    for record_id, distance in e_hull_dft.items():
+        structure = relaxed[record_id].to_structure()
+        n = len(structure)
+        energy = -6.0 + distance
+        result = DftEnergy(energy * n, n, 0.0, 12, True, (2, 2, 2), 30.0, 20.0)
+        calculation = Calculation(record_id, structure, result, energy, cached=False)
+        reference = Phase("ref", structure.composition, -6.0)
+        rows.append(
+            verdict(
+                relaxed[record_id],
+                ml_e_hull[record_id],
+                calculation,
+                [reference],
+                ["ref"],
+                {},
+                CRITERIA,
+            )
+        )
+    return write_dft_check(rows, folder / "results/dft_check/dft_check.csv")

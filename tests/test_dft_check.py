@@ -9,14 +9,16 @@ from pathlib import Path
 
 import pytest
 from pymatgen.analysis.phase_diagram import PDEntry, PhaseDiagram
+from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Composition, Lattice, Structure
 
 from pipeline.dft.cache import DftCache, calculation_key, ship
-from pipeline.dft.check import Calculation, top_exported, verdict
+from pipeline.dft.check import Calculation, top_exported, verdict, write_dft_check
 from pipeline.dft.corrections import mp2020_entry
-from pipeline.dft.gpaw_calc import DftEnergy, DftSettings, kpoint_mesh
+from pipeline.dft.gpaw_calc import DftEnergy, DftSettings, gpaw_cell, kpoint_mesh
 from pipeline.dft.hull import Phase, e_above_hull, reference_ids
 from pipeline.dft.mp_inputs import mp_parameters
+from pipeline.dft.verdicts import join_verdicts, read_verdicts
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord, read_records
 from pipeline.screen.criteria import Criteria
@@ -66,6 +68,22 @@ def test_kpoint_density_gives_more_points_along_shorter_cell_vectors():
 
 
 # --- the cache ------------------------------------------------------------------------------
+
+
+def test_a_skewed_cell_is_reduced_for_gpaw_and_a_reasonable_one_is_left_alone():
+    rock_salt = Structure.from_spacegroup(
+        "Fm-3m", Lattice.cubic(4.21), ["Mg", "O"], [[0] * 3, [0.5] * 3]
+    )
+    primitive = rock_salt.get_primitive_structure()  # 60° angles: GPAW takes them
+    assert gpaw_cell(primitive) is primitive
+    skewed = primitive.copy()
+    skewed.make_supercell([[1, 0, 0], [3, 1, 0], [0, 0, 1]])  # unimodular: the same crystal
+    assert not all(40 < a < 140 for a in skewed.lattice.angles)
+    reduced = gpaw_cell(skewed)
+    assert all(40 < a < 140 for a in reduced.lattice.angles)
+    assert [s.specie.symbol for s in reduced] == [s.specie.symbol for s in skewed]
+    assert reduced.volume == pytest.approx(skewed.volume)
+    assert StructureMatcher().fit(reduced, primitive)
 
 
 def test_cache_key_follows_structure_and_settings_not_the_cell_image():
@@ -246,6 +264,36 @@ def test_a_failed_reference_leaves_no_dft_verdict():
     )
     assert math.isnan(row.e_above_hull_dft) and "ref: SCF not converged" in row.dft_error
     assert not row.passes_dft and not row.dft_agrees and not row.dft_agrees_metastable
+
+
+def test_the_verdict_table_reads_back_as_written_and_joins_by_id(tmp_path):
+    import pandas as pd
+
+    structure = rocksalt(4.21, "Mg")
+    reference = Phase("ref", Composition("MgO"), -6.0)
+    rows = [
+        verdict(
+            CrystalRecord.from_structure(structure, name),
+            ml,
+            calculation(name, structure, energy),
+            [reference],
+            ["ref"],
+            {},
+            CRITERIA,
+        )
+        for name, ml, energy in (("007", 0.05, -5.95), ("c2", 0.05, -5.8))
+    ]
+    table = read_verdicts(write_dft_check(rows, tmp_path / "dft_check.csv"))
+    assert table["id"].tolist() == ["007", "c2"]  # ids stay strings
+    assert table["dft_agrees"].tolist() == [True, False]
+    assert table["e_above_hull_dft"].tolist() == pytest.approx([0.05, 0.2])
+    candidates = pd.DataFrame({"id": ["c2", "other", "007"], "e_above_hull": [0.05, 0.5, 0.05]})
+    joined = join_verdicts(candidates, table)
+    assert joined["id"].tolist() == ["c2", "other", "007"]  # the candidates' rows and order
+    assert joined["dft_agrees"].tolist()[::2] == [False, True]
+    assert pd.isna(joined.loc[1, "dft_agrees"]) and pd.isna(joined.loc[1, "e_above_hull_dft"])
+    empty = read_verdicts(write_dft_check([], tmp_path / "empty.csv"))
+    assert empty.empty and join_verdicts(candidates, empty)["e_above_hull_dft"].isna().all()
 
 
 def test_check_cli_writes_an_empty_table_when_nothing_was_exported(tmp_path):

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from pymatgen.analysis.structure_matcher import StructureMatcher
 from pymatgen.core import Structure
-from screen_data import run_screen, screen_data
+from screen_data import run_screen, screen_data, write_dft_check
 
 from pipeline.explorer.database import database_key, database_value
 from pipeline.explorer.nearest import find_nearest, radial_fingerprint
@@ -33,6 +33,12 @@ pytestmark = pytest.mark.slow
 def build_explorer(folder: Path) -> Path:
     """The screen's stages on the small real inputs, then the explorer; returns ``folder``."""
     paths = run_screen(folder)
+    assert explorer_main(explorer_argv(paths, folder)) == 0
+    return folder
+
+
+def explorer_argv(paths: dict[str, Path], folder: Path, *extra: str | Path) -> list[str]:
+    """The explorer CLI's arguments on the screen's ``paths``, writing under ``folder``."""
     explorer = {
         "--relaxed": paths["relaxed"],
         "--candidates": paths["candidates"],
@@ -49,8 +55,7 @@ def build_explorer(folder: Path) -> Path:
         "--out-dir": folder / "results/explorer",
         "--out-db": folder / "results/candidates.db",
     }
-    assert explorer_main([str(a) for item in explorer.items() for a in item]) == 0
-    return folder
+    return [str(a) for a in [*(a for item in explorer.items() for a in item), *extra]]
 
 
 @pytest.fixture(scope="session")
@@ -103,6 +108,56 @@ def test_a_new_column_is_shown_with_a_label_made_from_its_name(explorer_run):
     labels = {c.key: c.label for c in ordered_columns(flag)}
     assert labels["e_above_hull_is_lower_bound"] == "E_hull is a lower bound"
     assert label_of("e_above_hull_mp_flag", "bool") == "e above hull mp flag"
+
+
+def test_the_dft_verdict_shows_beside_the_ml_one_only_when_the_check_ran(explorer_run, tmp_path):
+    without = page_data(explorer_run)
+    assert not [c["key"] for c in without["columns"] if "dft" in c["key"]]  # check off: as before
+    candidates = pd.read_csv(explorer_run / "results/candidates.csv", dtype={"id": str})
+    checked = candidates["id"].head(2).tolist()
+    dft_check = write_dft_check(
+        tmp_path, explorer_run / "results/candidates.csv", dict(zip(checked, [0.03, 0.15]))
+    )
+    paths = {
+        name: explorer_run / "results" / rel
+        for name, rel in {
+            "relaxed": "screen/relax/chgnet/relaxed.json.gz",
+            "candidates": "candidates.csv",
+            "criteria": "criteria.json",
+            "hull": "screen/hull.csv",
+            "properties": "screen/properties.csv",
+            "pourbaix": "screen/pourbaix.csv",
+            "validation": "screen/validation.csv",
+            "relax_status": "screen/relax/chgnet/relax_status.csv",
+            "references": "hull/chgnet/references_relaxed.json.gz",
+            "training": "data/dataset.json.gz",
+            "dft_ready": "dft_ready",
+        }.items()
+    }
+    assert explorer_main(explorer_argv(paths, tmp_path, "--dft-check", dft_check)) == 0
+    data = page_data(tmp_path)
+    columns = {c["key"]: c for c in data["columns"]}
+    assert columns["e_above_hull_dft"]["label"] == "E_hull DFT (eV/atom)"
+    assert (
+        columns["dft_agrees"]["label"] == "DFT agrees" and columns["dft_agrees"]["kind"] == "bool"
+    )
+    assert columns["e_above_hull_dft"]["visible"] and not columns["dft_cpu_s"]["visible"]
+    keys = [c["key"] for c in data["columns"]]
+    assert keys.index("e_above_hull_dft") == keys.index("e_above_hull") + 1  # beside the ML one
+    rows = {row[keys.index("id")]: row for row in data["rows"]}
+    e_hull_dft = {i: rows[i][keys.index("e_above_hull_dft")] for i in rows}
+    assert e_hull_dft[checked[0]] == pytest.approx(0.03)
+    assert e_hull_dft[checked[1]] == pytest.approx(0.15)
+    assert all(e_hull_dft[i] is None for i in rows if i not in checked)  # unchecked: blank
+    ml = dict(zip(candidates["id"], candidates["e_above_hull"]))
+    agrees = {i: rows[i][keys.index("dft_agrees")] for i in checked}
+    assert agrees == {i: (ml[i] <= 0.08) == (d <= 0.08) for i, d in zip(checked, [0.03, 0.15])}
+    with ase.db.connect(tmp_path / "results/candidates.db") as database:
+        stored = {
+            row.key_value_pairs["candidate_id"]: row.key_value_pairs for row in database.select()
+        }
+    assert stored[checked[1]]["e_above_hull_dft"] == pytest.approx(0.15)
+    assert not [i for i in stored if i not in checked and "e_above_hull_dft" in stored[i]]
 
 
 def test_the_nearest_known_structure_is_the_known_one_else_the_same_formula(explorer_run):

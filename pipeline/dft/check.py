@@ -10,6 +10,7 @@ synthesizable and at the metastable threshold.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from pipeline.dft.corrections import mp2020_entry
 from pipeline.dft.gpaw_calc import DftEnergy, DftSettings, single_point
 from pipeline.dft.hull import Phase, e_above_hull, reference_ids
 from pipeline.dft.mp_inputs import mp_parameters
+from pipeline.dft.verdicts import write_verdicts
 from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord
 from pipeline.screen.criteria import Criteria
@@ -174,3 +176,8 @@ def top_exported(table: pd.DataFrame, top_n: int) -> list[str]:
         raise PipelineInputError("dft.top_n must be at least 1")
     passes = table["passes"].astype(str).str.strip().str.lower() == "true"
     return table.loc[passes, "id"].astype(str).head(top_n).tolist()
+
+
+def write_dft_check(verdicts: Sequence[DftVerdict], path: str | Path) -> Path:
+    """Write ``dft_check.csv`` (:mod:`pipeline.dft.verdicts`): one row per :class:`DftVerdict`."""
+    return write_verdicts(verdicts, [f.name for f in dataclasses.fields(DftVerdict)], path)

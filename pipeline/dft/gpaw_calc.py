@@ -120,13 +120,29 @@ def kpoint_mesh(
     return mesh[0], mesh[1], mesh[2]
 
 
+# GPAW's own bounds on the cell angles (degrees): outside them it warns that results may be
+# wrong; such cells also need far more k-points and grid points than their reduced form.
+CELL_ANGLES = (40.0, 140.0)
+
+
+def gpaw_cell(structure: Structure) -> Structure:
+    """``structure`` itself when GPAW takes its cell as it is, else its Niggli-reduced cell
+    (the same crystal, sites in the same order). A reasonable cell is never changed, so
+    calculations cached for it stay valid."""
+    low, high = CELL_ANGLES
+    if all(low < angle < high for angle in structure.lattice.angles):
+        return structure
+    return structure.get_reduced_structure("niggli")
+
+
 def single_point(
     structure: Structure,
     parameters: MpParameters,
     settings: DftSettings,
     log: str | Path | None = None,
 ) -> DftEnergy:
-    """The PBE(+U) energy of ``structure`` at MP's U values and initial moments.
+    """The PBE(+U) energy of ``structure`` at MP's U values and initial moments (on
+    :func:`gpaw_cell`'s cell).
 
     A calculation that does not converge in ``max_iterations`` comes back with
     ``converged=False``, its error and a NaN energy rather than raising.
@@ -135,6 +151,7 @@ def single_point(
     from gpaw import GPAW, PW, KohnShamConvergenceError
     from threadpoolctl import threadpool_limits
 
+    structure = gpaw_cell(structure)
     atoms = AseAtomsAdaptor.get_atoms(structure)
     atoms.set_initial_magnetic_moments(list(parameters.magmoms))
     mesh = kpoint_mesh(structure, parameters, settings)
@@ -151,12 +168,20 @@ def single_point(
         options["basis"] = settings.basis
     if parameters.hubbard:
         options["setups"] = {h.element: f":{h.shell},{h.u}" for h in parameters.hubbard}
+    from gpaw.new.symmetry import SymmetryAnalysisBug
+
     atoms.calc = GPAW(**options)
     wall, cpu = time.perf_counter(), time.process_time()
     energy, moment, error = math.nan, math.nan, ""
     with threadpool_limits(limits=1):
         try:
-            energy = float(atoms.get_potential_energy())
+            try:
+                energy = float(atoms.get_potential_energy())
+            except SymmetryAnalysisBug:
+                # GPAW's symmetry analysis gives up on some generated cells: the same
+                # calculation without point-group symmetry (more k-points, same energy)
+                atoms.calc = GPAW(**options, symmetry={"point_group": False})
+                energy = float(atoms.get_potential_energy())
             moment = float(atoms.get_magnetic_moment())
         except KohnShamConvergenceError as exc:
             error = f"SCF not converged in {settings.max_iterations} iterations ({exc})"

@@ -1,7 +1,7 @@
 """The explorer's page set and database from the screen's files: what the explorer stage writes.
 
 :func:`write_explorer` merges the screen's tables (``candidates.csv`` first: it carries the
-verdict), adds space groups and the known structure shown beside each candidate, and writes
+verdict; then, when the DFT check ran, its ``dft_check.csv``: the DFT verdict keyed by id), adds space groups and the known structure shown beside each candidate, and writes
 the static page set and the ASE database (:mod:`pipeline.explorer.page`,
 :mod:`pipeline.explorer.database`).
 """
@@ -44,6 +44,7 @@ class ExplorerInputs:
     validation: Path | None = None
     relax_status: Path | None = None
     dft_ready: Path | None = None
+    dft_check: Path | None = None  # dft_check.csv (dft.check): the DFT verdict by id
 
 
 def write_explorer(inputs: ExplorerInputs, out_dir: Path, out_db: Path) -> Path:
@@ -57,6 +58,7 @@ def write_explorer(inputs: ExplorerInputs, out_dir: Path, out_db: Path) -> Path:
         relaxed,
         [
             candidates,
+            read_optional_table(inputs.dft_check),
             read_optional_table(inputs.hull),
             read_optional_table(inputs.properties),
             read_optional_table(inputs.pourbaix),

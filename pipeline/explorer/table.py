@@ -35,6 +35,11 @@ KNOWN_LABELS: dict[str, str] = {
     "e_above_hull": "E_hull (eV/atom)",
     "e_above_hull_is_lower_bound": "E_hull is a lower bound",
     "agrees": "potentials agree",
+    "e_above_hull_dft": "E_hull DFT (eV/atom)",
+    "passes_dft": "passes DFT",
+    "dft_agrees": "DFT agrees",
+    "dft_agrees_metastable": "DFT agrees (metastable)",
+    "dft_decomposition": "DFT decomposes to",
     "band_gap": "band gap (eV)",
     "band_gap_level": "gap level",
     "in_band_gap_window": "gap in window",
@@ -75,6 +80,13 @@ HIDDEN_AT_FIRST = {
     "band_gap_predictor",
     "space_group_number",
     "nearest_how",
+    "dft_references",
+    "dft_energy_per_atom",
+    "dft_magnetic_moment",
+    "dft_cpu_s",
+    "dft_wall_s",
+    "dft_cached",
+    "dft_error",
 }
 
 

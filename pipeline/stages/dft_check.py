@@ -17,13 +17,12 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from pipeline.dft.cache import DftCache, ship
-from pipeline.dft.check import DftVerdict, check_candidates, top_exported
+from pipeline.dft.check import check_candidates, top_exported, write_dft_check
 from pipeline.dft.flows import flow_folders, write_flows
 from pipeline.dft.gpaw_calc import DftSettings, require_gpaw
 from pipeline.dft.submit import MANAGERS, submit_flows
+from pipeline.dft.verdicts import read_verdicts
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.formats import read_table
 from pipeline.records import read_records
@@ -89,10 +88,8 @@ def run_check(args: argparse.Namespace) -> None:
     settings = DftSettings.from_options(options)
     table = read_table(args.candidates, ["id", "e_above_hull", "passes"])
     ids = top_exported(table, args.top_n)
-    out_columns = [f.name for f in dataclasses.fields(DftVerdict)]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     if not ids:
-        pd.DataFrame(columns=out_columns).to_csv(args.out, index=False)
+        write_dft_check([], args.out)
         print("no exported candidates: nothing to check")
         return
     require_gpaw()
@@ -116,8 +113,7 @@ def run_check(args: argparse.Namespace) -> None:
             flush=True,
         ),
     )
-    result = pd.DataFrame([dataclasses.asdict(v) for v in verdicts], columns=out_columns)
-    result.to_csv(args.out, index=False, float_format="%.6g")
+    result = read_verdicts(write_dft_check(verdicts, args.out))
     agree = int(result["dft_agrees"].sum())
     print(
         f"{len(result)} candidates checked with DFT: {int(result['passes_dft'].sum())} pass,"

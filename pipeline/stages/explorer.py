@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--criteria", type=Path, required=True, help="the export's criteria.json (thresholds)"
     )
     tables.add_argument("--dft-ready", type=Path, help="the export's dft_ready/ folder")
+    tables.add_argument(
+        "--dft-check",
+        type=Path,
+        help="the DFT check's dft_check.csv (dft.check): e_above_hull_dft, dft_agrees by id",
+    )
     setting_argument(parser, "--chemsys", "chemsys", help="chemical system, e.g. Mg-Mn-O")
     setting_argument(
         parser,
@@ -72,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         validation=args.validation,
         relax_status=args.relax_status,
         dft_ready=args.dft_ready,
+        dft_check=args.dft_check,
     )
     index = write_explorer(inputs, args.out_dir, args.out_db)
     print(f"{index} and {args.out_db}")

@@ -1,8 +1,10 @@
 """CLI of the report stage: ``python -m pipeline.stages.report --help``.
 
 Draws the screen's plots from its tables and the export's verdict (``passes`` in
-candidates.csv; the thresholds drawn are those of its criteria.json); the rule registers them
-with Snakemake's ``report()`` so ``snakemake --report report.html`` collects them.
+candidates.csv; the thresholds drawn are those of its criteria.json) and, when the DFT check
+ran (``--dft-check``), its verdict joined by id (ML against DFT E_hull, ``dft_agrees``); the
+rule registers them with Snakemake's ``report()`` so ``snakemake --report report.html``
+collects them.
 """
 
 from __future__ import annotations
@@ -12,13 +14,15 @@ import sys
 from pathlib import Path
 
 from pipeline.chemsys import ChemicalSystem
-from pipeline.errors import exit_on_input_error
+from pipeline.dft.verdicts import join_verdicts, read_verdicts
+from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.formats import read_table
 from pipeline.records import read_records
 from pipeline.report_plots import (
     plot_e_hull_histogram,
     plot_gap_vs_pourbaix,
     plot_lattice_distributions,
+    plot_ml_vs_dft,
     plot_ternary_hull,
 )
 from pipeline.screen.criteria import Criteria
@@ -49,16 +53,24 @@ def build_parser() -> argparse.ArgumentParser:
         choices=OXYGEN_REFERENCES,
         help="the hull's oxygen reference (the ternary plot's hull)",
     )
+    parser.add_argument(
+        "--dft-check",
+        type=Path,
+        help="the DFT check's dft_check.csv (dft.check): its verdict is drawn to --out-dft",
+    )
     parser.add_argument("--out-e-hull", type=Path, required=True)
     parser.add_argument("--out-ternary", type=Path, required=True)
     parser.add_argument("--out-gap-pourbaix", type=Path, required=True)
     parser.add_argument("--out-lattice", type=Path, required=True)
+    parser.add_argument("--out-dft", type=Path, help="ML vs DFT E_hull (with --dft-check)")
     return parser
 
 
 @exit_on_input_error
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if (args.dft_check is None) != (args.out_dft is None):
+        raise PipelineInputError("--dft-check and --out-dft go together")
     system = ChemicalSystem.parse(args.chemsys)
     criteria = Criteria.read(args.criteria)
     candidates = read_table(
@@ -86,6 +98,14 @@ def main(argv: list[str] | None = None) -> int:
         criteria.band_gap_level,
         args.out_gap_pourbaix,
     )
+    if args.dft_check is not None:
+        thresholds = {"synthesizable": criteria.synthesizable, "metastable": criteria.metastable}
+        checked = join_verdicts(candidates, read_verdicts(args.dft_check))
+        drawn = plot_ml_vs_dft(checked, thresholds, args.out_dft)
+        print(
+            f"DFT check: {len(drawn)} candidates with a DFT E_hull,"
+            f" the ML verdict agrees on {int(drawn['dft_agrees'].sum())}"
+        )
     ks = plot_lattice_distributions(
         [r.to_structure() for r in read_records(args.relaxed)],
         [r.to_structure() for r in read_records(args.training)],
