@@ -198,9 +198,17 @@ use rule gather_relaxed as gather_relaxed_round with:
         "logs/rounds/{round}/screen/relax/{potential}/gather.log",
 
 
+# The main potential's relaxed candidates of a round (still holding {round}).
+
+
+ROUND_RELAXED = expand(
+    rules.gather_relaxed_round.output.relaxed, potential=POTENTIAL, allow_missing=True
+)
+
+
 use rule second_opinion as second_opinion_round with:
     input:
-        expand(rules.gather_relaxed_round.output.relaxed, potential=POTENTIAL, allow_missing=True),
+        ROUND_RELAXED,
     output:
         "results/rounds/{round}/screen/second_opinion/{potential}.json.gz",
     log:
@@ -210,9 +218,7 @@ use rule second_opinion as second_opinion_round with:
 use rule repeat as repeat_round with:
     input:
         starts=rules.prescreen_round.output.prescreened,
-        relaxed=expand(
-            rules.gather_relaxed_round.output.relaxed, potential=POTENTIAL, allow_missing=True
-        ),
+        relaxed=ROUND_RELAXED,
         references=rules.confirm.output[f"hull_{POTENTIAL}"],
     output:
         repeats="results/rounds/{round}/screen/relax/repeat/relaxed.json.gz",
@@ -229,14 +235,6 @@ use rule ehull as ehull_round with:
         phases="results/rounds/{round}/screen/hull_phases.csv",
     log:
         "logs/rounds/{round}/screen/ehull.log",
-
-
-# The main potential's relaxed candidates of a round (still holding {round}).
-
-
-ROUND_RELAXED = expand(
-    rules.gather_relaxed_round.output.relaxed, potential=POTENTIAL, allow_missing=True
-)
 
 
 use rule properties as properties_round with:
