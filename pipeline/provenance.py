@@ -137,14 +137,19 @@ def torch_blas() -> dict[str, str]:
 
 def thread_pools() -> list[dict[str, object]]:
     """The BLAS and OpenMP libraries loaded in this process (threadpoolctl): library,
-    version, threads and the CPU kernel architecture OpenBLAS chose."""
+    version, threads and the CPU kernel architecture OpenBLAS chose.
+
+    Sorted by API and library: the order threadpoolctl lists them in is the order they were
+    loaded, which differs between a local run and the same rule on a cluster node.
+    """
     from threadpoolctl import threadpool_info
 
     keys = ("user_api", "internal_api", "version", "num_threads", "architecture")
-    return [
+    pools = [
         {key: pool[key] for key in keys if key in pool} | {"library": Path(pool["filepath"]).name}
         for pool in threadpool_info()
     ]
+    return sorted(pools, key=lambda pool: (str(pool["user_api"]), str(pool["library"])))
 
 
 def canonical_name(name: str) -> str:

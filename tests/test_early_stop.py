@@ -129,7 +129,8 @@ def test_stopping_one_structure_leaves_the_others_as_an_unwatched_batch(starts):
     for one, other in zip(free, watched):
         if one.id != "squeezed":
             assert (other.steps, other.status) == (one.steps, one.status)
-            assert other.energy_per_atom == one.energy_per_atom
+            # float32 sums run in another order once the batch shrinks: equal to ~1e-6 eV/atom
+            assert other.energy_per_atom == pytest.approx(one.energy_per_atom, abs=1e-5)
 
 
 @pytest.mark.slow
@@ -158,5 +159,7 @@ def test_the_relax_stage_stops_the_hopeless_on_the_hull(repo, starts, tmp_path):
     assert early.loc["squeezed", "steps"] == 3 < free.loc["squeezed", "steps"]
     kept = ["start-MgO", "start-MnO"]
     assert (early.loc[kept, "status"] == "ok").all()
-    assert early.loc[kept, "energy_per_atom"].tolist() == free.loc[kept, "energy_per_atom"].tolist()
+    assert early.loc[kept, "energy_per_atom"].tolist() == pytest.approx(
+        free.loc[kept, "energy_per_atom"].tolist(), abs=1e-5
+    )
     assert math.isfinite(free.loc["start-MgO", "energy_per_atom"])
