@@ -168,7 +168,7 @@ def ehull_inputs(wildcards):
         "relaxed": relaxed(),
         "references": hull_references(),
         "mp_entries": rules.fetch_data.output.mp_entries,
-        "repeats": rules.repeat.output.repeats,
+        "repeats": rules.gather_repeat.output.relaxed,
     }
     for potential in CONSENSUS:
         inputs[f"relaxed_{potential}"] = relaxed(potential)

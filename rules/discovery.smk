@@ -221,10 +221,25 @@ use rule repeat as repeat_round with:
         relaxed=ROUND_RELAXED,
         references=rules.confirm.output[f"hull_{POTENTIAL}"],
     output:
-        repeats="results/rounds/{round}/screen/relax/repeat/relaxed.json.gz",
+        shard="results/rounds/{round}/screen/relax/repeat/shard_{shard}.json.gz",
+        status="results/rounds/{round}/screen/relax/repeat/shard_{shard}.csv",
+    log:
+        "logs/rounds/{round}/screen/relax/repeat/shard_{shard}.log",
+
+
+use rule gather_relaxed as gather_repeat_round with:
+    input:
+        shards=expand(
+            rules.repeat_round.output.shard, shard=range(SCREEN.shards), allow_missing=True
+        ),
+        status=expand(
+            rules.repeat_round.output.status, shard=range(SCREEN.shards), allow_missing=True
+        ),
+    output:
+        relaxed="results/rounds/{round}/screen/relax/repeat/relaxed.json.gz",
         status="results/rounds/{round}/screen/relax/repeat/relax_status.csv",
     log:
-        "logs/rounds/{round}/screen/relax/repeat.log",
+        "logs/rounds/{round}/screen/relax/repeat/gather.log",
 
 
 use rule ehull as ehull_round with:

@@ -123,7 +123,7 @@ def ehull_round_inputs(wildcards):
         "relaxed": round_output(r, "gather_relaxed", "relaxed", potential=POTENTIAL),
         "references": round_hull(r, POTENTIAL),
         "mp_entries": rules.fetch_data.output.mp_entries,
-        "repeats": expand(rules.repeat_round.output.repeats, round=r)[0],
+        "repeats": expand(rules.gather_repeat_round.output.relaxed, round=r)[0],
     }
     for potential in CONSENSUS:
         inputs[f"relaxed_{potential}"] = potential_records(r, potential)

@@ -58,17 +58,18 @@ rule gather_relaxed:
 
 
 # Is a verdict robust? The candidates near a threshold relaxed again along the same path from a
-# start rattled by screen.verdict_check.rattle Å (pipeline/screen/verdicts.py).
+# start rattled by screen.verdict_check.rattle Å (pipeline/screen/verdicts.py), in
+# screen.shards shards as the relaxation is.
 rule repeat:
     input:
         starts=rules.prescreen.output.prescreened,
         relaxed=relaxed(),
         references=hull_references(),
     output:
-        repeats="results/screen/relax/repeat/relaxed.json.gz",
-        status="results/screen/relax/repeat/relax_status.csv",
+        shard="results/screen/relax/repeat/shard_{shard}.json.gz",
+        status="results/screen/relax/repeat/shard_{shard}.csv",
     log:
-        "logs/screen/relax/repeat.log",
+        "logs/screen/relax/repeat/shard_{shard}.log",
     conda:
         "../envs/screen.yaml"
     threads: 1
@@ -82,9 +83,22 @@ rule repeat:
         check=f"--window {SCREEN.verdict_check.window} --rattle {SCREEN.verdict_check.rattle}",
         oxygen=SCREEN.oxygen_reference,
         seed=SETTINGS.seed,
+        shards=SCREEN.shards,
     shell:
         "python -m pipeline.stages.relax repeat --input {input.starts} --relaxed {input.relaxed}"
         " --references-relaxed {input.references} --oxygen-reference {params.oxygen}"
         " --criteria {params.criteria:q} {params.check} --seed {params.seed} {params.relax}"
-        " {params.symmetrise} --threads {threads} --out {output.repeats}"
+        " --shard {wildcards.shard} --shards {params.shards}"
+        " {params.symmetrise} --threads {threads} --out {output.shard}"
         " --out-status {output.status} > {log} 2>&1"
+
+
+use rule gather_relaxed as gather_repeat with:
+    input:
+        shards=expand(rules.repeat.output.shard, shard=range(SCREEN.shards)),
+        status=expand(rules.repeat.output.status, shard=range(SCREEN.shards)),
+    output:
+        relaxed="results/screen/relax/repeat/relaxed.json.gz",
+        status="results/screen/relax/repeat/relax_status.csv",
+    log:
+        "logs/screen/relax/repeat/gather.log",

@@ -26,6 +26,7 @@ ROUND_RULES = {
     "relax_round",
     "gather_relaxed_round",
     "repeat_round",
+    "gather_repeat_round",
     "second_opinion_round",
     "ehull_round",
     "properties_round",
@@ -65,7 +66,8 @@ def test_one_round_plans_todays_jobs_and_more_rounds_add_theirs(tmp_path):
     assert three["budget"] == 2 and three["encode_wyckoff_round"] == 2
     assert three["finetune"] == three["sample_round"] == 2 * 2
     assert three["relax_round"] == 2 * 2  # two rounds of two shards, main potential
-    assert three["second_opinion_round"] == three["export_round"] == three["repeat_round"] == 2
+    assert three["second_opinion_round"] == three["export_round"] == 2
+    assert three["repeat_round"] == 2 * 2 and three["gather_repeat_round"] == 2  # sharded
     assert three["discovery"] == 1
 
 

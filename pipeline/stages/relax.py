@@ -10,7 +10,8 @@ still far above the largest E_hull threshold at a check step is stopped
 ``repeat``: relax again, from a start rattled by ``--rattle`` Å along the same path, the
 candidates whose E_hull lies within ``--window`` eV/atom of a threshold of the screen's
 verdict (:mod:`pipeline.screen.verdicts`); the E_hull stage places them on the same hull and the
-verdict marks those whose verdict flips (``verdict_stable``).
+verdict marks those whose verdict flips (``verdict_stable``). Sharded as ``shard`` is
+(``--shard``, ``--shards``), joined by ``gather``.
 A relaxation that fails (diverges or reaches the step limit) is in the status table with
 its reason, never dropped. Run ``python -m pipeline.stages.relax shard --help``.
 """
@@ -99,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     setting_argument(repeat, "--window", "screen.verdict_check.window", type=float, help="eV/atom")
     setting_argument(repeat, "--rattle", "screen.verdict_check.rattle", type=float, help="Å")
     setting_argument(repeat, "--seed", "seed", type=int)
+    repeat.add_argument(
+        "--shard", type=int, default=0, help="which shard of the repeated candidates, from 0"
+    )
+    setting_argument(repeat, "--shards", "screen.shards", type=int, help="how many in all")
     add_relax_arguments(repeat)
     repeat.add_argument("--symmetrise", action="store_true", help="as the relaxation did")
     repeat.add_argument("--out", type=Path, required=True, help="the repeats (.json.gz)")
@@ -145,6 +150,8 @@ def run_shard(args: argparse.Namespace) -> dict:
 
 
 def run_repeat(args: argparse.Namespace) -> dict:
+    if not 0 <= args.shard < args.shards:
+        raise PipelineInputError(f"--shard must be in 0..{args.shards - 1}, not {args.shard}")
     criteria = args.criteria or Criteria.default()
     spec, settings = relax_options(args)
     relaxed = read_records(args.relaxed)
@@ -152,9 +159,10 @@ def run_repeat(args: argparse.Namespace) -> dict:
     e_hull = hull_table(relaxed, references, args.oxygen_reference)
     near = e_hull.loc[criteria.near_threshold(e_hull["e_above_hull"], args.window), "id"]
     chosen = set(near)
-    starts = [
-        rattled(r, args.rattle, args.seed) for r in read_records(args.input) if r.id in chosen
-    ]
+    # dealt out in turn as the shards of the relaxation are; each start's rattle is seeded by
+    # its id, so a candidate's repeat is the same in any shard
+    chosen_starts = [r for r in read_records(args.input) if r.id in chosen]
+    starts = [rattled(r, args.rattle, args.seed) for r in chosen_starts[args.shard :: args.shards]]
     results, outcomes = relax_along_screen_path(
         starts, spec, settings, args.mode, args.batch_atoms, args.symmetrise
     )
@@ -164,7 +172,9 @@ def run_repeat(args: argparse.Namespace) -> dict:
     rows = [{**r.table_row(potential), **o.table_columns()} for r, o in zip(results, outcomes)]
     _write_csv(pd.DataFrame(rows, columns=RELAX_STATUS_COLUMNS), args.out_status)
     return {
+        "shard": args.shard,
         "relaxed": len(relaxed),
+        "near_threshold": len(chosen_starts),
         "repeated": len(starts),
         "window_eV_per_atom": args.window,
         "rattle_angstrom": args.rattle,
