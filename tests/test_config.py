@@ -7,6 +7,7 @@ import yaml
 from conftest import REPO
 
 from pipeline.errors import PipelineInputError
+from pipeline.records import read_records
 from pipeline.settings.schema import check_config, config_problems, load_schema, restrict_to_system
 
 SCHEMA = REPO / "schemas" / "config.schema.yaml"
@@ -62,3 +63,27 @@ def test_an_overlay_that_changes_chemsys_drops_the_defaults_other_elements(defau
         "compositions.oxidation_states: ignoring Mg, Mn (not in chemsys Ba-Ti-O); kept O, Ba",
     ]
     assert restrict_to_system(config) == []
+
+
+@pytest.mark.parametrize("overlay", sorted((REPO / "config").glob("*.yaml")), ids=lambda p: p.name)
+def test_each_shipped_overlay_merges_into_a_valid_config(default_config, overlay):
+    # as `snakemake --configfile config/<overlay>` merges it: maps key by key, the rest replaced
+    from snakemake.utils import update_config
+
+    config = copy.deepcopy(default_config)
+    update_config(config, yaml.safe_load(overlay.read_text()))
+    assert config_problems(config, load_schema(SCHEMA)) == []
+
+
+def test_the_paper_scale_overlay_asks_for_kim_et_al_s_9300_samples(default_config):
+    from pymatgen.core import Composition
+
+    overlay = yaml.safe_load((REPO / "config" / "kim_scale.yaml").read_text())
+    targets = overlay["compositions"]["targets"]
+    assert len(set(targets)) == 31 and overlay["sample"]["per_composition"] * 31 == 9300
+    bundled = {
+        Composition(r.formula).reduced_formula
+        for r in read_records(REPO / "resources/datasets/mgmno_kim2020.json.gz")
+    }
+    known = [t for t in targets if Composition(t).reduced_formula in bundled]
+    assert len(known) == 11  # and 20 stoichiometries the bundled set does not have
