@@ -4,7 +4,7 @@
                                 [--configfile OVERLAY.yaml]
                                 [--models wyckoff_diffusion pyxtal_random substitution]
                                 [--per-composition 32] [--steps N] [--max-cell-atoms N]
-                                [--workdir DIR] [--score-only]
+                                [--portfolio] [--workdir DIR] [--score-only]
 
 Runs the real workflow (``snakemake``) in a temporary folder with ``config.yaml``, the
 ``--configfile`` overlay if given (any chemical system and data source, e.g. a CIF folder:
@@ -36,6 +36,11 @@ the model's converged structures of the formula) of the first that matches, the 
 held-out ones included: held out of training, not out of what is known, so 0 means as low as
 the known ground state), and the non-P1 fraction (spglib, symprec 0.1 Å) of the raw and
 relaxed structures; and the held-out types any model matched.
+
+``--portfolio`` scores the models as one portfolio at the budget of one model: the first
+``per-composition / len(models)`` draws of each per target cell (what a run with that many
+per model samples: the draws are numbered in order), against each model alone with all of its
+draws, and says whether the portfolio finds every held-out type a single source finds.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ import argparse
 import copy
 import json
 import math
+import re
 import sys
 import tempfile
 import time
@@ -72,6 +78,7 @@ STEP_KEYS = {"graph_diffusion": ("steps", "guide_steps")}
 # Sources that learn nothing: --steps does not apply.
 UNTRAINED = ("pyxtal_random", "substitution")
 KNOWN = "results/data/known.json.gz"
+SAMPLE_NUMBER = re.compile(r"-(\d+)$")
 
 
 def held_out_structures(known: Path, formulas: list[str]) -> dict[str, list[CrystalRecord]]:
@@ -175,10 +182,20 @@ def non_p1(records: list[CrystalRecord]) -> float | None:
     return sum(space_group(r.to_structure()).number != 1 for r in records) / len(records)
 
 
+def sample_index(record_id: str) -> int:
+    """The draw number of a sample (``wyckoff_diffusion-Ba2Mn2O6-00013`` -> 13)."""
+    return int(SAMPLE_NUMBER.search(record_id).group(1))
+
+
 def score(
-    workdir: Path, models: list[str], held_out: dict[str, list[CrystalRecord]], potential: str
+    workdir: Path,
+    models: list[str],
+    held_out: dict[str, list[CrystalRecord]],
+    potential: str,
+    draws: int | None = None,
 ) -> dict:
-    """Per model and held-out formula: the rediscovery figures (see the module docstring)."""
+    """Per model and held-out formula: the rediscovery figures (see the module docstring);
+    with ``draws``, of each model's first ``draws`` samples per target cell only."""
     relax_dir = workdir / f"results/screen/relax/{potential}"
     relaxed = read_records(relax_dir / "relaxed.json.gz")
     tried = pd.read_csv(relax_dir / "relax_status.csv", dtype={"id": str})["id"].tolist()
@@ -194,7 +211,12 @@ def score(
         per_formula = {}
         for formula, references in tqdm(held_out.items(), desc=f"match {model}"):
             index = KnownIndex.build(references)
-            raw = [r for r in samples[model] if Composition(r.formula).reduced_formula == formula]
+            raw = [
+                r
+                for r in samples[model]
+                if Composition(r.formula).reduced_formula == formula
+                and (draws is None or sample_index(r.id) < draws)
+            ]
             raw_ids = {r.id for r in raw}
             ours = [r for r in relaxed if r.source == model and r.id in raw_ids]
             first, matched, matching, groups = first_match_rank(ours, index)
@@ -220,6 +242,37 @@ def score(
             "formulas": per_formula,
         }
     return figures
+
+
+def portfolio(
+    workdir: Path,
+    models: list[str],
+    held_out: dict[str, list[CrystalRecord]],
+    potential: str,
+    per_composition: int,
+    single: dict,
+) -> dict:
+    """The portfolio at one source's budget: the first ``per_composition / len(models)``
+    samples of each model per target cell (the same number of samples per target as one
+    model's ``per_composition``), against each model alone with all of its samples. Does the
+    portfolio find every held-out type that a single source finds?"""
+    share = per_composition // len(models)
+    parts = score(workdir, models, held_out, potential, draws=share)
+    found = types_matched_by_any(parts)
+    by_single = types_matched_by_any(single)
+    missed = {f: sorted(set(t) - set(found.get(f, []))) for f, t in by_single.items()}
+    return {
+        "per_source": share,
+        "samples": sum(f["sampled"] for m in parts.values() for f in m["formulas"].values()),
+        "relax_tried": sum(
+            f["relax_tried"] for m in parts.values() for f in m["formulas"].values()
+        ),
+        "types_matched": found,
+        "types_matched_by_a_single_source": by_single,
+        "types_missed": {f: t for f, t in missed.items() if t},
+        "finds_every_single_source_type": not any(missed.values()),
+        "sources": parts,
+    }
 
 
 def types_matched_by_any(figures: dict) -> dict[str, list[str]]:
@@ -255,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--steps", type=int, help="learned models' steps (default: config's)")
     parser.add_argument(
         "--max-cell-atoms", type=int, help="sample only held-out cells of at most this many atoms"
+    )
+    parser.add_argument(
+        "--portfolio",
+        action="store_true",
+        help="also score the models together at one model's budget: the first"
+        " per-composition/len(models) samples of each",
     )
     parser.add_argument("--workdir", type=Path, help="keep the run here (default: a temp dir)")
     parser.add_argument(
@@ -300,6 +359,9 @@ def main() -> None:
             workflow_s = round(time.perf_counter() - start, 1)
         held_out = held_out_structures(workdir / KNOWN, args.holdouts)
         figures = score(workdir, models, held_out, potential)
+        mixed = None
+        if args.portfolio:
+            mixed = portfolio(workdir, models, held_out, potential, per_composition, figures)
         sampled = pd.read_csv(workdir / "results/compositions/targets.csv")
         targets = sampled.loc[sampled["selected"].astype(bool), "composition"].tolist()
     print(
@@ -319,6 +381,7 @@ def main() -> None:
                     "workflow_s": workflow_s,
                     "types_matched_by_any_model": types_matched_by_any(figures),
                     "models": figures,
+                    "portfolio": mixed,
                 }
             )
         )
