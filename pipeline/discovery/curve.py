@@ -98,18 +98,21 @@ def plot_discovery_curve(summary: pd.DataFrame, path: Path) -> None:
     }
     if len(lines) > 1:
         lines[ALL] = totals
+    highest = 0.0
     for source, per_round in lines.items():
         x = np.concatenate([[0], per_round["relaxations"].cumsum().to_numpy()])
         y = np.concatenate([[0], per_round["confirmed_in_round"].cumsum().to_numpy()])
+        highest = max(highest, float(y.max()))
         style = {"color": "black", "lw": 2.0} if source == ALL else {"lw": 1.5}
         curve.plot(x, y, marker="o", label=source, **style)
         if source == ALL or len(lines) == 1:
             for round_number, xi, yi in zip(per_round.index, x[1:], y[1:]):
                 curve.annotate(
-                    f"r{round_number}", (xi, yi), textcoords="offset points", xytext=(4, -10)
+                    f"r{round_number}", (xi, yi), textcoords="offset points", xytext=(4, 4)
                 )
     curve.yaxis.set_major_locator(MaxNLocator(integer=True))
-    curve.set_ylim(bottom=0)
+    # whole structures: at least 0..1 on the axis, so a run that confirmed none reads as 0
+    curve.set_ylim(0, max(1.0, 1.1 * highest))
     curve.set_xlim(left=0)
     curve.set_xlabel("relaxations spent (cumulative)")
     curve.set_ylabel("confirmed new structures (cumulative)")
@@ -117,13 +120,17 @@ def plot_discovery_curve(summary: pd.DataFrame, path: Path) -> None:
     curve.legend(fontsize=8)
     width = 0.8 / max(len(lines), 1)
     rounds = sorted(summary["round"].unique())
+    highest_rate = 0.0
     for k, (source, per_round) in enumerate(lines.items()):
         spent = per_round["relaxations"].reindex(rounds).to_numpy(dtype=float)
         found = per_round["confirmed_in_round"].reindex(rounds).to_numpy(dtype=float)
         rate = np.divide(found, spent, out=np.zeros_like(found), where=spent > 0)
         rates.bar(np.arange(len(rounds)) + k * width, rate, width, label=source)
+        highest_rate = max(highest_rate, float(rate.max(initial=0.0)))
     rates.set_xticks(np.arange(len(rounds)) + 0.4 - width / 2, [f"round {r}" for r in rounds])
-    rates.set_ylim(bottom=0)
+    rates.set_ylim(0, max(0.1, 1.15 * highest_rate))
+    if highest == 0:
+        rates.text(0.5, 0.5, "no structure confirmed", transform=rates.transAxes, ha="center")
     rates.set_ylabel("confirmed per relaxation")
     rates.set_title("hit rate per round")
     rates.legend(fontsize=8)
