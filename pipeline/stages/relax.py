@@ -39,6 +39,22 @@ from pipeline.screen.verdicts import rattled, relax_along_screen_path
 from pipeline.settings import setting_argument
 
 
+def add_hull_arguments(parser: argparse.ArgumentParser, oxygen_help: str) -> None:
+    """--oxygen-reference and --criteria: where a command places structures on the hull."""
+    setting_argument(
+        parser,
+        "--oxygen-reference",
+        "screen.oxygen_reference",
+        choices=OXYGEN_REFERENCES,
+        help=oxygen_help,
+    )
+    parser.add_argument(
+        "--criteria",
+        type=Criteria.from_json,
+        help="the screen's thresholds as JSON (Criteria); default: config.yaml's",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline.stages.relax",
@@ -65,18 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     shard.add_argument(
         "--references-relaxed", type=Path, help="the main potential's hull (for the early stop)"
     )
-    setting_argument(
-        shard,
-        "--oxygen-reference",
-        "screen.oxygen_reference",
-        choices=OXYGEN_REFERENCES,
-        help="the hull's oxygen reference (for the early stop)",
-    )
-    shard.add_argument(
-        "--criteria",
-        type=Criteria.from_json,
-        help="the screen's thresholds as JSON (Criteria); default: config.yaml's",
-    )
+    add_hull_arguments(shard, "the hull's oxygen reference (for the early stop)")
     shard.add_argument("--out", type=Path, required=True, help="relaxed structures (.json.gz)")
     shard.add_argument("--out-status", type=Path, required=True, help="status table (.csv)")
     repeat = commands.add_parser("repeat", help="relax the near-threshold candidates again")
@@ -85,18 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     repeat.add_argument(
         "--references-relaxed", type=Path, required=True, help="the main potential's hull"
     )
-    setting_argument(
-        repeat,
-        "--oxygen-reference",
-        "screen.oxygen_reference",
-        choices=OXYGEN_REFERENCES,
-        help="the hull's oxygen reference",
-    )
-    repeat.add_argument(
-        "--criteria",
-        type=Criteria.from_json,
-        help="the screen's thresholds as JSON (Criteria); default: config.yaml's",
-    )
+    add_hull_arguments(repeat, "the hull's oxygen reference")
     setting_argument(repeat, "--window", "screen.verdict_check.window", type=float, help="eV/atom")
     setting_argument(repeat, "--rattle", "screen.verdict_check.rattle", type=float, help="Å")
     setting_argument(repeat, "--seed", "seed", type=int)
@@ -116,11 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def shard_of(items: list, shard: int, shards: int) -> list:
+    """Every ``shards``-th item from the ``shard``-th: one job's share, dealt out in turn."""
+    if not 0 <= shard < shards:
+        raise PipelineInputError(f"--shard must be in 0..{shards - 1}, not {shard}")
+    return items[shard::shards]
+
+
 def run_shard(args: argparse.Namespace) -> dict:
-    if not 0 <= args.shard < args.shards:
-        raise PipelineInputError(f"--shard must be in 0..{args.shards - 1}, not {args.shard}")
+    records = shard_of(read_records(args.input), args.shard, args.shards)
     spec, settings = relax_options(args)
-    records = read_records(args.input)[args.shard :: args.shards]
     potential = describe(spec)
     early_stop = early_stop_for(
         records,
@@ -150,8 +149,6 @@ def run_shard(args: argparse.Namespace) -> dict:
 
 
 def run_repeat(args: argparse.Namespace) -> dict:
-    if not 0 <= args.shard < args.shards:
-        raise PipelineInputError(f"--shard must be in 0..{args.shards - 1}, not {args.shard}")
     criteria = args.criteria or Criteria.default()
     spec, settings = relax_options(args)
     relaxed = read_records(args.relaxed)
@@ -162,7 +159,9 @@ def run_repeat(args: argparse.Namespace) -> dict:
     # dealt out in turn as the shards of the relaxation are; each start's rattle is seeded by
     # its id, so a candidate's repeat is the same in any shard
     chosen_starts = [r for r in read_records(args.input) if r.id in chosen]
-    starts = [rattled(r, args.rattle, args.seed) for r in chosen_starts[args.shard :: args.shards]]
+    starts = [
+        rattled(r, args.rattle, args.seed) for r in shard_of(chosen_starts, args.shard, args.shards)
+    ]
     results, outcomes = relax_along_screen_path(
         starts, spec, settings, args.mode, args.batch_atoms, args.symmetrise
     )
