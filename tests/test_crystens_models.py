@@ -27,7 +27,8 @@ from pipeline.models.base import (
     options_from_mapping,
 )
 from pipeline.models.crystens_sampling import sample_for_targets
-from pipeline.models.training import load_model, seed_everything
+from pipeline.models.model_files import load_model
+from pipeline.models.training import seed_everything
 from pipeline.represent import crystens
 from pipeline.represent.crystens import crystens_dataset
 

@@ -10,7 +10,7 @@ import torch
 
 from pipeline.models import registry
 from pipeline.models.base import TrainJob
-from pipeline.models.training import load_model
+from pipeline.models.model_files import load_model
 from pipeline.models.wyckoff_diffusion import load_trained
 from pipeline.records import write_records
 from pipeline.stages import encode_wyckoff

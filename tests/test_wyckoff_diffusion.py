@@ -17,7 +17,7 @@ from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 from pipeline.errors import PipelineInputError
 from pipeline.models import registry
 from pipeline.models.base import SampleJob, TargetComposition, TrainJob, options_from_mapping
-from pipeline.models.training import info_path
+from pipeline.models.model_files import info_path
 from pipeline.models.wyckoff_diffusion import SampleOptions, TrainOptions, load_trained
 from pipeline.models.wyckoff_diffusion_process import WyckoffDiffusion
 from pipeline.models.wyckoff_diffusion_sampling import (

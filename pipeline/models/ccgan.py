@@ -55,13 +55,12 @@ from pipeline.models.ccgan_networks import (
     Generator,
     xavier_init,
 )
+from pipeline.models.model_files import load_model, save_model
 from pipeline.models.training import (
     ResumableBatches,
     batches,
     fit,
-    load_model,
     mixed_precision,
-    save_model,
     seed_everything,
 )
 from pipeline.represent.pointcloud import DecodeError, PointCloudEncoding

@@ -40,13 +40,12 @@ from pipeline.models.base import (
     options_from_mapping,
 )
 from pipeline.models.crystens_sampling import load_training_tensors, noise, sample_for_targets
+from pipeline.models.model_files import load_model, save_model
 from pipeline.models.training import (
     ResumableBatches,
     batches,
     fit,
-    load_model,
     mixed_precision,
-    save_model,
     seed_everything,
 )
 from pipeline.represent import crystens

@@ -45,15 +45,8 @@ from pipeline.models.base import (
 )
 from pipeline.models.cvae_networks import Networks
 from pipeline.models.layers import slerp
-from pipeline.models.training import (
-    GeneratorState,
-    ResumableBatches,
-    batches,
-    fit,
-    load_model,
-    save_model,
-    seed_everything,
-)
+from pipeline.models.model_files import load_model, save_model
+from pipeline.models.training import GeneratorState, ResumableBatches, batches, fit, seed_everything
 from pipeline.represent.pointcloud import DecodeError, PointCloudEncoding
 from pipeline.settings import defaults_from_config
 

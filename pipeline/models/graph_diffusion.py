@@ -64,14 +64,8 @@ from pipeline.models.graph_diffusion_sampling import (
     interpolated_noise,
     target_species,
 )
-from pipeline.models.training import (
-    ResumableBatches,
-    batches,
-    fit,
-    load_model,
-    save_model,
-    seed_everything,
-)
+from pipeline.models.model_files import load_model, save_model
+from pipeline.models.training import ResumableBatches, batches, fit, seed_everything
 from pipeline.records import CrystalRecord
 from pipeline.represent.graph import GraphEncoding
 from pipeline.settings import defaults_from_config

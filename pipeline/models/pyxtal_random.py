@@ -42,7 +42,8 @@ from pipeline.models.base import (
     TrainJob,
     options_from_mapping,
 )
-from pipeline.models.training import LossLog, load_model, save_model, write_loss_log
+from pipeline.models.model_files import load_model, save_model
+from pipeline.models.training import LossLog, write_loss_log
 from pipeline.records import CrystalRecord
 from pipeline.settings import defaults_from_config
 from pipeline.symmetry import STRICT_SYMPREC, space_group

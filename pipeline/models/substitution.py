@@ -56,7 +56,8 @@ from pipeline.models.base import (
     check_target_elements,
     options_from_mapping,
 )
-from pipeline.models.training import LossLog, load_model, save_model, write_loss_log
+from pipeline.models.model_files import load_model, save_model
+from pipeline.models.training import LossLog, write_loss_log
 from pipeline.records import CrystalRecord
 from pipeline.represent import DecodeError
 from pipeline.represent.substitution import RankedSubstitution, rank_substitutions

@@ -66,14 +66,8 @@ from pipeline.models.base import (
     check_target_elements,
     options_from_mapping,
 )
-from pipeline.models.training import (
-    ResumableBatches,
-    batches,
-    fit,
-    load_model,
-    save_model,
-    seed_everything,
-)
+from pipeline.models.model_files import load_model, save_model
+from pipeline.models.training import ResumableBatches, batches, fit, seed_everything
 from pipeline.models.wyckoff_diffusion_process import WyckoffDiffusion
 from pipeline.models.wyckoff_diffusion_sampling import draw_template, generate, template_choices
 from pipeline.models.wyckoff_frames import LatticeScaler, lattice_features, make_frame, orbit_xyz

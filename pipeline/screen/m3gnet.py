@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 from ase.stress import full_3x3_to_voigt_6_stress
-from pymatgen.optimization.neighbors import find_points_in_spheres
 from torch import nn
 
 from pipeline.errors import PipelineInputError
+from pipeline.screen.m3gnet_graph import Graph, build_graph
 
 # The training energies of MP-2021.2.8: raw MP PBE(+U) totals, no MP2020 corrections.
 ENERGIES_INCLUDE_MP2020_CORRECTIONS = False
@@ -44,7 +44,6 @@ CHECKPOINT_NAME = "MP-2021.2.8-EFS"
 BUNDLED_CHECKPOINT = (
     Path(__file__).resolve().parents[2] / "resources" / "potentials" / "m3gnet-MP-2021.2.8-EFS.npz"
 )
-_NEIGHBOUR_TOLERANCE = 1e-8  # Å; the TensorFlow package's bonding tolerance
 
 
 @dataclass(frozen=True)
@@ -101,86 +100,6 @@ class _GatedMLP(nn.Module):
 
 def _layer(weights: dict[str, np.ndarray], name: str, activation: str | None) -> _Dense:
     return _Dense(weights[f"{name}.kernel"], weights.get(f"{name}.bias"), activation)
-
-
-@dataclass
-class Graph:
-    """Bonds and angles of a batch of structures (indices only; geometry comes from positions).
-
-    ``bond_atoms`` (n_bonds, 2): centre and neighbour atom of each directed bond;
-    ``bond_images`` (n_bonds, 3): the neighbour's periodic image, in lattice vectors;
-    ``bond_system`` (n_bonds,): structure of each bond; ``triples`` (n_triples, 2): the bonds
-    i-j and i-k of each angle; ``atom_system`` (n_atoms,): structure of each atom.
-    """
-
-    bond_atoms: torch.Tensor
-    bond_images: torch.Tensor
-    bond_system: torch.Tensor
-    triples: torch.Tensor
-    atom_system: torch.Tensor
-    n_systems: int
-
-
-def build_graph(
-    systems: list[tuple[np.ndarray, np.ndarray]], cutoff: float, threebody_cutoff: float
-) -> Graph:
-    """The bond and angle graph of ``systems``, each (cartesian positions, row-vector cell)."""
-    bond_atoms, images, bond_system, triples, atom_system = [], [], [], [], []
-    atom_offset = bond_offset = 0
-    for index, (positions, cell) in enumerate(systems):
-        positions = np.ascontiguousarray(positions, dtype=float)
-        centres, neighbours, image, distances = find_points_in_spheres(
-            positions,
-            positions,
-            r=float(cutoff),
-            pbc=np.array([1, 1, 1], dtype=int),
-            lattice=np.ascontiguousarray(cell, dtype=float),
-            tol=_NEIGHBOUR_TOLERANCE,
-        )
-        keep = (centres != neighbours) | (distances > _NEIGHBOUR_TOLERANCE)
-        centres, neighbours, image, distances = (
-            centres[keep],
-            neighbours[keep],
-            image[keep],
-            distances[keep],
-        )
-        bond_atoms.append(np.stack([centres, neighbours], axis=1) + atom_offset)
-        images.append(image)
-        bond_system.append(np.full(len(centres), index))
-        triples.append(_angle_bonds(centres, distances <= threebody_cutoff) + bond_offset)
-        atom_system.append(np.full(len(positions), index))
-        atom_offset += len(positions)
-        bond_offset += len(centres)
-
-    def cat(parts, width=None):
-        if width is not None:
-            parts = [p.reshape(-1, width) for p in parts]
-        return torch.as_tensor(np.concatenate(parts).astype(np.int64))
-
-    return Graph(
-        bond_atoms=cat(bond_atoms, 2),
-        bond_images=cat(images, 3),
-        bond_system=cat(bond_system),
-        triples=cat(triples, 2),
-        atom_system=cat(atom_system),
-        n_systems=len(systems),
-    )
-
-
-def _angle_bonds(centres: np.ndarray, short: np.ndarray) -> np.ndarray:
-    """Every ordered pair (i-j, i-k), j-bond != k-bond, of short bonds sharing centre i."""
-    bonds = np.flatnonzero(short)
-    if len(bonds) == 0:
-        return np.zeros((0, 2), dtype=np.int64)
-    bonds = bonds[np.argsort(centres[bonds], kind="stable")]
-    _, group, sizes = np.unique(centres[bonds], return_inverse=True, return_counts=True)
-    starts = np.cumsum(sizes) - sizes
-    size = sizes[group]
-    first = np.repeat(np.arange(len(bonds)), size)
-    within = np.arange(len(first)) - np.repeat(np.cumsum(size) - size, size)
-    second = np.repeat(starts[group], size) + within
-    keep = first != second
-    return np.stack([bonds[first[keep]], bonds[second[keep]]], axis=1)
 
 
 class M3GNet(nn.Module):
@@ -242,7 +161,7 @@ class M3GNet(nn.Module):
         bond_vectors
             Neighbour minus centre position of every bond, (n_bonds, 3), Å.
         graph
-            The bond and angle indices (:func:`build_graph`).
+            The bond and angle indices (:func:`pipeline.screen.m3gnet_graph.build_graph`).
         """
         config = self.config
         centre, neighbour = graph.bond_atoms[:, 0], graph.bond_atoms[:, 1]

@@ -22,14 +22,8 @@ import torch
 from pipeline.errors import PipelineInputError, exit_on_input_error
 from pipeline.models import registry
 from pipeline.models.base import TrainJob
-from pipeline.models.training import (
-    DEVICES,
-    LossLog,
-    info_path,
-    load_model,
-    resolve_device,
-    write_loss_log,
-)
+from pipeline.models.model_files import info_path, load_model
+from pipeline.models.training import DEVICES, LossLog, resolve_device, write_loss_log
 from pipeline.records import read_records
 from pipeline.settings import setting_argument
 
