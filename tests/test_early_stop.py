@@ -16,6 +16,7 @@ from pipeline.errors import PipelineInputError
 from pipeline.records import CrystalRecord, read_records, write_records
 from pipeline.screen.batched import relax_batched
 from pipeline.screen.convex_hull import e_above_hull_of, phase_diagram
+from pipeline.screen.criteria import Criteria
 from pipeline.screen.early_stop import (
     STOPPED,
     EarlyStop,
@@ -83,13 +84,19 @@ def test_the_rule_stops_at_a_check_step_only_what_lies_above_its_limit():
     assert always.worth_symmetrising(RelaxResult(id="a", status="ok", energy_per_atom=9.0))
 
 
-def test_the_bench_replays_a_gate_as_the_watch_applies_it(repo):
+@pytest.fixture(scope="module")
+def bench(repo):
+    """bench/early_stop_rules.py, imported as a module."""
     spec = importlib.util.spec_from_file_location(
         "early_stop_rules", repo / "bench" / "early_stop_rules.py"
     )
     bench = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = bench  # its dataclasses look their module up
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_the_bench_replays_a_gate_as_the_watch_applies_it(bench):
     rule = bench.Rule(gates=((2, 0.5), (4, 0.1)))
     watch = EarlyStop({"a": 0.0}, 0.2, settings())
     for path in ([1.5, 0.65, 0.5, 0.35, 0.1], [1.5, 0.8, 0.5], [0.9, 0.6, 0.4, 0.3, 0.25, 0.2]):
@@ -100,6 +107,20 @@ def test_the_bench_replays_a_gate_as_the_watch_applies_it(repo):
             if watch(RelaxResult(id="a", status="failed", steps=step, energy_per_atom=e_hull))
         ]
         assert bench.stop_step(structure, rule, 0.2) == (watched[0] if watched else None)
+
+
+def test_a_pass_guard_gates_above_the_pass_and_may_cost_the_wider_rate(bench):
+    criteria = Criteria.default()  # passes at 0.08, within the wider rate at 0.2
+    # ends at 0.15 eV/atom: within the wider rate, no pass; at step 2 it stands at 0.5
+    path = [0.9, 0.5, 0.3, 0.15]
+    structure = bench.Structure("a", 4, pd.Series(path).to_numpy(), True, 0, 0.15, 0.15, 1.0)
+    rule = bench.Rule(gates=((2, 0.35),))
+    kept = bench.replay([structure], rule, criteria, "all")  # gate at 0.2 + 0.35: not stopped
+    guarded = bench.replay([structure], rule, criteria, "pass")  # 0.08 + 0.35: stopped
+    assert kept["stopped"] == 0 and kept["lost_metastable"] == []
+    assert guarded["stopped"] == 1 and guarded["lost_metastable"] == ["a"]
+    assert guarded["lost_passes"] == [] and guarded["same_synthesizable"] == 1.0
+    assert guarded["speedup"] == pytest.approx(4 / 2)
 
 
 @pytest.fixture(scope="module")
