@@ -12,7 +12,8 @@ target is the middle part of its id, ``<model>-<composition>-<index>``):
 * the relaxations sampled (finished shards), how many converged, how many within each E_hull
   threshold of the criteria, per relaxation attempted;
 * the same per structure generated: the sampled fraction scaled by prescreened / generated,
-  the way Kim et al. (2020) count, with a binomial standard error.
+  the way Kim et al. (2020) count, with a binomial standard error;
+* per target composition: sampled, converged, within each threshold.
 
 Without the verdict check's repeats (they run after every shard): ``verdict_stable`` is not in
 it. Prints ONE JSON line.
@@ -125,6 +126,14 @@ def main() -> None:
                 "synthesizable": rate(passes, len(ids), scale),
             },
         }
+    by_composition = {}
+    for record_id in status["id"]:
+        row = by_composition.setdefault(target_of(record_id), [0, 0, 0, 0])
+        within = criteria.within(e_hull.get(record_id, math.nan))
+        row[0] += 1
+        row[1] += record_id in e_hull
+        row[2] += within[1]
+        row[3] += within[0]
     print(
         json.dumps(
             {
@@ -138,6 +147,8 @@ def main() -> None:
                 "relaxations_sampled": len(status),
                 "prescreened": sum(prescreened.values()),
                 "groups": groups,
+                # per target: [sampled, converged, within metastable, within synthesizable]
+                "compositions": dict(sorted(by_composition.items())),
             }
         )
     )
