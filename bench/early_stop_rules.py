@@ -34,6 +34,10 @@ verdicts at each threshold on every set.
 a rule meets the bar when it loses no pass and keeps >= ``--agreement`` of the pass verdicts
 (the within-0.2 rate may fall), and the grid adds rules of three gates.
 
+``--fmax F ...`` adds every rule again with a looser force threshold: a relaxation converges
+at the first step whose largest force is below F, with the E_hull it has there (no symmetrised
+second relaxation).
+
 ``--compare FULL_SUMMARY EARLY_SUMMARY`` instead compares the verdicts of a measured early-stop
 run (``bench/relax_traces.py --early-stop``) with the full path's, structure by structure.
 """
@@ -45,7 +49,7 @@ import itertools
 import json
 import math
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +69,7 @@ class Rule:
     stall_drop: float = 0.01  # eV/atom over the window
     stall_margin: float = 0.3
     unrelaxed_max: float = math.inf
+    fmax: float = 0.0  # > 0: converged at the first step with a max force below it (eV/Å)
     symmetrise_margin: float = math.inf
 
 
@@ -78,6 +83,7 @@ class Structure:
     e_first: float  # E_hull of the converged first relaxation (NaN: failed)
     e_final: float  # after the symmetrised second relaxation (NaN: failed)
     e_unrelaxed: float
+    max_force: np.ndarray = field(default_factory=lambda: np.zeros(0))  # after each step
 
 
 def load(traces: Path, summary: Path) -> list[Structure]:
@@ -86,7 +92,8 @@ def load(traces: Path, summary: Path) -> list[Structure]:
     by_phase = {key: group for key, group in steps.groupby(["id", "phase"])}
     out = []
     for row in rows.itertuples():
-        first = by_phase[(row.id, "first")].sort_values("step")["e_above_hull"].to_numpy()
+        path = by_phase[(row.id, "first")].sort_values("step")
+        first = path["e_above_hull"].to_numpy()
         sym = by_phase.get((row.id, "symmetrise"))
         out.append(
             Structure(
@@ -98,6 +105,7 @@ def load(traces: Path, summary: Path) -> list[Structure]:
                 e_first=float(row.e_hull_first),
                 e_final=float(row.e_hull_final),
                 e_unrelaxed=float(row.e_hull_unrelaxed),
+                max_force=path["max_force"].to_numpy(),
             )
         )
     return out
@@ -122,6 +130,18 @@ def stop_step(structure: Structure, rule: Rule, largest: float) -> int | None:
     return None
 
 
+def loose_convergence(structure: Structure, rule: Rule) -> int | None:
+    """The step at which the first relaxation converges under ``rule.fmax`` before it did
+    under the screen's threshold, or None (no looser threshold, or no earlier step)."""
+    if rule.fmax <= 0 or len(structure.max_force) == 0:
+        return None
+    below = np.flatnonzero(structure.max_force <= rule.fmax)
+    if len(below) == 0:
+        return None
+    step = int(below[0]) + 1
+    return step if step < len(structure.first) or not structure.first_ok else None
+
+
 GUARDS = ("all", "pass")
 
 
@@ -142,7 +162,11 @@ def replay(structures: list[Structure], rule: Rule, criteria: Criteria, guard: s
         full = len(s.first) + s.symmetrise_steps
         full_cost += s.natoms * full
         step = stop_step(s, rule, largest)
-        if step is not None:
+        converged = loose_convergence(s, rule)
+        if converged is not None and (step is None or converged <= step):
+            # converged earlier; no symmetrised second relaxation counted
+            e_hull, steps = float(s.first[converged - 1]), converged
+        elif step is not None:
             e_hull, steps = math.nan, step
             stopped.append(s)
         elif s.first_ok and s.e_first > largest + rule.symmetrise_margin:
@@ -297,6 +321,13 @@ def main() -> None:
         " verdict only (gates above the synthesizable threshold)",
     )
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument(
+        "--fmax",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also every rule with each of these looser force thresholds (eV/Å)",
+    )
     parser.add_argument("--rule", default=None, help="JSON of one Rule: replay only it")
     parser.add_argument(
         "--compare",
@@ -318,6 +349,7 @@ def main() -> None:
         rules = [Rule(**values)]
     else:
         rules = grid(args.guard)
+        rules += [replace(rule, fmax=f) for f in args.fmax for rule in rules]
     scored = []
     for rule in rules:
         figures = {

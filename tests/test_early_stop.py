@@ -184,3 +184,15 @@ def test_the_relax_stage_stops_the_hopeless_on_the_hull(repo, starts, tmp_path):
         free.loc[kept, "energy_per_atom"].tolist(), abs=1e-5
     )
     assert math.isfinite(free.loc["start-MgO", "energy_per_atom"])
+
+
+def test_a_looser_force_threshold_converges_at_its_first_step_below(bench):
+    criteria = Criteria.default()
+    path = pd.Series([0.9, 0.4, 0.12, 0.05]).to_numpy()  # a pass only at the last step
+    forces = pd.Series([1.0, 0.3, 0.08, 0.04]).to_numpy()
+    structure = bench.Structure("a", 2, path, True, 0, 0.05, 0.05, 1.0, forces)
+    assert bench.loose_convergence(structure, bench.Rule()) is None
+    assert bench.loose_convergence(structure, bench.Rule(fmax=0.1)) == 3
+    assert bench.loose_convergence(structure, bench.Rule(fmax=0.05)) is None  # not earlier
+    figures = bench.replay([structure], bench.Rule(fmax=0.1), criteria, "pass")
+    assert figures["lost_passes"] == ["a"] and figures["speedup"] == pytest.approx(4 / 3, abs=1e-3)
