@@ -12,7 +12,7 @@ step does::
         ...
         return {"loss": loss}
     fit(job, opts, {"net": net, "opt": opt}, step, total_steps=opts.steps, desc=name)
-    save_model(job, name, opts, {"net": net.state_dict()}, elements=...)
+    save_model(job.model_path, self, opts, {"net": net.state_dict()}, elements=...)
 
 :func:`fit` resumes the newest checkpoint of the same data, options and seed (modules,
 optimisers, RNG states, the loss log), checkpoints every ``job.checkpoint_every`` steps,
