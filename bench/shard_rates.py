@@ -49,12 +49,18 @@ def target_of(record_id: str) -> str:
 def shard_sample(run: Path, potential: str) -> tuple[pd.DataFrame, list, int]:
     """The status rows and relaxed records of every finished relax shard, and their count."""
     folder = run / "results" / "screen" / "relax" / potential
-    finished = sorted(folder.glob("shard_*.csv"))
-    finished = [f for f in finished if f.with_suffix("").with_suffix(".json.gz").exists()]
+    # a shard is finished when its structures are written beside its status table
+    finished = [
+        (table, table.with_suffix(".json.gz"))
+        for table in sorted(folder.glob("shard_*.csv"))
+        if table.with_suffix(".json.gz").exists()
+    ]
     if not finished:
         raise SystemExit(f"no finished relax shard in {folder}")
-    status = pd.concat([pd.read_csv(f, dtype={"id": str}) for f in finished], ignore_index=True)
-    relaxed = [r for f in finished for r in read_records(f.with_suffix("").with_suffix(".json.gz"))]
+    status = pd.concat(
+        [pd.read_csv(table, dtype={"id": str}) for table, _ in finished], ignore_index=True
+    )
+    relaxed = [r for _, structures in finished for r in read_records(structures)]
     return status, relaxed, len(finished)
 
 
@@ -101,11 +107,13 @@ def main() -> None:
     table = hull_table(relaxed, references, default("screen.oxygen_reference"))
     e_hull = dict(zip(table["id"], table["e_above_hull"]))
     criteria = Criteria.default()
+    # (within synthesizable, within metastable) of every sampled relaxation; NaN: not converged
+    within_of = {i: criteria.within(e_hull.get(i, math.nan)) for i in status["id"]}
 
     groups = {}
     for group in sorted(set(generated) - {None}):
         ids = [i for i in status["id"] if group_of.get(target_of(i)) == group]
-        within = [criteria.within(e_hull.get(i, math.nan)) for i in ids]
+        within = [within_of[i] for i in ids]
         passes, metastable = sum(w[0] for w in within), sum(w[1] for w in within)
         scale = prescreened[group] / generated[group] if generated[group] else 0.0
         groups[group] = {
@@ -129,7 +137,7 @@ def main() -> None:
     by_composition = {}
     for record_id in status["id"]:
         row = by_composition.setdefault(target_of(record_id), [0, 0, 0, 0])
-        within = criteria.within(e_hull.get(record_id, math.nan))
+        within = within_of[record_id]
         row[0] += 1
         row[1] += record_id in e_hull
         row[2] += within[1]
